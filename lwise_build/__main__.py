@@ -1,0 +1,5 @@
+"""``python -m lwise_build`` is the ``lwise-build`` CLI."""
+
+from .cli import main
+
+main()

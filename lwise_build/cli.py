@@ -1,0 +1,198 @@
+"""The ``lwise-build`` command line: each command is a few lines that call into the library.
+
+User mistakes print one line (``error: ...``) and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .errors import UserError
+
+PARAMS_OPTION = click.option(
+    "--params", "params_path", default="params.yaml", show_default=True,
+    type=click.Path(dir_okay=False), help="The params file to read.",
+)
+
+
+def with_params(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--params`` to a command and pass the validated :class:`Params` as ``params``."""
+
+    @PARAMS_OPTION
+    @click.pass_context
+    @functools.wraps(fn)
+    def wrapper(ctx: click.Context, params_path: str, **kwargs: Any) -> Any:
+        from .params import load_params
+
+        ctx.obj["params"] = load_params(params_path)
+        ctx.obj["params_path"] = params_path
+        return fn(params=ctx.obj["params"], **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.version_option(package_name="lwise-build")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Build model-guided image datasets: difficulty, enhancement, curricula, metamers."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@cli.command()
+@with_params
+def check(params: Any) -> None:
+    """Validate the params file and list the stages that would run."""
+    from .pipeline import planned_stages
+
+    click.echo("params OK")
+    for line in planned_stages(params):
+        click.echo(f"  {line}")
+
+
+@cli.command()
+@click.argument("corpus")
+@with_params
+def ingest(params: Any, corpus: str) -> None:
+    """Canonicalise a corpus's images into data/<corpus>/images/."""
+    from .ingest import run
+
+    run(params, corpus)
+
+
+@cli.command()
+@click.argument("corpus")
+@click.argument("model")
+@with_params
+def train(params: Any, corpus: str, model: str) -> None:
+    """Train (or import) MODEL on CORPUS into data/<corpus>/models/<model>/."""
+    from .train import run
+
+    run(params, corpus, model)
+
+
+@cli.command()
+@click.argument("corpus")
+@with_params
+def score(params: Any, corpus: str) -> None:
+    """Difficulty columns from each scoring model into data/<corpus>/scores/."""
+    from .scoring import run
+
+    run(params, corpus)
+
+
+@cli.command()
+@click.argument("corpus")
+@with_params
+def enhance(params: Any, corpus: str) -> None:
+    """Enhanced images at every budget into data/<corpus>/enhanced/."""
+    from .enhance_stage import run
+
+    run(params, corpus)
+
+
+@cli.command()
+@click.argument("corpus")
+@with_params
+def curriculum(params: Any, corpus: str) -> None:
+    """Trial sequences for every curriculum into data/<corpus>/curricula/."""
+    from .curriculum import run
+
+    run(params, corpus)
+
+
+@cli.command()
+@click.argument("corpus")
+@with_params
+def metamers(params: Any, corpus: str) -> None:
+    """Model metamers and their recognisability into data/<corpus>/metamers/."""
+    from .metamer_stage import run
+
+    run(params, corpus)
+
+
+@cli.command()
+@click.argument("corpus")
+@with_params
+def export(params: Any, corpus: str) -> None:
+    """The Hugging Face dataset folder into data/<corpus>/hub/."""
+    from .export import run
+
+    run(params, corpus)
+
+
+@cli.command()
+@click.argument("corpus")
+@with_params
+def report(params: Any, corpus: str) -> None:
+    """The self-contained HTML explorer into data/<corpus>/report/."""
+    from .report import run
+
+    run(params, corpus)
+
+
+@cli.command()
+@click.argument("corpus")
+@click.option("--repo", help="Hub repository org/name (default: export.repo_id).")
+@click.option("--version", "version", help="Version to tag (default: export.version).")
+@click.option("--private", is_flag=True, help="Create the Hub repository as private.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--to", "to", help="Publish to this git remote URL or path instead of the Hub.")
+@click.option("--allow-dirty", is_flag=True, help="Publish even with a dirty tree or stale dvc.lock.")
+@with_params
+def publish(params: Any, corpus: str, **options: Any) -> None:
+    """Upload data/<corpus>/hub/ and tag v<version>; never moves an existing tag."""
+    from .hub import publish as do_publish
+
+    do_publish(params, corpus, **options)
+
+
+@cli.command()
+@click.argument("repo")
+@click.option("--version", "version", required=True, help="Dataset version (the tag v<version>).")
+@click.option("--config", "config", help="Only the files of this config (e.g. curriculum-lwise).")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Copy the files here.")
+def pull(repo: str, version: str, config: str | None, out: str | None) -> None:
+    """Fetch a published dataset at a pinned version (offline from cache once fetched)."""
+    from .hub import pull as do_pull
+
+    do_pull(repo, version, config=config, out=out)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--format", "fmt", type=click.Choice(["bibtex", "cff"]), default="bibtex", show_default=True)
+@PARAMS_OPTION
+def cite(target: str, fmt: str, params_path: str) -> None:
+    """Citation for a corpus build, an org/name[@version] on the Hub, or an exported folder."""
+    from .citation import cite as do_cite
+
+    click.echo(do_cite(target, fmt=fmt, params_path=params_path))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors for user mistakes, tracebacks only with ``--debug``."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cli.main(args=args, prog_name="lwise-build", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        if "--debug" in args:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished shards are kept in the cache; rerun to continue", err=True)
+        sys.exit(130)

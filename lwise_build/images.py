@@ -1,0 +1,119 @@
+"""Canonical images: decode, orient, convert, resize and crop, PNG-encode; ids from content.
+
+Every model-derived column refers to these exact pixels. Inside the code pixels are floats in
+[0, 1], shaped (N, C, H, W).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+#: Larger images are refused as decompression bombs (about 16k x 16k pixels).
+MAX_PIXELS = 268_435_456
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class BadImage(Exception):
+    """An input that is not a usable image; the message is the reason shown in the stage report."""
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Decode fully (so truncation is caught here), or raise :class:`BadImage` with the reason."""
+    if not data:
+        raise BadImage("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImage(f"decompression bomb ({exc})") from None
+    except Image.UnidentifiedImageError:
+        raise BadImage("not an image") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImage(f"unreadable image ({exc})") from None
+    if img.width == 0 or img.height == 0:
+        raise BadImage("zero-size image")
+    return img
+
+
+def to_mode(img: Image.Image, grayscale: bool) -> Image.Image:
+    """RGB (or L) from any mode: alpha dropped over white would change pixels, so it is dropped."""
+    target = "L" if grayscale else "RGB"
+    if img.mode == target:
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = arr.max() if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "P":
+        img = img.convert("RGBA")
+    elif img.mode == "CMYK" or img.mode.startswith("YCbCr"):
+        img = img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = img.convert("RGB" if img.mode.startswith(("RGB", "P")) else "L")
+    return img.convert(target)
+
+
+def resize_crop(img: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` (bicubic, antialiased) and centre-crop a square."""
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=None)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def canonical_png(data: bytes, size: int, grayscale: bool) -> bytes:
+    """Decode ``data`` and return the canonical PNG bytes (raises :class:`BadImage`)."""
+    img = open_image(data)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except (OSError, ValueError, TypeError, KeyError):  # a broken EXIF block is ignored
+        pass
+    img = resize_crop(to_mode(img, grayscale), size)
+    return encode_png(np.asarray(img))
+
+
+def encode_png(arr: np.ndarray) -> bytes:
+    """Deterministic PNG bytes of a uint8 (H, W) or (H, W, C) array."""
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def image_id(png: bytes) -> str:
+    """The id of a canonical image: the first 16 hex digits of the SHA-256 of its PNG."""
+    return hashlib.sha256(png).hexdigest()[:16]
+
+
+def decode_png(png: bytes) -> np.ndarray:
+    """PNG bytes -> uint8 array (H, W, C) with C = 1 or 3."""
+    arr = np.asarray(Image.open(io.BytesIO(png)))
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def to_tensor(pngs: Sequence[bytes]) -> torch.Tensor:
+    """Decode a batch of canonical PNGs into a float tensor (N, C, H, W) in [0, 1]."""
+    arr = np.stack([decode_png(p) for p in pngs])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def quantize(x: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) floats in [0, 1] -> uint8 (N, H, W, C), rounding to nearest (what is stored)."""
+    arr = x.detach().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return arr[..., 0] if arr.shape[-1] == 1 else arr
+
+
+def to_pngs(x: torch.Tensor) -> list[bytes]:
+    """Encode a float batch (N, C, H, W) in [0, 1] as lossless PNGs."""
+    return [encode_png(a) for a in quantize(x)]

@@ -1,0 +1,157 @@
+"""Models: a string-keyed architecture registry and the :class:`Classifier` every stage uses.
+
+A :class:`Classifier` takes (N, C, H, W) images in [0, 1], normalises them inside (mean/std
+travel with the model) and returns logits. Its named stages (``layers()``) let metamer synthesis
+stop the forward pass at any of them (``forward_to``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+ArchFactory = Callable[[int, int], "tuple[nn.Module, list[str]]"]
+_ARCHS: dict[str, ArchFactory] = {}
+
+
+def register(name: str) -> Callable[[ArchFactory], ArchFactory]:
+    """Register ``factory(num_classes, in_channels) -> (net, stage names)`` under ``name``."""
+
+    def deco(factory: ArchFactory) -> ArchFactory:
+        _ARCHS[name] = factory
+        return factory
+
+    return deco
+
+
+def _conv_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=False),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=False),
+        nn.MaxPool2d(2),
+    )
+
+
+def _small_cnn(widths: Sequence[int]) -> ArchFactory:
+    def factory(num_classes: int, in_channels: int) -> tuple[nn.Module, list[str]]:
+        stages: OrderedDict[str, nn.Module] = OrderedDict()
+        cin = in_channels
+        for i, w in enumerate(widths, start=1):
+            stages[f"block{i}"] = _conv_block(cin, w)
+            cin = w
+        stages["avgpool"] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        stages["fc"] = nn.Linear(cin, num_classes)
+        return nn.Sequential(stages), list(stages)
+
+    return factory
+
+
+register("smallcnn")(_small_cnn((32, 64, 128)))
+register("smallcnn-tiny")(_small_cnn((16, 32)))
+register("smallcnn-wide")(_small_cnn((64, 128, 256)))
+
+
+def _torchvision(name: str) -> ArchFactory:
+    def factory(num_classes: int, in_channels: int) -> tuple[nn.Module, list[str]]:
+        import torchvision
+
+        net = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+        if in_channels != 3:
+            raise UserError(f"arch {name!r}: torchvision models take 3 channels, got {in_channels}")
+        names = [n for n, _ in net.named_children()]
+        return net, names
+
+    return factory
+
+
+for _name in ("resnet18", "resnet34", "resnet50", "resnet101", "vgg16", "alexnet",
+              "mobilenet_v3_small", "efficientnet_b0", "convnext_tiny", "vit_b_16"):
+    register(_name)(_torchvision(_name))
+
+
+def architectures() -> list[str]:
+    """Registered architecture names (``timm:<name>`` also works when timm is installed)."""
+    return sorted(_ARCHS)
+
+
+def create_net(arch: str, num_classes: int, in_channels: int = 3) -> tuple[nn.Module, list[str]]:
+    """Build an untrained network and the names of its sequential stages."""
+    if arch.startswith("timm:"):
+        try:
+            import timm
+        except ImportError:
+            raise UserError(f"arch {arch!r}: install timm to use timm architectures") from None
+        net = timm.create_model(arch[5:], pretrained=False, num_classes=num_classes, in_chans=in_channels)
+        return net, [n for n, _ in net.named_children()]
+    if arch not in _ARCHS:
+        import difflib
+
+        close = difflib.get_close_matches(arch, _ARCHS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"arch: unknown architecture {arch!r}{hint}; known: {', '.join(architectures())}")
+    return _ARCHS[arch](num_classes, in_channels)
+
+
+class Classifier(nn.Module):
+    """Normalisation + network: images in [0, 1] in, logits out; always built in eval mode."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        stages: Sequence[str],
+        mean: Sequence[float],
+        std: Sequence[float],
+        classes: Sequence[str],
+        arch: str = "custom",
+    ):
+        super().__init__()
+        self.net = net
+        self.stages = list(stages)
+        self.classes = list(classes)
+        self.arch = arch
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+        self.model_hash = ""
+        self.eval()
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+    def layers(self) -> list[str]:
+        """Named stages, nearest the input first (metamer layers); the last gives the logits."""
+        return list(self.stages) if self._is_sequential() else []
+
+    def forward_to(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        """Activations at ``layer``, running only the stages up to it."""
+        if layer not in self.layers():
+            raise UserError(f"layer {layer!r} is not a stage of this model (stages: {', '.join(self.layers())})")
+        h = self.normalize(x)
+        for name in self.stages:
+            h = self._run_stage(name, h)
+            if name == layer:
+                return h
+        raise AssertionError("unreachable")
+
+    def _is_sequential(self) -> bool:
+        return isinstance(self.net, nn.Sequential) or self._torchvision_resnet()
+
+    def _torchvision_resnet(self) -> bool:
+        return all(hasattr(self.net, n) for n in ("conv1", "layer1", "avgpool", "fc"))
+
+    def _run_stage(self, name: str, h: torch.Tensor) -> torch.Tensor:
+        module = getattr(self.net, name)
+        if name == "fc" and h.dim() > 2:
+            h = torch.flatten(h, 1)
+        return module(h)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
