@@ -155,3 +155,68 @@ class Classifier(nn.Module):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+
+# ---------------------------------------------------------------- built model folders ---------
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def save_model(model: Classifier, folder, extra: dict | None = None) -> str:
+    """Write ``model.safetensors`` + ``config.json`` (enough for :func:`load_model`); return the hash."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from .tables import file_digest
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    digest = file_digest(folder / WEIGHTS_FILE)
+    config = {
+        "arch": model.arch, "classes": model.classes, "in_channels": int(model.mean.shape[1]),
+        "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
+        "sha256": digest, **(extra or {}),
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    model.model_hash = digest
+    return digest
+
+
+def load_model_dir(folder) -> Classifier:
+    """Load a folder written by :func:`save_model` (safetensors only: no code is unpickled)."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    cfg_path = folder / CONFIG_FILE
+    if not cfg_path.is_file() or not (folder / WEIGHTS_FILE).is_file():
+        raise UserError(f"{folder}: not a built model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    cfg = json.loads(cfg_path.read_text())
+    net, stages = create_net(cfg["arch"], len(cfg["classes"]), cfg.get("in_channels", 3))
+    net.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    model = Classifier(net, stages, cfg["mean"], cfg["std"], cfg["classes"], arch=cfg["arch"])
+    model.model_hash = cfg.get("sha256", "")
+    return model
+
+
+def model_dir(params, name: str):
+    """``data/<corpus>/models/<name>``: where the train stage puts model ``name``."""
+    from .tables import stage_dir
+
+    return stage_dir(params.model(name).corpus, "models") / name
+
+
+def load_named(params, name: str, device: torch.device | str = "cpu") -> Classifier:
+    """The built model called ``name`` in params, on ``device``, in eval mode, grads off."""
+    folder = model_dir(params, name)
+    if not (folder / CONFIG_FILE).is_file():
+        raise UserError(f"model {name!r} is not built yet ({folder}); run `dvc repro train@{name}`")
+    model = load_model_dir(folder).to(device).eval()
+    model.requires_grad_(False)
+    return model

@@ -1,0 +1,112 @@
+"""Figures: one piece of code draws each picture for ``dvc plots``, the Hub card and the report.
+
+Stages save PNGs into ``data/<corpus>/plots/<stage>/``; export and report embed those same files.
+PNGs are written without timestamps so rebuilds are byte-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 100, "font.size": 9, "axes.spines.top": False,
+                         "axes.spines.right": False, "svg.hashsalt": "lwise"})
+    return plt
+
+
+def save(fig, path: Path) -> Path:
+    """Save deterministically (no date metadata) and close."""
+    plt = _plt()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", metadata={"Software": None}, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def histograms(groups: Mapping[str, np.ndarray], path: Path, *, title: str, xlabel: str, bins: int = 20) -> Path:
+    """Small-multiple histograms, one panel per group (e.g. difficulty per class)."""
+    plt = _plt()
+    n = max(1, len(groups))
+    cols = min(5, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.8 * rows), squeeze=False, sharex=True)
+    for ax, (name, values) in zip(axes.flat, groups.items()):
+        ax.hist(np.asarray(values, dtype=float), bins=bins, range=(0, 1) if xlabel.endswith("[0,1]") else None,
+                color="#4c72b0")
+        ax.set_title(str(name), fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.supxlabel(xlabel)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def lines(x: Sequence[float], series: Mapping[str, Sequence[float]], path: Path, *, title: str,
+          xlabel: str, ylabel: str, logx: bool = False) -> Path:
+    """One line per series over a shared x (e.g. logit gain vs budget per guide)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for name, ys in series.items():
+        ax.plot(list(x), list(ys), marker="o", label=str(name))
+    if logx:
+        ax.set_xscale("log", base=2)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def scatter(x: np.ndarray, y: np.ndarray, path: Path, *, title: str, xlabel: str, ylabel: str) -> Path:
+    """A scatter plot (e.g. robust logit vs observer accuracy)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.scatter(np.asarray(x), np.asarray(y), s=6, alpha=0.6)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return save(fig, path)
+
+
+def image_grid(images: np.ndarray, path: Path, *, row_labels: Sequence[str] = (),
+               col_labels: Sequence[str] = (), title: str = "") -> Path:
+    """A grid of uint8 images shaped (rows, cols, H, W[, C]) with optional labels."""
+    plt = _plt()
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.4), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            img = images[r, c]
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and c < len(col_labels):
+                ax.set_title(str(col_labels[c]), fontsize=7)
+            if c == 0 and r < len(row_labels):
+                ax.set_ylabel(str(row_labels[r]), fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
+def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: Path, *, title: str) -> Path:
+    """A labelled matrix with values printed (e.g. metamer recognisability: generator/layer x judge)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 2.5, 0.35 * len(rows) + 1.2))
+    im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols], rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows], fontsize=7)
+    for (i, j), v in np.ndenumerate(matrix):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w" if v < 0.6 else "k")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_title(title)
+    return save(fig, path)

@@ -1,0 +1,58 @@
+"""Shared fixtures: an isolated data/cache root and a tiny images table like ingest writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point stage outputs (LWISE_DATA) and the shard cache (LWISE_CACHE) into tmp_path."""
+    root = tmp_path / "data"
+    monkeypatch.setenv("LWISE_DATA", str(root))
+    monkeypatch.setenv("LWISE_CACHE", str(tmp_path / "cache"))
+    return root
+
+
+def write_images_table(folder: Path, arrays: np.ndarray, labels: list[int], splits: list[str],
+                       class_names: list[str], extra: dict | None = None) -> list[str]:
+    """Write ``arrays`` (N, H, W[, C] uint8) as an images table (the ingest schema); return ids."""
+    from datasets import ClassLabel, Features, Image, Value
+
+    from lwise_build.images import encode_png, image_id
+    from lwise_build.tables import write_table
+
+    pngs = [encode_png(a) for a in arrays]
+    ids = [image_id(p) for p in pngs]
+    rows = {
+        "id": ids, "image": [{"bytes": p, "path": None} for p in pngs], "label": list(labels),
+        "split": list(splits), "source": [f"array:{i}" for i in range(len(pngs))], **(extra or {}),
+    }
+    feats = {"id": Value("string"), "image": Image(), "label": ClassLabel(names=class_names),
+             "split": Value("string"), "source": Value("string")}
+    for key, values in (extra or {}).items():
+        feats[key] = Value("float64" if isinstance(values[0], float) else "string")
+    write_table([rows], Features(feats), Path(folder))
+    return ids
+
+
+@pytest.fixture
+def tiny_images(data_root: Path):
+    """A 3-class, 8-px-per-class-pattern grayscale corpus of 60 images at data/toy/images."""
+    rng = np.random.default_rng(0)
+    n_per, size, names = 20, 16, ["bar", "dot", "ring"]
+    arrays, labels, splits = [], [], []
+    yy, xx = np.mgrid[:size, :size]
+    for c in range(3):
+        for i in range(n_per):
+            base = [(xx == 8), ((yy - 8) ** 2 + (xx - 8) ** 2 < 9),
+                    np.abs(np.hypot(yy - 8, xx - 8) - 5) < 1.2][c].astype(float)
+            img = np.clip(base * (0.6 + 0.4 * rng.random()) + 0.15 * rng.random((size, size)), 0, 1)
+            arrays.append((img * 255).astype(np.uint8))
+            labels.append(c)
+            splits.append(["train", "train", "train", "validation", "test"][i % 5])
+    ids = write_images_table(data_root / "toy" / "images", np.stack(arrays), labels, splits, names)
+    return {"root": data_root, "ids": ids, "labels": labels, "splits": splits, "classes": names}
