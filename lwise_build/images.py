@@ -10,10 +10,13 @@ import hashlib
 import io
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    import torch
 
 #: Larger images are refused as decompression bombs (about 16k x 16k pixels).
 MAX_PIXELS = 268_435_456
@@ -104,12 +107,16 @@ def decode_png(png: bytes) -> np.ndarray:
 
 def to_tensor(pngs: Sequence[bytes]) -> torch.Tensor:
     """Decode a batch of canonical PNGs into a float tensor (N, C, H, W) in [0, 1]."""
+    import torch
+
     arr = np.stack([decode_png(p) for p in pngs])
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def quantize(x: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) floats in [0, 1] -> uint8 (N, H, W, C), rounding to nearest (what is stored)."""
+    import torch
+
     arr = x.detach().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return arr[..., 0] if arr.shape[-1] == 1 else arr
 

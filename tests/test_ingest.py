@@ -1,0 +1,217 @@
+"""Ingest: every source kind, bad inputs, canonical pixels, splits, determinism."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from PIL import Image
+
+from lwise_build import ingest
+from lwise_build.errors import UserError
+from lwise_build.params import load_params
+from lwise_build.tables import read_features, read_table
+
+COLORS = {"cat": (200, 30, 30), "dög": (30, 200, 30), "猫": (30, 30, 200)}
+
+
+def save_img(path: Path, color, size=(40, 30), mode="RGB", fmt=None, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(abs(hash(str(path))) % 2**32)
+    arr = np.clip(np.array(color)[None, None] + rng.integers(-20, 20, (size[1], size[0], 3)), 0, 255)
+    Image.fromarray(arr.astype(np.uint8)).convert(mode).save(path, format=fmt, **kw)
+    return path
+
+
+def make_folder(root: Path, per_class: int = 6, splits: bool = False) -> Path:
+    for c, color in COLORS.items():
+        for i in range(per_class):
+            sub = root / (["train", "val", "test"][i % 3] if splits else "") / c
+            save_img(sub / f"{i}.png", (color[0] + i * 3, color[1], color[2]))
+    return root
+
+
+def write_params(tmp_path: Path, ingest_params: dict, seed: int = 0) -> Path:
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({"seed": seed, "corpora": {"c": {"ingest": ingest_params}}}, allow_unicode=True))
+    return p
+
+
+def run_ingest(tmp_path: Path, **ingest_params):
+    ingest_params.setdefault("image_size", 16)
+    ingest.run(load_params(write_params(tmp_path, ingest_params)), "c")
+    folder = tmp_path / "data" / "c" / "images"
+    return read_table(folder).to_pylist(), read_features(folder), json.loads((folder / "report.json").read_text())
+
+
+def test_builtin_digits(data_root, tmp_path):
+    rows, feats, report = run_ingest(tmp_path, source="builtin:digits", grayscale=True, image_size=32)
+    assert len(rows) == report["images"] > 1700
+    assert feats["label"].names == [str(i) for i in range(10)]
+    img = Image.open(io.BytesIO(rows[0]["image"]["bytes"]))
+    assert img.size == (32, 32) and img.mode == "L"
+    assert {r["split"] for r in rows} == {"train", "validation", "test"}
+
+
+def test_imagefolder_unicode_classes_and_ignored_files(data_root, tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    (root / "cat" / ".DS_Store").write_bytes(b"\x00junk")
+    rows, feats, report = run_ingest(tmp_path, source=f"imagefolder:{root}")
+    assert feats["label"].names == sorted(COLORS)
+    assert len(rows) == 18 and report["skipped"] == 0
+    assert all(Image.open(io.BytesIO(r["image"]["bytes"])).size == (16, 16) for r in rows)
+
+
+def test_imagefolder_split_folders_are_kept(data_root, tmp_path):
+    root = make_folder(tmp_path / "imgs", splits=True)
+    rows, _, _ = run_ingest(tmp_path, source=f"imagefolder:{root}")
+    assert {r["split"] for r in rows} == {"train", "validation", "test"}
+    assert all(r["source"].split("/")[0] in ("train", "val", "test") for r in rows)
+    assert all((r["split"] == "validation") == r["source"].startswith("val/") for r in rows)
+
+
+def test_manifest_csv_with_metadata_and_group_split(data_root, tmp_path):
+    root = tmp_path / "m"
+    lines = ["path,label,lesion_id,human_accuracy"]
+    for i in range(30):
+        c = ["nv", "mel"][i % 2]
+        save_img(root / f"{i}.jpg", (i * 8, 100, 50 + 100 * (i % 2)), fmt="JPEG")
+        lines.append(f"{i}.jpg,{c},L{i // 3},{i / 30:.3f}")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    rows, feats, _ = run_ingest(tmp_path, source=f"manifest:{root / 'manifest.csv'}", image_column="path",
+                                splits={"train": 0.6, "validation": 0.2, "test": 0.2, "group_by": "lesion_id"})
+    assert feats["human_accuracy"].dtype == "float64" and feats["lesion_id"].dtype == "string"
+    split_of = {}
+    for r in rows:
+        assert split_of.setdefault(r["lesion_id"], r["split"]) == r["split"]
+    assert len(set(split_of.values())) == 3
+
+
+def test_manifest_parquet_with_splits(data_root, tmp_path):
+    import pyarrow as pa
+
+    root = tmp_path / "m"
+    paths = [save_img(root / f"{i}.png", (i * 20, 0, 0)).name for i in range(6)]
+    pq.write_table(pa.table({"image": paths, "label": ["a", "b"] * 3,
+                             "split": ["train", "val", "test", "train", "valid", "test"]}), root / "m.parquet")
+    rows, _, _ = run_ingest(tmp_path, source=f"manifest:{root / 'm.parquet'}")
+    assert [r["split"] for r in rows] == ["train", "validation", "test", "train", "validation", "test"]
+
+
+def test_hf_local_dataset(data_root, tmp_path):
+    import datasets
+
+    imgs = [Image.new("RGB", (20, 24), (i * 30, 0, 0)) for i in range(6)]
+    ds = datasets.Dataset.from_dict(
+        {"img": imgs, "y": [0, 1, 0, 1, 0, 1]},
+        features=datasets.Features({"img": datasets.Image(), "y": datasets.ClassLabel(names=["no", "yes"])}),
+    )
+    datasets.DatasetDict({"train": ds.select(range(4)), "test": ds.select(range(4, 6))}).save_to_disk(tmp_path / "hf")
+    rows, feats, _ = run_ingest(tmp_path, source=f"hf:{tmp_path / 'hf'}", image_column="img", label_column="y")
+    assert feats["label"].names == ["no", "yes"] and len(rows) == 6
+    assert [r["split"] for r in rows].count("test") == 2
+
+
+def test_bad_inputs_are_skipped_and_listed(data_root, tmp_path):
+    root = make_folder(tmp_path / "imgs", per_class=40)
+    bad = root / "cat"
+    (bad / "empty.png").write_bytes(b"")
+    (bad / "text.jpg").write_text("not an image")
+    full = save_img(bad / "trunc_src.jpg", (1, 2, 3), size=(64, 64), fmt="JPEG")
+    (bad / "trunc.jpg").write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
+    full.unlink()
+    Image.new("L", (20000, 20000)).save(bad / "bomb.png")  # > MAX_PIXELS / 2 triggers the bomb check
+    rows, _, report = run_ingest(tmp_path, source=f"imagefolder:{root}", max_bad_fraction=0.1)
+    reasons = {Path(s["source"]).name: s["reason"] for s in report["skipped_files"]}
+    assert set(reasons) == {"empty.png", "text.jpg", "trunc.jpg", "bomb.png"}
+    assert reasons["empty.png"] == "empty file" and reasons["text.jpg"] == "not an image"
+    assert "decompression bomb" in reasons["bomb.png"] and "unreadable" in reasons["trunc.jpg"]
+    assert len(rows) == 120
+
+
+def test_too_many_bad_files_fail_in_one_line(data_root, tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    for i in range(3):
+        (root / "cat" / f"bad{i}.png").write_bytes(b"garbage")
+    with pytest.raises(UserError) as exc:
+        run_ingest(tmp_path, source=f"imagefolder:{root}")
+    msg = str(exc.value)
+    assert "3 of 21 images unreadable" in msg and "max_bad_fraction" in msg and "\n" not in msg
+    assert not (tmp_path / "data" / "c" / "images").exists()
+    assert (tmp_path / "data" / "c" / "ingest-errors.json").exists()
+
+
+def test_same_image_two_labels_fails_and_exact_duplicates_are_dropped(data_root, tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    (root / "cat" / "copy.png").write_bytes((root / "cat" / "0.png").read_bytes())
+    _, _, report = run_ingest(tmp_path, source=f"imagefolder:{root}")
+    assert report["duplicates_removed"] == 1 and report["images"] == 18
+    (root / "dög" / "stolen.png").write_bytes((root / "cat" / "0.png").read_bytes())
+    with pytest.raises(UserError, match="labelled"):
+        run_ingest(tmp_path, source=f"imagefolder:{root}")
+
+
+def test_min_per_class(data_root, tmp_path):
+    root = make_folder(tmp_path / "imgs", per_class=2)
+    with pytest.raises(UserError, match="class 'cat' has 2 usable images, fewer than .*min_per_class"):
+        run_ingest(tmp_path, source=f"imagefolder:{root}", min_per_class=3)
+
+
+def test_exif_rotation_and_odd_modes(data_root, tmp_path):
+    root = tmp_path / "imgs"
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = 255  # left half white: wide image
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    (root / "a").mkdir(parents=True)
+    img.save(root / "a" / "rot.jpg", exif=exif, quality=95)
+    modes = {"rgba.png": "RGBA", "p.png": "P", "la.png": "LA", "cmyk.jpg": "CMYK", "i16.png": "I;16", "one.png": "1"}
+    for name, mode in modes.items():
+        save_img(root / "b" / name, (120, 60, 30), mode=mode if mode != "I;16" else "L")
+    Image.fromarray((np.arange(400).reshape(20, 20) * 100).astype(np.uint16)).save(root / "b" / "i16.png")
+    rows, _, report = run_ingest(tmp_path, source=f"imagefolder:{root}", image_size=20)
+    assert report["skipped"] == 0 and len(rows) == 1 + len(modes)
+    rot = next(r for r in rows if r["source"].endswith("rot.jpg"))
+    px = np.asarray(Image.open(io.BytesIO(rot["image"]["bytes"])))
+    assert px.shape == (20, 20, 3)
+    assert px[:5].mean() > 200 and px[-5:].mean() < 50  # white half now on top
+
+
+def test_two_ingests_are_byte_identical_and_independent_of_listing(data_root, tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    run_ingest(tmp_path, source=f"imagefolder:{root}", workers=2)
+    shards = sorted((tmp_path / "data" / "c" / "images").glob("*"))
+    first = {p.name: p.read_bytes() for p in shards}
+    run_ingest(tmp_path, source=f"imagefolder:{root}", workers=1)
+    assert {p.name: p.read_bytes() for p in sorted((tmp_path / "data" / "c" / "images").glob("*"))} == first
+
+
+def test_sharding_bounds_shard_size(data_root, tmp_path):
+    rows, _, _ = run_ingest(tmp_path, source="builtin:digits", grayscale=True, image_size=64, shard_mb=1)
+    shards = sorted((tmp_path / "data" / "c" / "images").glob("data-*.parquet"))
+    assert len(shards) > 1 and shards[0].name.endswith(f"-of-{len(shards):05d}.parquet")
+    assert len(rows) > 1700
+
+
+def test_missing_source_and_unknown_scheme(data_root, tmp_path):
+    with pytest.raises(UserError, match="folder .* not found"):
+        run_ingest(tmp_path, source=f"imagefolder:{tmp_path / 'nope'}")
+    with pytest.raises(UserError, match="unknown builtin corpus 'mnist'"):
+        run_ingest(tmp_path, source="builtin:mnist")
+    with pytest.raises(UserError, match="manifest .* not found"):
+        run_ingest(tmp_path, source=f"manifest:{tmp_path / 'm.csv'}")
+
+
+def test_manifest_missing_column_and_missing_file(data_root, tmp_path):
+    (tmp_path / "m.csv").write_text("file,label\na.png,x\n")
+    with pytest.raises(UserError, match="manifest has no column 'image'"):
+        run_ingest(tmp_path, source=f"manifest:{tmp_path / 'm.csv'}")
+    (tmp_path / "m.csv").write_text("image,label\na.png,x\n")
+    with pytest.raises(UserError, match="1 of 1 images unreadable .* a.png: file not found"):
+        run_ingest(tmp_path, source=f"manifest:{tmp_path / 'm.csv'}")
