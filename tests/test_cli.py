@@ -1,0 +1,55 @@
+"""The CLI: every command's --help, one-line errors without tracebacks, --debug shows them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from lwise_build.cli import cli
+
+COMMANDS = sorted(cli.commands)
+
+
+def test_every_pipeline_command_is_listed():
+    assert set(COMMANDS) >= {"check", "ingest", "train", "score", "enhance", "curriculum", "metamers",
+                             "export", "report", "publish", "pull", "cite"}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help(name):
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output and cli.commands[name].get_short_help_str()[:20] in " ".join(result.output.split())
+
+
+def test_group_help_lists_every_command():
+    out = CliRunner().invoke(cli, ["--help"]).output
+    assert all(name in out for name in COMMANDS)
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lwise_build", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path):
+    (tmp_path / "params.yaml").write_text("corpora:\n  c:\n    ingest: {source: builtin:digits, image_size: -3}\n")
+    res = run("check", cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip() == "error: corpora.c.ingest.image_size: must be positive, got -3"
+    res = run("--debug", "check", cwd=tmp_path)
+    assert "Traceback" in res.stderr
+
+
+def test_unknown_corpus(tmp_path):
+    (tmp_path / "params.yaml").write_text("corpora:\n  c:\n    ingest: {source: builtin:digits}\n")
+    res = run("ingest", "nope", cwd=tmp_path)
+    assert res.returncode == 2 and "corpus 'nope' is not in params (known: c)" in res.stderr
+
+
+def test_check_lists_stages(tmp_path):
+    (tmp_path / "params.yaml").write_text("corpora:\n  c:\n    ingest: {source: builtin:digits}\n")
+    res = run("check", cwd=tmp_path)
+    assert res.returncode == 0 and "ingest@c -> data/c/images" in res.stdout
