@@ -1,4 +1,8 @@
-"""The published L-WISE conditions as block lists (REFERENCE.md section 1, Curriculum)."""
+"""The published L-WISE conditions as block lists (REFERENCE.md section 1, Curriculum).
+
+Every preset has the published session shape: 6 curriculum blocks (training, feedback), 2 natural
+set-aside training blocks (7-8, feedback) and 2 natural set-aside test blocks (no feedback).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ if TYPE_CHECKING:
 LWISE_FRACTIONS = (0.10, 0.25, 0.40, 0.55, 0.70, 0.85)
 #: Published budget taper for fine-grained and medical tasks (blocks 1-6).
 LWISE_BUDGETS = (8.0, 4.0, 2.0, 1.0, 0.5, 0.25)
+#: Natural set-aside training blocks (7-8) and test blocks after the curriculum blocks.
+SET_ASIDE_TRAIN_BLOCKS = 2
+TEST_BLOCKS = 2
 #: preset -> (uses easiest-first selection, uses the budget taper, shuffled)
 PRESETS = {
     "lwise": (True, True, False),
@@ -28,30 +35,45 @@ PRESETS = {
 
 def expand_blocks(cur: CurriculumParams, where: str = "curriculum") -> list[BlockParams]:
     """The explicit blocks of a curriculum: its own for ``custom``, else the preset's 10 blocks."""
-    from .params import BlockParams
-
     if cur.preset == "custom":
         if not cur.blocks:
             raise UserError(f"{where}.blocks: a custom curriculum needs at least one block")
+        if cur.budgets:
+            raise UserError(f"{where}.budgets: a custom curriculum gives each block its own budget")
         return [_with_feedback(b) for b in cur.blocks]
     if cur.blocks:
         raise UserError(f"{where}.blocks: give either a preset or blocks, not both")
     select, enhance, _ = PRESETS[cur.preset]
-    budgets = cur.budgets or (LWISE_BUDGETS if enhance else ())
-    if enhance and len(budgets) != len(LWISE_FRACTIONS):
-        raise UserError(f"{where}.budgets: the {cur.preset} preset needs 6 budgets, got {len(budgets)}")
-    train = cur.train_trials_per_class
+    return preset_blocks(select, _taper(cur, enhance, where), cur.train_trials_per_class,
+                         cur.test_trials_per_class)
+
+
+def preset_blocks(select: bool, budgets: tuple[float, ...] | None, train: int, test: int) -> list[BlockParams]:
+    """The published session: 6 curriculum blocks, 2 natural training blocks, 2 test blocks."""
+    from .params import BlockParams
+
     blocks = [
         BlockParams(
             phase="train", trials_per_class=train, feedback=True,
-            easiest=frac if select else None, budget=float(budgets[i]) if enhance else 0.0,
+            easiest=frac if select else None, budget=float(budgets[i]) if budgets else 0.0,
         )
         for i, frac in enumerate(LWISE_FRACTIONS)
     ]
-    blocks += [BlockParams("train", train, None, 0.0, True, set_aside=True) for _ in range(2)]
-    test = cur.test_trials_per_class
-    blocks += [BlockParams("test", test, None, 0.0, False, set_aside=True) for _ in range(2)]
+    blocks += [BlockParams("train", train, None, 0.0, True, set_aside=True)] * SET_ASIDE_TRAIN_BLOCKS
+    blocks += [BlockParams("test", test, None, 0.0, False, set_aside=True)] * TEST_BLOCKS
     return blocks
+
+
+def _taper(cur: CurriculumParams, enhance: bool, where: str) -> tuple[float, ...] | None:
+    """The 6 curriculum-block budgets of an enhancing preset (default: the published taper)."""
+    if not enhance:
+        if cur.budgets:
+            raise UserError(f"{where}.budgets: the {cur.preset} preset shows natural images; remove budgets")
+        return None
+    budgets = tuple(float(b) for b in cur.budgets) or LWISE_BUDGETS
+    if len(budgets) != len(LWISE_FRACTIONS):
+        raise UserError(f"{where}.budgets: the {cur.preset} preset needs 6 budgets, got {len(budgets)}")
+    return budgets
 
 
 def is_shuffled(cur: CurriculumParams) -> bool:
