@@ -6,6 +6,7 @@ Every model-derived column refers to these exact pixels. Inside the code pixels 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import warnings
@@ -79,10 +80,8 @@ def resize_crop(img: Image.Image, size: int) -> Image.Image:
 def canonical_png(data: bytes, size: int, grayscale: bool) -> bytes:
     """Decode ``data`` and return the canonical PNG bytes (raises :class:`BadImage`)."""
     img = open_image(data)
-    try:
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):  # broken EXIF: ignored
         img = ImageOps.exif_transpose(img)
-    except (OSError, ValueError, TypeError, KeyError):  # a broken EXIF block is ignored
-        pass
     img = resize_crop(to_mode(img, grayscale), size)
     return encode_png(np.asarray(img))
 

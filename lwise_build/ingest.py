@@ -77,7 +77,7 @@ def _canonicalise_all(items: list[RawItem], p: IngestParams, spill: Path) -> tup
     jobs = ((it.data, it.meta.get("_path", ""), p.image_size, p.grayscale) for it in items)
     with _pool(workers) as pool:
         results = pool.map(_canonicalise_one, jobs, chunksize=16) if pool else map(_canonicalise_one, jobs)
-        for item, (png, reason) in tqdm(zip(items, results), total=len(items), desc="ingest", unit="img"):
+        for item, (png, reason) in tqdm(zip(items, results, strict=False), total=len(items), desc="ingest", unit="img"):
             if png is None:
                 bad.append({"source": item.source, "label": item.label, "reason": reason})
                 continue
@@ -272,6 +272,6 @@ def _write_rows(kept: list[dict], splits: list[str], names: list[str], tmp: Path
 
 def _counts(kept: list[dict], splits: list[str]) -> dict[str, dict[str, int]]:
     counts: dict[str, Counter] = defaultdict(Counter)
-    for k, s in zip(kept, splits):
+    for k, s in zip(kept, splits, strict=False):
         counts[k["label"]][s] += 1
     return {label: dict(sorted(c.items())) for label, c in sorted(counts.items())}

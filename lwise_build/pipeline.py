@@ -5,7 +5,6 @@ from __future__ import annotations
 from .params import Params
 
 
-
 def planned_stages(params: Params) -> list[str]:
     """One line per DVC stage: ``name@item -> output  (what it does)``."""
     lines = []

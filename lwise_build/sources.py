@@ -62,7 +62,7 @@ def _builtin(name: str, p: IngestParams, where: str) -> list[RawItem]:
     arrays = np.clip(np.round(digits.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
     return [
         RawItem(source=f"sklearn-digits:{i}", label=str(int(t)), data=encode_png(a))
-        for i, (a, t) in enumerate(zip(arrays, digits.target))
+        for i, (a, t) in enumerate(zip(arrays, digits.target, strict=False))
     ]
 
 
