@@ -40,7 +40,7 @@ def histograms(groups: Mapping[str, np.ndarray], path: Path, *, title: str, xlab
     cols = min(5, n)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.8 * rows), squeeze=False, sharex=True)
-    for ax, (name, values) in zip(axes.flat, groups.items()):
+    for ax, (name, values) in zip(axes.flat, groups.items(), strict=False):
         ax.hist(np.asarray(values, dtype=float), bins=bins, range=(0, 1) if xlabel.endswith("[0,1]") else None,
                 color="#4c72b0")
         ax.set_title(str(name), fontsize=8)
@@ -109,4 +109,43 @@ def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: 
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w" if v < 0.6 else "k")
     fig.colorbar(im, ax=ax, fraction=0.04)
     ax.set_title(title)
+    return save(fig, path)
+
+
+def line_panels(x: Sequence[float], panels: Mapping[str, Mapping[str, Sequence[float]]], path: Path, *,
+                title: str, xlabel: str) -> Path:
+    """Side-by-side line panels over a shared x, one per quantity (series may be shorter than x)."""
+    plt = _plt()
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3), squeeze=False)
+    for ax, (ylabel, series) in zip(axes.flat, panels.items(), strict=False):
+        for name, ys in series.items():
+            ax.plot(list(x)[: len(ys)], list(ys), marker="o", label=str(name))
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+    if any(len(s) > 1 for s in panels.values()):
+        axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def image_rows(rows: Sequence[Sequence[np.ndarray]], path: Path, *, row_labels: Sequence[str] = (),
+               title: str = "", gap: int = 2) -> Path:
+    """Rows of same-size uint8 images (H, W[, C]), each drawn as one strip (e.g. a block's trials)."""
+    plt = _plt()
+    h, w = rows[0][0].shape[:2]
+    width = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(0.45 * width + 1.6, 0.5 * len(rows) + 0.6), squeeze=False)
+    for r, (ax, row) in enumerate(zip(axes[:, 0], rows, strict=True)):
+        strip = np.full((h, width * (w + gap) - gap, *row[0].shape[2:]), 255, dtype=np.uint8)
+        for i, img in enumerate(row):
+            strip[:, i * (w + gap): i * (w + gap) + w] = img
+        ax.imshow(strip, cmap="gray" if strip.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if r < len(row_labels):
+            ax.set_ylabel(str(row_labels[r]), rotation=0, ha="right", va="center", fontsize=7)
+    if title:
+        fig.suptitle(title)
     return save(fig, path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -146,6 +147,12 @@ class ScoreParams:
     target_column: str | None = param(None, doc="metadata column with the model class to score")
     class_map: dict[str, str] = param({}, doc="corpus label -> model class name")
     batch_size: int = param(256, check=positive)
+    heldout_splits: list[str] = param(["validation", "test"], doc="splits where observers judge")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
+        "auto", doc="CUDA autocast; auto = bf16 (fp16 without bf16 support); CPU always runs fp32")
+    decode_workers: int | None = param(
+        None, check=non_negative, doc="PNG decoding processes; None = auto (up to 8 on CUDA, else 0);"
+        " 0 = one background thread")
 
     def validate(self, path: str) -> None:
         for alias in self.models:
@@ -182,6 +189,14 @@ class BlockParams:
     budget: float = param(0.0, check=non_negative)
     feedback: bool | None = param(None, doc="default: true in train, false in test")
     set_aside: bool = param(False, doc="natural images drawn first, never enhanced")
+
+    def validate(self, path: str) -> None:
+        natural = self.set_aside or self.phase == "test"
+        what = "set-aside" if self.set_aside else "test"
+        if natural and self.budget:
+            raise UserError(f"{path}.budget: {what} blocks show natural images (budget 0), got {self.budget:g}")
+        if natural and self.easiest is not None:
+            raise UserError(f"{path}.easiest: {what} blocks are drawn uniformly at random (omit easiest)")
 
 
 @dataclass(frozen=True)
@@ -229,17 +244,27 @@ class ExportParams:
     version: str = "0.1.0"
     license: str = "cc-by-4.0"
     tags: list[str] = param(["image-classification", "human-learning", "lwise"])
-    doi: str | None = None
-    authors: list[str] = param([])
+    doi: str | None = param(None, doc="DOI of this dataset version, e.g. 10.57967/hf/1234")
+    authors: list[str] = param([], doc='people as "Family, Given"; any other text is an organisation')
+    date: str | date | None = param(None, doc="release date YYYY-MM-DD; default the git commit date")
     max_shard_mb: int = param(500, check=positive)
+
+    def validate(self, path: str) -> None:
+        if self.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repo_id):
+            raise UserError(f"{path}.repo_id: must be org/name, got {self.repo_id!r}")
+        if isinstance(self.date, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.date):
+            raise UserError(f"{path}.date: must be YYYY-MM-DD, got {self.date!r}")
 
 
 @dataclass(frozen=True)
 class ReportParams:
     """The HTML explorer."""
 
-    sample: int = param(200, check=positive, doc="images shown in the browser")
-    metamer_sample: int = param(30, check=positive)
+    sample: int = param(200, check=positive, doc="images shown in the browser (seeded, by class)")
+    metamer_sample: int = param(30, check=positive, doc="reference images in the metamer gallery")
+    curriculum_sequences: int = param(
+        2, check=positive, doc="sequences per curriculum whose trial images are embedded"
+    )
 
 
 @dataclass(frozen=True)
