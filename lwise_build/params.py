@@ -230,9 +230,10 @@ class MetamerParams:
     split: str = "test"
     schedule: Literal["published", "fast", "test"] = "fast"
     steps: int | None = param(None, check=positive, doc="override the schedule's total steps")
+    step_size: float = param(1.0, check=positive, doc="first L2 step; halved at each schedule stage")
     init_noise: float = param(0.05, check=non_negative)
-    null_pairs: int = param(200, check=positive)
-    batch_size: int = param(64, check=positive)
+    null_pairs: int = param(200, check=positive, doc="random pairs of natural images of `split`")
+    batch_size: int = param(64, check=positive, doc="references synthesised together")
 
 
 @dataclass(frozen=True)
