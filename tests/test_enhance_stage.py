@@ -1,0 +1,180 @@
+"""The enhance stage: tables per budget, stored images within budget, determinism, resumability."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lwise_build import enhance_stage
+from lwise_build.enhancement import change_sizes, quantize_within
+from lwise_build.errors import UserError
+from lwise_build.images import to_tensor
+from lwise_build.models import Classifier, create_net, save_model
+from lwise_build.params import Params
+from lwise_build.schema import build
+from lwise_build.tables import read_features, read_table, stage_dir, write_table
+
+CLASSES = ["bar", "dot", "ring"]
+BUDGETS = [0.25, 1.0, 3.0]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors: one thread is much faster than several on a shared, oversubscribed CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_params(**enhance) -> Params:
+    model = {"arch": "smallcnn-tiny", "corpus": "toy", "in_channels": 1, "checkpoint": "unused.pt"}
+    section = {"model": "guide", "budgets": BUDGETS, "splits": ["train", "test"], "batch_size": 16,
+               "observers": ["observer"], "compare_guides": ["other"], "metrics_sample": 8, "grid_images": 3,
+               **enhance}
+    data = {"seed": 0, "device": "cpu", "models": {n: dict(model) for n in ("guide", "other", "observer")},
+            "corpora": {"toy": {"ingest": {"source": "builtin:digits", "image_size": 16, "grayscale": True},
+                                "enhance": section}}}
+    return build(Params, data, "")
+
+
+def save_models(root: Path, names=("guide", "other", "observer")) -> None:
+    for seed, name in enumerate(names):
+        torch.manual_seed(seed)
+        net, stages = create_net("smallcnn-tiny", len(CLASSES), 1)
+        save_model(Classifier(net, stages, [0.3], [0.3], CLASSES, "smallcnn-tiny"), root / "toy" / "models" / name)
+
+
+def two_shard_images(root: Path, n: int = 24) -> None:
+    """A toy images table in two shards (so a crash can happen between them)."""
+    from datasets import ClassLabel, Features, Image, Value
+
+    from lwise_build.images import encode_png, image_id
+
+    rng = np.random.default_rng(1)
+    pngs = [encode_png((rng.random((16, 16)) * 255).astype(np.uint8)) for _ in range(n)]
+    rows = [{"id": image_id(p), "image": {"bytes": p, "path": None}, "label": i % 3,
+             "split": ["train", "test", "validation"][i % 3], "source": f"r{i}"} for i, p in enumerate(pngs)]
+    feats = Features({"id": Value("string"), "image": Image(), "label": ClassLabel(names=CLASSES),
+                      "split": Value("string"), "source": Value("string")})
+    shards = [{k: [r[k] for r in part] for k in rows[0]} for part in (rows[: n // 2], rows[n // 2:])]
+    write_table(shards, feats, root / "toy" / "images")
+
+
+def budget_table(b: float):
+    return read_table(stage_dir("toy", "enhanced") / enhance_stage.budget_dir(b))
+
+
+def test_stage_writes_one_table_per_budget_within_budget(tiny_images):
+    save_models(tiny_images["root"])
+    enhance_stage.run(make_params(), "toy")
+    images = read_table(stage_dir("toy", "images")).to_pydict()
+    originals = {i: img["bytes"] for i, img in zip(images["id"], images["image"], strict=True)}
+    wanted = [i for i, s in zip(images["id"], images["split"], strict=True) if s in ("train", "test")]
+    folder = stage_dir("toy", "enhanced")
+    assert sorted(p.name for p in folder.iterdir()) == ["eps=0.25", "eps=1", "eps=3"]
+    guide = enhance_stage.load_named(make_params(), "guide")
+    for b in BUDGETS:
+        t = budget_table(b).to_pydict()
+        assert read_features(folder / enhance_stage.budget_dir(b))["label"].names == CLASSES
+        assert t["id"] == wanted and set(t["budget"]) == {b}
+        x0 = to_tensor([originals[i] for i in t["id"]])
+        x = to_tensor([img["bytes"] for img in t["image"]])
+        l2, linf = change_sizes(x0, x)
+        assert bool((l2 <= b).all()) and max(t["l2"]) <= b
+        assert np.allclose(l2.numpy(), t["l2"]) and np.allclose(linf.numpy(), t["linf"])
+        y = torch.tensor(t["label"])
+        with torch.no_grad():
+            after = guide(x).gather(1, y[:, None])[:, 0].numpy()
+        assert np.allclose(after, t["gt_logit_after"], atol=1e-4)
+    gain = np.subtract(budget_table(3.0)["gt_logit_after"], budget_table(3.0)["gt_logit_before"])
+    assert gain.mean() > 0
+    metrics = json.loads((stage_dir("toy", "metrics") / "enhance.json").read_text())
+    assert metrics["budgets"]["eps=3"]["within_budget"] and metrics["images"] == len(wanted)
+    assert set(metrics["transfer"]["guides"]) == {"guide", "other"}
+    assert "observer" in metrics["transfer"]["guides"]["other"]["eps=1"]["observers"]
+    plots = stage_dir("toy", "plots") / "enhance"
+    assert {"grid.png", "grid_other.png", "gain_vs_budget.png", "gain.csv"} <= {p.name for p in plots.iterdir()}
+    assert (plots / "gain.csv").read_text().splitlines()[0] == "budget,guide,mean_gain,guide_accuracy,acc_observer"
+
+
+def test_quantize_within_keeps_rounded_images_inside_the_budget():
+    x0 = torch.full((2, 1, 4, 4), 128 / 255)
+    x = x0 + 0.6 / 255  # every pixel 0.6 levels away: nearest rounding moves each a full level
+    eps_l2 = float(change_sizes(x0, x0)[0][0]) + 0.6 * 4 / 255  # ||0.6 level * 16 pixels|| = 2.4 levels
+    for norm, eps in (("l2", eps_l2), ("linf", 0.6 / 255)):
+        q = quantize_within(x0, x, eps, norm)
+        l2, linf = change_sizes(x0, q)
+        assert bool(((linf if norm == "linf" else l2) <= eps).all()), norm
+        assert torch.equal(q, quantize_within(x0, x, eps, norm))
+        assert torch.equal((q * 255).round() / 255, q)
+    q = quantize_within(x0, x0 + 0.4 / 255, 1.0, "l2")  # plenty of budget: plain rounding
+    assert torch.equal(q, x0)
+
+
+def test_byte_identical_outputs_twice(tiny_images, tmp_path, monkeypatch):
+    save_models(tiny_images["root"])
+    params = make_params(budgets=[0.5, 2.0], compare_guides=[], grid_images=2)
+    snapshots = []
+    for run in range(2):
+        monkeypatch.setenv("LWISE_CACHE", str(tmp_path / f"cache{run}"))  # compute from scratch each time
+        enhance_stage.run(params, "toy")
+        root = tiny_images["root"] / "toy"
+        files = sorted(p for d in ("enhanced", "metrics", "plots") for p in (root / d).rglob("*") if p.is_file())
+        snapshots.append({str(p.relative_to(root)): p.read_bytes() for p in files})
+    assert snapshots[0] == snapshots[1]
+
+
+def test_resumes_after_a_crash_and_after_adding_a_budget(data_root, monkeypatch):
+    two_shard_images(data_root)
+    save_models(data_root, ["guide"])
+    params = make_params(budgets=[0.5, 2.0], observers=[], compare_guides=[], splits=["train", "test"])
+    calls, real = [], enhance_stage.enhance_shard
+
+    def crashing(setup, shard, budgets, guide):
+        calls.append((shard.column("id")[0].as_py(), list(budgets)))
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return real(setup, shard, budgets, guide)
+
+    monkeypatch.setattr(enhance_stage, "enhance_shard", crashing)
+    with pytest.raises(RuntimeError, match="simulated"):
+        enhance_stage.run(params, "toy")
+    assert not stage_dir("toy", "enhanced").exists()  # nothing half-written
+    first_shard = calls[0][0]
+    calls.clear()
+    monkeypatch.setattr(enhance_stage, "enhance_shard", lambda *a: (calls.append((a[1].column("id")[0].as_py(),
+                                                                                 list(a[2]))), real(*a))[1])
+    enhance_stage.run(params, "toy")
+    assert len(calls) == 1 and calls[0][0] != first_shard  # only the second shard was computed
+    assert len(list((stage_dir("toy", "enhanced") / "eps=2").glob("*.parquet"))) == 2
+    before = budget_table(2.0)
+    calls.clear()
+    enhance_stage.run(make_params(budgets=[0.5, 1.0, 2.0], observers=[], compare_guides=[]), "toy")
+    assert [c[1] for c in calls] == [[1.0], [1.0]]  # only the new budget, once per shard
+    assert budget_table(2.0).equals(before)
+
+
+def test_missing_guide_model_is_a_one_line_user_error(tiny_images):
+    with pytest.raises(UserError) as err:
+        enhance_stage.run(make_params(), "toy")
+    assert "guide" in str(err.value) and "\n" not in str(err.value)
+    assert not stage_dir("toy", "enhanced").exists()
+
+
+def test_unknown_split_or_diverge_class_is_a_user_error(tiny_images):
+    save_models(tiny_images["root"])
+    with pytest.raises(UserError, match="enhance.splits.*'dev'"):
+        enhance_stage.run(make_params(splits=["train", "dev"]), "toy")
+    with pytest.raises(UserError, match="enhance.diverge_from.*'star'"):
+        enhance_stage.run(make_params(objective="logit_diverge", diverge_from=["dot", "star"]), "toy")
+
+
+def test_no_guide_writes_an_empty_enhanced_folder(tiny_images):
+    enhance_stage.run(make_params(model=None, observers=[], compare_guides=[]), "toy")
+    assert stage_dir("toy", "enhanced").is_dir() and not list(stage_dir("toy", "enhanced").iterdir())
+    assert json.loads((stage_dir("toy", "metrics") / "enhance.json").read_text())["guide"] is None
