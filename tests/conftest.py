@@ -56,3 +56,11 @@ def tiny_images(data_root: Path):
             splits.append(["train", "train", "train", "validation", "test"][i % 5])
     ids = write_images_table(data_root / "toy" / "images", np.stack(arrays), labels, splits, names)
     return {"root": data_root, "ids": ids, "labels": labels, "splits": splits, "classes": names}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny test tensors run fastest (and steadiest on shared CI cores) on one thread."""
+    import torch
+
+    torch.set_num_threads(1)
