@@ -97,6 +97,9 @@ def create_net(arch: str, num_classes: int, in_channels: int = 3) -> tuple[nn.Mo
     return _ARCHS[arch](num_classes, in_channels)
 
 
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+
 class Classifier(nn.Module):
     """Normalisation + network: images in [0, 1] in, logits out; always built in eval mode."""
 
@@ -120,6 +123,10 @@ class Classifier(nn.Module):
         self.eval()
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Match channels (grayscale replicated, RGB to luminance) and apply mean/std."""
+        want = self.mean.shape[1]
+        if x.shape[1] != want and 1 in (x.shape[1], want):
+            x = x.expand(-1, want, -1, -1) if x.shape[1] == 1 else (x * _LUMA.to(x)).sum(1, keepdim=True)
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,3 +227,64 @@ def load_named(params, name: str, device: torch.device | str = "cpu") -> Classif
     model = load_model_dir(folder).to(device).eval()
     model.requires_grad_(False)
     return model
+
+
+def load_model(
+    source, arch: str | None = None, num_classes: int | None = None, *,
+    params=None, device: torch.device | str = "cpu",
+) -> Classifier:
+    """Public API: a model from a name in params, a built model folder, or a checkpoint.
+
+    ``source`` is a model name in ``params`` (a :class:`~lwise_build.params.Params` or a path;
+    default ``./params.yaml``), a folder written by the train stage, or a checkpoint path,
+    http(s) URL or ``hf://org/repo/path[@revision]``; then ``arch`` (and ``num_classes``, default
+    the checkpoint's head) say what to build. Returns the model in eval mode, gradients off; it
+    takes (N, C, H, W) images in [0, 1] and returns logits.
+    """
+    from pathlib import Path
+
+    from .checkpoints import classifier_from_checkpoint
+
+    src = str(source)
+    named = _named_params(src, params)
+    if named is not None:
+        model = _load_from_params(named, src)
+    elif Path(src).is_dir():
+        model = load_model_dir(src)
+    elif arch is None:
+        raise UserError(f"model {src!r}: not a model in params nor a built model folder; "
+                        "to load a checkpoint pass arch= (and num_classes=)")
+    else:
+        model = classifier_from_checkpoint(src, arch, num_classes=num_classes)
+    model = model.to(device).eval()
+    model.requires_grad_(False)
+    return model
+
+
+def _named_params(src: str, params):
+    """The params that define model ``src``, or None when ``src`` is not a model name there."""
+    from pathlib import Path
+
+    from .params import Params, load_params
+
+    if "://" in src or Path(src).exists():
+        return None
+    if params is None:
+        if not Path("params.yaml").is_file():
+            return None
+        params = "params.yaml"
+    p = params if isinstance(params, Params) else load_params(params)
+    return p if src in p.models else None
+
+
+def _load_from_params(params, name: str) -> Classifier:
+    """A built model; an unbuilt checkpoint-only model straight from its checkpoint."""
+    mp = params.model(name)
+    if (model_dir(params, name) / CONFIG_FILE).is_file() or mp.train is not None or not mp.checkpoint:
+        return load_named(params, name)
+    from .checkpoints import classifier_from_checkpoint
+
+    return classifier_from_checkpoint(
+        mp.checkpoint, mp.arch, num_classes=mp.num_classes, classes=mp.classes,
+        in_channels=mp.in_channels, mean=mp.mean, std=mp.std,
+    )

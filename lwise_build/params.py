@@ -230,7 +230,7 @@ class MetamerParams:
     split: str = "test"
     schedule: Literal["published", "fast", "test"] = "fast"
     steps: int | None = param(None, check=positive, doc="override the schedule's total steps")
-    step_size: float = param(1.0, check=positive, doc="first L2 step; halved at each schedule stage")
+    step_size: float | None = param(None, check=positive, doc="first L2 step (default: the schedule's)")
     init_noise: float = param(0.05, check=non_negative)
     null_pairs: int = param(200, check=positive, doc="random pairs of natural images of `split`")
     batch_size: int = param(64, check=positive, doc="references synthesised together")

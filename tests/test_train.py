@@ -1,0 +1,139 @@
+"""The train stage on a tiny corpus: outputs, determinism, recipes, imports; PGD and blur pieces."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from lwise_build import UserError, load_model
+from lwise_build.attacks import accuracy, pgd, project
+from lwise_build.blur import PRESETS, blur_batch, draw_sigmas, gaussian_kernel, kernel_size
+from lwise_build.models import create_net
+from lwise_build.params import BlurParams, load_params
+from lwise_build.train import run
+
+TINY = {"arch": "smallcnn-tiny", "corpus": "toy", "in_channels": 1, "mean": [0.2], "std": [0.3]}
+RECIPE = {"epochs": 2, "batch_size": 16, "optimizer": "adam", "lr": 0.01, "eval_steps": 2}
+
+
+def _params(tmp_path: Path, models: dict, seed: int = 0):
+    path = tmp_path / "params.yaml"
+    data = {"seed": seed, "device": "cpu", "models": models,
+            "corpora": {"toy": {"ingest": {"source": "builtin:digits", "image_size": 16, "grayscale": True}}}}
+    path.write_text(yaml.safe_dump(data))
+    return load_params(path)
+
+
+def test_train_outputs_and_determinism(tiny_images, tmp_path: Path) -> None:
+    recipe = {**RECIPE, "augment": ["crop", "hflip"], "adversarial": {"eps": 0.5, "steps": 1},
+              "blur": {"preset": "strong", "reference_size": 32}}
+    params = _params(tmp_path, {"m": {**TINY, "train": recipe}})
+    root = tiny_images["root"]
+    folder = run(params, "toy", "m")
+    first = (folder / "model.safetensors").read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
+    metrics = json.loads((root / "toy" / "metrics" / "train-m.json").read_text())
+    assert metrics["epochs"] == 2 and 0 <= metrics["val_accuracy"] <= 1
+    assert 0 <= metrics["val_robust_accuracy"] <= 1 and metrics["images_per_second"] > 0
+    rows = list(csv.DictReader((root / "toy" / "plots" / "train-m.csv").open()))
+    assert list(rows[0]) == ["epoch", "train_loss", "train_accuracy", "val_accuracy", "val_robust_accuracy"]
+    assert [r["epoch"] for r in rows] == ["1", "2"] and rows[-1]["val_robust_accuracy"] != ""
+    model = load_model(str(folder))
+    assert model.classes == tiny_images["classes"] and model.mean.flatten().tolist() == pytest.approx([0.2])
+    run(params, "toy", "m")
+    assert (folder / "model.safetensors").read_bytes() == first
+    other = run(_params(tmp_path, {"m": {**TINY, "train": recipe}}, seed=1), "toy", "m")
+    assert (other / "model.safetensors").read_bytes() != first
+
+
+def test_model_name_resolves_through_params(tiny_images, tmp_path: Path, monkeypatch) -> None:
+    params = _params(tmp_path, {"m": {**TINY, "train": {**RECIPE, "epochs": 1}}})
+    run(params, "toy", "m")
+    monkeypatch.chdir(tmp_path)
+    assert load_model("m").num_classes == 3
+
+
+def test_wrong_corpus_size_or_class_count_is_an_error(tiny_images, tmp_path: Path) -> None:
+    params = _params(tmp_path, {"m": {**TINY, "train": RECIPE}})
+    with pytest.raises(UserError, match="models.m.corpus is 'toy', not 'other'"):
+        run(params, "other", "m")
+    params = _params(tmp_path, {"m": {**TINY, "input_size": 32, "train": RECIPE}})
+    with pytest.raises(UserError, match="models.m.input_size: 32 but the toy images are 16 px"):
+        run(params, "toy", "m")
+    params = _params(tmp_path, {"m": {**TINY, "num_classes": 4, "train": RECIPE}})
+    with pytest.raises(UserError, match="models.m.num_classes: 4, but it has 3 classes"):
+        run(params, "toy", "m")
+
+
+def test_import_only_and_fine_tune_from_checkpoint(tiny_images, tmp_path: Path) -> None:
+    net, _ = create_net("smallcnn-tiny", 5, 1)
+    ckpt = tmp_path / "five.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(ckpt))
+    models = {"imp": {**TINY, "checkpoint": str(ckpt)}}
+    with pytest.raises(UserError, match="head has 5 classes but the model has 3"):
+        run(_params(tmp_path, models), "toy", "imp")
+    models["ft"] = {**TINY, "checkpoint": str(ckpt), "train": {**RECIPE, "epochs": 1, "fine_tune": True}}
+    folder = run(_params(tmp_path, models), "toy", "ft")
+    model = load_model(str(folder))
+    assert model.num_classes == 3
+    # the backbone came from the checkpoint, the head is fresh (3 classes)
+    models["imp"] = {**TINY, "checkpoint": str(ckpt), "num_classes": 5}
+    run(_params(tmp_path, models), "toy", "imp")
+    rows = list(csv.DictReader((tiny_images["root"] / "toy" / "plots" / "train-imp.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0"]
+
+
+def test_pgd_lowers_accuracy_and_respects_eps() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 8, 8)
+    y = (x[:, 0, :4].mean((1, 2)) > x[:, 0, 4:].mean((1, 2))).long()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    opt = torch.optim.Adam(model.parameters(), 0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    assert accuracy(model, x, y) > 0.9
+    assert accuracy(model, x, y, eps=1.0, steps=10) < 0.5
+    model.zero_grad(set_to_none=True)
+    gen = torch.Generator().manual_seed(0)
+    for norm, eps in (("l2", 0.5), ("linf", 0.05)):
+        adv = pgd(model, x, y, eps, 5, norm=norm, generator=gen)
+        delta = (adv - x).flatten(1)
+        size = delta.norm(dim=1) if norm == "l2" else delta.abs().amax(1)
+        assert size.max() <= eps + 1e-5 and adv.min() >= 0 and adv.max() <= 1
+    assert all(p.grad is None for p in model.parameters())  # the attack never touches weights
+    big = torch.randn(4, 3, 5, 5) * 10
+    assert project(big, 2.0, "l2").flatten(1).norm(dim=1).max() <= 2.0 + 1e-5
+
+
+@pytest.mark.parametrize("preset", ["weak", "strong"])
+def test_blur_presets_draw_the_published_sigmas(preset: str) -> None:
+    from scipy.stats import chisquare
+
+    n = 20000
+    sigmas, probs = PRESETS[preset]
+    draws = draw_sigmas(BlurParams(preset=preset), n, 224, torch.Generator().manual_seed(0))
+    counts = [int((draws == s).sum()) for s in sigmas]
+    assert sum(counts) == n
+    assert chisquare(counts, [p * n for p in probs]).pvalue > 1e-3
+    scaled = draw_sigmas(BlurParams(preset=preset), 1000, 56, torch.Generator().manual_seed(0))
+    assert set(scaled.unique().tolist()) <= {s * 56 / 224 for s in sigmas}
+
+
+def test_custom_blur_and_kernels() -> None:
+    blur = BlurParams(preset="custom", sigmas=[0.0, 3.0], probs=[0.25, 0.75])
+    draws = draw_sigmas(blur, 4000, 224, torch.Generator().manual_seed(0))
+    assert abs(float((draws == 3.0).float().mean()) - 0.75) < 0.03
+    assert kernel_size(2.0) == 9 and kernel_size(0.5) == 3 and len(gaussian_kernel(2.0)) == 9
+    x = torch.zeros(2, 1, 15, 15)
+    x[:, :, 7, 7] = 1
+    out = blur_batch(x, torch.tensor([0.0, 1.5]))
+    assert torch.equal(out[0], x[0]) and out[1].sum() == pytest.approx(1.0, abs=1e-5)
+    assert out[1, 0, 7, 7] < 0.2 and out[1, 0, 7, 8] == pytest.approx(out[1, 0, 8, 7], abs=1e-6)
