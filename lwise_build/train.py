@@ -11,12 +11,6 @@ runs give byte-identical weights.
 
 from __future__ import annotations
 
-import os
-
-# Idle OpenMP threads sleep instead of spinning: on shared CPUs spinning made training 3x slower.
-# Only effective when torch is not imported yet (the `lwise-build train` CLI).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import contextlib
 import csv
 import hashlib
