@@ -242,9 +242,11 @@ def run(params: Params, corpus: str, model_name: str) -> Path:
                                                      "checkpoint": mp.checkpoint})
         write_json(tmp / "metrics.json", {**metrics, "sha256": digest})  # deterministic: no timings
     trained = len(train) * (tp.epochs if tp else 0)
-    write_json(stage_dir(corpus, "metrics") / f"train-{model_name}.json", {
-        **metrics, "seconds": round(seconds, 3), "model_hash": digest,
-        "images_per_second": round(trained / seconds, 2) if trained and seconds > 0 else None})
+    # timings are printed, not stored: DVC-tracked metrics stay byte-identical across rebuilds
+    write_json(stage_dir(corpus, "metrics") / f"train-{model_name}.json", {**metrics, "model_hash": digest})
+    rate = f", {trained / seconds:.0f} images/s" if trained and seconds > 0 else ""
+    acc = f"; val accuracy {clean:.3f}" if clean is not None else ""
+    print(f"train {model_name}: {seconds:.1f} s{rate}{acc}", file=sys.stderr)
     write_curve(stage_dir(corpus, "plots") / f"train-{model_name}.csv", rows, clean, robust)
     return folder
 
