@@ -48,7 +48,7 @@ COLUMNS = {
     "null_spearman": "best Spearman rho over random pairs of natural images (the null)",
     "null_pearson": "best Pearson r over the null pairs",
     "null_snr_db": "best SNR over the null pairs",
-    "passes": "all three match statistics beat the null",
+    "passes": "all three match statistics reach the best null pair and the generator predicts the reference label",
     "generator_pred": "class the generator assigns to the metamer",
 }
 SCORE_COLUMNS = {

@@ -233,7 +233,8 @@ def recognisability(table: Mapping[str, Sequence], judge_columns: Mapping[str, s
     of PASSING metamers (and of all metamers) it assigns to the reference class.
 
     ``judge_columns`` maps judge name -> prediction column; each generator is also a column of
-    its own rows (``generator_pred``), as a reference.
+    its own rows (``generator_pred``), as a reference. ``recognisability_others`` is the mean over
+    the judges other than the generator (the cross-model number).
     """
     gens, layers = np.asarray(table["generator"], dtype=object), np.asarray(table["layer"], dtype=object)
     label, ok = np.asarray(table["label"]), np.asarray(table["passes"], dtype=bool)
@@ -250,4 +251,6 @@ def recognisability(table: Mapping[str, Sequence], judge_columns: Mapping[str, s
             "recognisability": {j: float(h[good].mean()) if good.any() else None for j, h in hit.items()},
             "recognisability_all": {j: float(h.mean()) for j, h in hit.items()},
         }
+        others = [v for j, v in out[(g, layer)]["recognisability"].items() if j != g and v is not None]
+        out[(g, layer)]["recognisability_others"] = float(np.mean(others)) if others else None
     return out

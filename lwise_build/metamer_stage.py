@@ -113,7 +113,12 @@ def _all_cells(setup: Setup, cells: list[tuple[str, str]]) -> list[dict[str, lis
     """
     device = next(iter(next(iter(setup.models.values())).buffers())).device if setup.models else None
     if device is None or device.type != "cpu":
-        return [_cell(setup, g, layer) for g, layer in tqdm(cells, desc="metamers", unit="layer")]
+        before = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False  # rebuilds match
+        try:
+            return [_cell(setup, g, layer) for g, layer in tqdm(cells, desc="metamers", unit="layer")]
+        finally:
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before
     threads = torch.get_num_threads()
     deepest_first = sorted(range(len(cells)), key=lambda i: -setup.models[cells[i][0]].layers().index(cells[i][1]))
     torch.set_num_threads(1)
@@ -222,7 +227,8 @@ def _synthesised(setup: Setup, gen: str, layer: str) -> list[bytes]:
     mp, model = setup.mp, setup.models[gen]
     lrs = M.get_schedule(mp.schedule).step_sizes(mp.step_size, mp.steps)
     key = json_digest({"v": CACHE_VERSION, "model": model.model_hash, "layer": layer, "refs": setup.ref_ids,
-                       "lrs": json_digest(lrs), "noise": mp.init_noise, "seed": setup.seed})
+                       "lrs": json_digest(lrs), "noise": mp.init_noise, "seed": setup.seed,
+                       "batch": mp.batch_size})  # rounding, hence pixels, depend on the batch size
     cache = ShardCache("metamers")
     hit = cache.get(key) if model.model_hash else None
     if hit is not None and hit.column("reference_id").to_pylist() == setup.ref_ids:

@@ -288,7 +288,7 @@ def test_recognisability_counts_only_passing_metamers():
     g = cells[("g", "fc")]
     assert (g["n"], g["n_passing"], g["pass_rate"]) == (4, 2, 0.5)
     assert g["recognisability"] == {"j": 0.5, "g": 1.0}
-    assert g["recognisability_all"] == {"j": 0.5, "g": 1.0}
+    assert g["recognisability_all"] == {"j": 0.5, "g": 1.0} and g["recognisability_others"] == 0.5
     h = cells[("h", "fc")]
     assert h["recognisability"] == {"j": None, "h": None} and h["recognisability_all"]["j"] == 0.5
 
