@@ -22,14 +22,6 @@ CLASSES = ["bar", "dot", "ring"]
 BUDGETS = [0.25, 1.0, 3.0]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread is much faster than several on a shared, oversubscribed CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make_params(**enhance) -> Params:
     model = {"arch": "smallcnn-tiny", "corpus": "toy", "in_channels": 1, "checkpoint": "unused.pt"}

@@ -13,14 +13,6 @@ from lwise_build.models import Classifier, create_net
 BUDGETS = [0.25, 0.5, 1, 2, 4, 8]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread is much faster than several on a shared, oversubscribed CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny_cnn(seed: int = 0, channels: int = 1, classes: int = 3) -> Classifier:
     torch.manual_seed(seed)

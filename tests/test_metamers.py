@@ -15,15 +15,6 @@ from lwise_build.errors import UserError
 from lwise_build.models import Classifier, create_net, save_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models on a shared 2-core box run much faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def toy_model(seed: int = 0, arch: str = "smallcnn-tiny", classes=("bar", "dot", "ring")) -> Classifier:
     """Random conv weights, batch-norm statistics calibrated on toy images (like a trained net's)."""
     torch.manual_seed(seed)
