@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from .device import keep_freed_memory
 from .errors import UserError
 
 PARAMS_OPTION = click.option(
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     # OpenMP threads that spin while waiting slow small-tensor work ~3x on shared cores; must be
     # set before torch is imported (every command imports it lazily).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    keep_freed_memory()
     try:
         cli.main(args=args, prog_name="lwise-build", standalone_mode=False)
     except click.exceptions.Abort:

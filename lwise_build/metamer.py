@@ -88,20 +88,39 @@ def normalised_distance(acts: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 
 def synthesis_model(model: Classifier) -> Classifier:
-    """A copy of ``model`` for synthesis: each conv's batch norm folded in, channels-last memory.
+    """A copy of ``model`` for synthesis: the same function, rewritten to do less work per image.
 
-    The same function up to float rounding, about twice as fast per image on large batches.
+    In every ``nn.Sequential``: batch norms after convs are folded into them, ``ReLU, MaxPool2d``
+    becomes ``MaxPool2d, ReLU`` (they commute exactly, values and gradients, and the ReLU then
+    touches a quarter of the elements), and ReLUs run in place where autograd keeps no copy of
+    what they overwrite. Channels-last memory.
     """
     fast = copy.deepcopy(model).eval().requires_grad_(False)
-    for module in fast.modules():
+    for module in list(fast.modules()):
         if isinstance(module, nn.Sequential):
-            names = list(module._modules)
-            for conv, bn in itertools.pairwise(names):
-                a, b = module._modules[conv], module._modules[bn]
-                if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d) and b.track_running_stats:
-                    module._modules[conv] = fuse_conv_bn_eval(a, b).requires_grad_(False)
-                    module._modules[bn] = nn.Identity()
+            _rewrite_sequential(module)
     return fast.to(memory_format=torch.channels_last)
+
+
+_OUTPUT_NOT_SAVED = (nn.Conv2d, nn.Linear, nn.MaxPool2d)
+
+
+def _rewrite_sequential(seq: nn.Sequential) -> None:
+    """Fold conv+BN, pool before ReLU, in-place ReLUs where safe (modifies ``seq``)."""
+    mods: list[tuple[str, nn.Module]] = []
+    for name, mod in seq.named_children():
+        prev = mods[-1][1] if mods else None
+        if isinstance(mod, nn.BatchNorm2d) and isinstance(prev, nn.Conv2d) and mod.track_running_stats:
+            mods[-1] = (mods[-1][0], fuse_conv_bn_eval(prev, mod).requires_grad_(False))
+        elif isinstance(mod, nn.MaxPool2d) and isinstance(prev, nn.ReLU) and not mod.return_indices:
+            mods[-1:] = [(name, mod), (mods[-1][0], prev)]
+        else:
+            mods.append((name, mod))
+    for (_, prev), (_, mod) in itertools.pairwise(mods):
+        if isinstance(mod, nn.ReLU) and isinstance(prev, _OUTPUT_NOT_SAVED):
+            mod.inplace = True  # safe: autograd keeps none of these modules' outputs
+    seq._modules.clear()
+    seq._modules.update(mods)
 
 
 def _synthesise(model: Classifier, layer: str, target: torch.Tensor, x: torch.Tensor,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +115,68 @@ def test_batched_equals_one_at_a_time_for_the_same_seeds():
     order = [3, 0, 4, 1, 2]
     shuffled = M.metamers(model, "block2", x[order], ids=[ids[i] for i in order], batch_size=2, **kw)
     torch.testing.assert_close(shuffled, batched[order], rtol=0, atol=1e-5)
+
+
+def test_synthesis_model_is_the_same_function_with_the_same_input_gradients():
+    model = toy_model()
+    fast = M.synthesis_model(model)
+    block = [type(m).__name__ for m in fast.net.block1]
+    assert block == ["Conv2d", "ReLU", "Conv2d", "MaxPool2d", "ReLU"]  # BN folded, pool before ReLU
+    assert all(m.inplace for m in fast.net.block1 if isinstance(m, torch.nn.ReLU))
+    assert [type(m).__name__ for m in model.net.block1].count("BatchNorm2d") == 2  # original untouched
+    x = toy_images(4)
+    for layer in model.layers():
+        grads = []
+        for net in (model, fast):
+            xi = x.clone().requires_grad_(True)
+            acts = net.forward_to(xi, layer)
+            (g,) = torch.autograd.grad((acts * torch.linspace(-1, 1, acts[0].numel()).view(acts[0].shape)).sum(), xi)
+            grads.append((acts.detach(), g))
+        torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-4, atol=1e-5)
+
+
+def test_synthesis_model_leaves_relus_out_of_place_where_autograd_needs_the_input():
+    net = torch.nn.Sequential(OrderedDict(body=torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.Sigmoid(), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3), torch.nn.ReLU())))
+    model = Classifier(net, ["body"], [0.5], [0.5], ["a", "b"], arch="custom")
+    fast = M.synthesis_model(model)
+    assert [m.inplace for m in fast.net.body if isinstance(m, torch.nn.ReLU)] == [False, True]
+    x = torch.rand(2, 1, 8, 8, requires_grad=True)
+    (g,) = torch.autograd.grad(fast.forward_to(x, "body").sum(), x)  # no in-place autograd error
+    (want,) = torch.autograd.grad(model.forward_to(x, "body").sum(), x)
+    torch.testing.assert_close(g, want)
+
+
+_FAULTS_PER_STEP = """
+import resource, sys, torch
+from lwise_build import device, metamer, models
+if sys.argv[1] == "keep" and not device.keep_freed_memory():
+    sys.exit(3)
+torch.manual_seed(0)
+net, stages = models.create_net("smallcnn-tiny", 10, 1)
+fast = metamer.synthesis_model(models.Classifier(net, stages, [0.3], [0.3], list("abcdefghij")))
+x = torch.rand(32, 1, 32, 32)
+target = torch.zeros(32, 10)
+metamer._synthesise(fast, "fc", target, x, [0.1] * 3)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+metamer._synthesise(fast, "fc", target, x, [0.1] * 10)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+"""
+
+
+def test_keep_freed_memory_stops_page_faults_in_synthesis():
+    pytest.importorskip("resource")
+
+    def faults(mode: str) -> float:
+        run = subprocess.run([sys.executable, "-c", _FAULTS_PER_STEP, mode], capture_output=True, text=True)
+        if run.returncode == 3:
+            pytest.skip("not glibc")
+        assert run.returncode == 0, run.stderr
+        return float(run.stdout)
+
+    default, keep = faults("default"), faults("keep")
+    assert keep < 100 < default / 2, (default, keep)  # glibc's default faults in every page again
 
 
 def test_seeds_change_the_metamer_and_repeat_exactly():
