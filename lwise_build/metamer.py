@@ -93,12 +93,16 @@ def synthesis_model(model: Classifier) -> Classifier:
     In every ``nn.Sequential``: batch norms after convs are folded into them, ``ReLU, MaxPool2d``
     becomes ``MaxPool2d, ReLU`` (they commute exactly, values and gradients, and the ReLU then
     touches a quarter of the elements), and ReLUs run in place where autograd keeps no copy of
-    what they overwrite. Channels-last memory.
+    what they overwrite. Channels-last memory. ``metamers`` makes one per call unless given one,
+    so pass ``synthesis_model(model)`` when calling it many times with the same model.
     """
+    if getattr(model, "is_synthesis_copy", False):
+        return model
     fast = copy.deepcopy(model).eval().requires_grad_(False)
     for module in list(fast.modules()):
         if isinstance(module, nn.Sequential):
             _rewrite_sequential(module)
+    fast.is_synthesis_copy = True
     return fast.to(memory_format=torch.channels_last)
 
 
