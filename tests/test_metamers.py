@@ -178,7 +178,9 @@ def test_keep_freed_memory_stops_page_faults_in_synthesis():
         return float(run.stdout)
 
     default, keep = faults("default"), faults("keep")
-    assert keep < 100 < default / 2, (default, keep)  # glibc's default faults in every page again
+    assert keep < 100, (default, keep)
+    if default > 200:  # glibc's default maps and faults in every page again (this machine: ~2,700)
+        assert keep < default / 10, (default, keep)
 
 
 def test_seeds_change_the_metamer_and_repeat_exactly():
