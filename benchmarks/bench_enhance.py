@@ -14,30 +14,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
+from workloads import make_images, make_model, timed  # first: sets the process up as the CLI does
+
+# isort: split
 import torch
-import torch.nn.functional as F
 
 from lwise_build.device import pick_device
 from lwise_build.enhancement import enhance, enhance_reference
-from lwise_build.models import Classifier, create_net
 
 BUDGETS = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
-
-
-def make_model(arch: str, device: torch.device) -> Classifier:
-    torch.manual_seed(0)
-    net, stages = create_net(arch, 10, 3)
-    return Classifier(net, stages, [0.45] * 3, [0.25] * 3, [str(i) for i in range(10)], arch).to(device)
-
-
-def make_images(n: int, size: int) -> torch.Tensor:
-    """Smooth random images (blurred noise), quantised to the uint8 grid like stored images."""
-    g = torch.Generator().manual_seed(1)
-    x = F.avg_pool2d(torch.rand(n, 3, size + 6, size + 6, generator=g), 7, stride=1)
-    x = (x - x.amin((1, 2, 3), keepdim=True)) / (x.amax((1, 2, 3), keepdim=True) - x.amin((1, 2, 3), keepdim=True))
-    return (x * 255).round() / 255
 
 
 class Counter:
@@ -59,16 +45,6 @@ class Counter:
         return out
 
 
-def timed(fn, device: torch.device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t, out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=32, help="images")
@@ -82,7 +58,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    model, x = make_model(args.arch, device), make_images(args.n, args.size).to(device)
+    model, x = make_model(args.arch, device, 3), make_images(args.n, args.size, 3).to(device)
     y = torch.arange(args.n, device=device) % 10
     counter = Counter(model)
     kw = dict(budgets=BUDGETS, step_size=0.5, norm="l2", batch_size=args.batch_size)

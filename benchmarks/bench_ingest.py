@@ -34,6 +34,9 @@ def make_corpus(root: Path, n: int) -> None:
 
 def one_run(folder: str, workers: int, work: str) -> None:
     """Child process: ingest once and print JSON with seconds and peak RSS (MiB)."""
+    from lwise_build.device import configure_process
+
+    configure_process()  # as `lwise-build ingest` runs
     from lwise_build import ingest
     from lwise_build.params import load_params
 

@@ -11,7 +11,7 @@ the steps, so the pixels drift apart while the losses stay equal.
 On CPU each way runs with torch's default thread count and with one thread, all interleaved;
 the headline ratio takes each way at its best thread count, so one-at-a-time is not judged by
 a thread count that suits it badly (one-image steps pay thread synchronisation on every op).
-Memory reuse is set as the CLI sets it for every stage (``device.keep_freed_memory``).
+The process is set up as the CLI sets it for every stage (``workloads``).
 
     python benchmarks/bench_metamers.py [--arch smallcnn-tiny] [--layer fc] [--n 32] [--steps 20]
         [--size 32] [--repeats 5] [--device auto] [--threads N [N ...]]
@@ -21,34 +21,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
+from workloads import make_images, make_model, timed  # first: sets the process up as the CLI does
+
+# isort: split
 import torch
-import torch.nn.functional as F
 
-from lwise_build.device import keep_freed_memory, pick_device
+from lwise_build.device import pick_device
 from lwise_build.metamer import metamers, normalised_distance, synthesis_model
-from lwise_build.models import Classifier, create_net
-
-
-def make_model(arch: str, device: torch.device) -> Classifier:
-    torch.manual_seed(0)
-    net, stages = create_net(arch, 10, 1)
-    model = Classifier(net, stages, [0.3], [0.35], [str(i) for i in range(10)], arch).to(device)
-    return model.requires_grad_(False)
-
-
-def make_images(n: int, size: int) -> torch.Tensor:
-    """Smooth random images (blurred noise) on the uint8 grid, like stored images."""
-    g = torch.Generator().manual_seed(1)
-    x = F.avg_pool2d(torch.rand(n, 1, size + 6, size + 6, generator=g), 7, stride=1)
-    lo, hi = x.amin((1, 2, 3), keepdim=True), x.amax((1, 2, 3), keepdim=True)
-    return ((x - lo) / (hi - lo) * 255).round() / 255
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from lwise_build.models import Classifier
 
 
 def measure(model: Classifier, layer: str, x: torch.Tensor, args: argparse.Namespace,
@@ -72,11 +53,8 @@ def measure(model: Classifier, layer: str, x: torch.Tensor, args: argparse.Names
     for _ in range(args.repeats):
         for way, threads in times:
             torch.set_num_threads(threads)
-            sync(device)
-            t0 = time.perf_counter()
-            outs[way] = ways[way]()
-            sync(device)
-            times[way, threads].append(time.perf_counter() - t0)
+            seconds, outs[way] = timed(ways[way], device)
+            times[way, threads].append(seconds)
     return {k: statistics.median(v) for k, v in times.items()}, outs
 
 
@@ -114,7 +92,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="*", default=None,
                     help="CPU thread counts to run (default: torch's default, then 1 if that is more)")
     args = ap.parse_args()
-    keep_freed_memory()  # as the CLI does for every stage
     device = pick_device(args.device)
     model, x = make_model(args.arch, device), make_images(args.n, args.size)
     default = torch.get_num_threads()

@@ -10,14 +10,16 @@ alternating, best of ``--repeats``. Goal: ratio >= 0.85 (decoding hidden behind 
 from __future__ import annotations
 
 import argparse
-import time
+from contextlib import nullcontext
 
+from workloads import make_model, timed  # first: sets the process up as the CLI does
+
+# isort: split
 import numpy as np
 import torch
 
 from lwise_build.device import pick_device
 from lwise_build.images import encode_png, to_tensor
-from lwise_build.models import Classifier, create_net
 from lwise_build.scoring import _AUTOCAST, default_workers, resolve_precision, score_pngs
 
 
@@ -30,36 +32,25 @@ def make_pngs(n: int, size: int, channels: int, seed: int = 0) -> list[bytes]:
     return [encode_png(a[..., 0] if channels == 1 else a) for a in arr]
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def model_only(model: torch.nn.Module, x: torch.Tensor, batch: int, device: torch.device, precision: str) -> float:
     """Images/s of ``model(x)`` over pre-made device tensors, same autocast as scoring."""
-    cast = torch.autocast(device.type, dtype=_AUTOCAST[precision]) if precision in _AUTOCAST else None
-    sync(device)
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        if cast:
-            cast.__enter__()
-        for i in range(0, len(x), batch):
-            model(x[i:i + batch])
-        if cast:
-            cast.__exit__(None, None, None)
-    sync(device)
-    return len(x) / (time.perf_counter() - t0)
+    cast = torch.autocast(device.type, dtype=_AUTOCAST[precision]) if precision in _AUTOCAST else nullcontext()
+
+    def forward() -> None:
+        with torch.inference_mode(), cast:
+            for i in range(0, len(x), batch):
+                model(x[i:i + batch])
+
+    return len(x) / timed(forward, device)[0]
 
 
 def scoring(model: torch.nn.Module, pngs: list[bytes], batch: int, device: torch.device,
             workers: int, precision: str) -> float:
     """Images/s of the stage path: PNG bytes -> decoded batches (prefetched) -> forward stats."""
     targets = {"m": np.zeros(len(pngs), dtype=np.int64)}
-    sync(device)
-    t0 = time.perf_counter()
-    score_pngs({"m": model}, pngs, targets, device, batch_size=batch, workers=workers, precision=precision)
-    sync(device)
-    return len(pngs) / (time.perf_counter() - t0)
+    seconds, _ = timed(lambda: score_pngs({"m": model}, pngs, targets, device, batch_size=batch,
+                                          workers=workers, precision=precision), device)
+    return len(pngs) / seconds
 
 
 def main() -> None:
@@ -78,10 +69,7 @@ def main() -> None:
     device = pick_device(args.device)
     precision = resolve_precision(args.precision, device)
     workers = default_workers(device) if args.workers is None else args.workers
-    torch.manual_seed(0)
-    net, stages = create_net(args.arch, 10, args.channels)
-    model = Classifier(net, stages, [0.5] * args.channels, [0.25] * args.channels,
-                       [str(i) for i in range(10)], arch=args.arch).to(device).eval().requires_grad_(False)
+    model = make_model(args.arch, device, args.channels).eval().requires_grad_(False)
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     model.to(memory_format=fmt)
     pngs = make_pngs(args.n, args.size, args.channels)

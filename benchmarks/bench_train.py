@@ -12,24 +12,16 @@ ratio ``steps + 1`` (each PGD step is one forward+backward, on top of the traini
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `lwise-build train` runs (see train.py)
+from workloads import make_model, timed  # first: sets the process up as the CLI does
 
+# isort: split
 import torch
 
 from lwise_build.device import pick_device
-from lwise_build.models import Classifier, create_net
 from lwise_build.params import AdversarialParams, TrainParams
 from lwise_build.train import Split, optimiser, run_epoch
-
-
-def make_model(arch: str, device: torch.device) -> Classifier:
-    torch.manual_seed(0)
-    net, stages = create_net(arch, 10, 1)
-    return Classifier(net, stages, [0.3], [0.35], [str(i) for i in range(10)], arch).to(device)
 
 
 def time_epoch(arch: str, data: Split, tp: TrainParams, device: torch.device) -> float:
@@ -38,13 +30,7 @@ def time_epoch(arch: str, data: Split, tp: TrainParams, device: torch.device) ->
     opt, sched = optimiser(model, tp, 10 * len(data))
     gen = torch.Generator().manual_seed(0)
     run_epoch(model, Split(data.x[: tp.batch_size], data.y[: tp.batch_size]), tp, opt, sched, gen, device, "warm-up")
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    run_epoch(model, data, tp, opt, sched, gen, device, "timed")
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return timed(lambda: run_epoch(model, data, tp, opt, sched, gen, device, "timed"), device)[0]
 
 
 def main() -> None:

@@ -6,14 +6,13 @@ User mistakes print one line (``error: ...``) and exit 2; ``--debug`` shows the 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from .device import keep_freed_memory
+from .device import configure_process
 from .errors import UserError
 
 PARAMS_OPTION = click.option(
@@ -182,10 +181,7 @@ def cite(target: str, fmt: str, params_path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors for user mistakes, tracebacks only with ``--debug``."""
     args = sys.argv[1:] if argv is None else argv
-    # OpenMP threads that spin while waiting slow small-tensor work ~3x on shared cores; must be
-    # set before torch is imported (every command imports it lazily).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    keep_freed_memory()
+    configure_process()  # before torch loads: every command imports it lazily
     try:
         cli.main(args=args, prog_name="lwise-build", standalone_mode=False)
     except click.exceptions.Abort:

@@ -4,6 +4,7 @@ MPS, then CPU), and how CPU memory is reused. torch is imported only when a devi
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 from typing import TYPE_CHECKING
 
@@ -28,14 +29,22 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def configure_process() -> None:
+    """What every ``lwise-build`` command sets first (the benchmarks too): idle OpenMP threads
+    sleep instead of spinning (spinning slows small-tensor work ~3x on shared cores; read when
+    torch loads, so call this before importing it), and freed memory is kept for reuse."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    keep_freed_memory()
+
+
 def keep_freed_memory(trim_mib: int = 256) -> bool:
     """Have glibc keep freed blocks (up to 32 MiB each, ``trim_mib`` in all) for reuse.
 
     Autograd on CPU frees and reallocates megabyte tensors on every op; by default glibc hands
     them back to the OS and each reuse page-faults, which costs a batched metamer step ~15%.
-    Process-wide, called once by the CLI; returns False where the C library is not glibc.
+    Process-wide, set by ``configure_process``; returns False where the C library is not glibc.
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if platform.libc_ver()[0] != "glibc":
         return False
     mallopt = ctypes.CDLL(None).mallopt  # the running process's own C library
     m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>

@@ -1,0 +1,36 @@
+"""Every benchmark runs end to end on a tiny workload and prints its headline figure."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+TINY = {
+    "bench_metamers.py": (["--n", "2", "--steps", "2", "--repeats", "1", "--threads", "1"],
+                          "ratio, each at its best thread count"),
+    "bench_enhance.py": (["--n", "2", "--size", "16", "--repeats", "1", "--threads", "1"],
+                         "time ratio shared/independent"),
+    "bench_train.py": (["--n", "16", "--size", "16", "--batch-size", "8", "--steps", "1", "--repeats", "1",
+                        "--threads", "1"], "PGD/standard cost ratio"),
+    "bench_score.py": (["--n", "16", "--batch", "8", "--repeats", "1", "--workers", "0"],
+                       "ratio scoring / model-only"),
+    "bench_ingest.py": (["--images", "12"], "workers=1"),
+}
+
+
+def test_every_benchmark_is_listed():
+    assert sorted(TINY) == sorted(p.name for p in BENCHMARKS.glob("bench_*.py"))
+
+
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_benchmark_runs_and_reports(script, tmp_path):
+    args, headline = TINY[script]
+    run = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert headline in run.stdout, run.stdout
