@@ -187,7 +187,7 @@ def metamers(
         with torch.no_grad():
             target = fast.forward_to(ref, layer)
         x0 = init_noise_images(ref.shape[1:], ids[start:start + batch_size], seed, init_noise)
-        out.append(_synthesise(fast, layer, target, x0.to(device), lrs).cpu())
+        out.append(_synthesise(fast, layer, target, x0.to(device, ref.dtype), lrs).cpu())
     if not out:
         return torch.empty((0, *images.shape[1:]))
     return torch.cat(out)

@@ -137,5 +137,5 @@ def test_custom_blur_and_kernels() -> None:
     x = torch.zeros(2, 1, 15, 15)
     x[:, :, 7, 7] = 1
     out = blur_batch(x, torch.tensor([0.0, 1.5]))
-    assert torch.equal(out[0], x[0]) and out[1].sum() == pytest.approx(1.0, abs=1e-5)
-    assert out[1, 0, 7, 7] < 0.2 and out[1, 0, 7, 8] == pytest.approx(out[1, 0, 8, 7], abs=1e-6)
+    assert torch.equal(out[0], x[0]) and float(out[1].sum()) == pytest.approx(1.0, abs=1e-5)
+    assert out[1, 0, 7, 7] < 0.2 and float(out[1, 0, 7, 8]) == pytest.approx(float(out[1, 0, 8, 7]), abs=1e-6)
