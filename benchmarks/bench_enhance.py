@@ -21,7 +21,7 @@ from workloads import make_images, make_model, timed  # first: sets the process 
 import torch
 
 from lwise_build.device import pick_device
-from lwise_build.enhancement import enhance, enhance_reference
+from lwise_build.ops.enhance import enhance, enhance_reference
 
 BUDGETS = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
 

@@ -37,15 +37,15 @@ def one_run(folder: str, workers: int, work: str) -> None:
     from lwise_build.device import configure_process
 
     configure_process()  # as `lwise-build ingest` runs
-    from lwise_build import ingest
-    from lwise_build.params import load_params
+    from lwise_build.config.load import load_params
+    from lwise_build.stages.ingest import Ingest
 
     params = Path(work) / "params.yaml"
     params.write_text(yaml.safe_dump({"corpora": {"bench": {"ingest": {
         "source": f"imagefolder:{folder}", "image_size": 224, "workers": workers}}}}))
     os.environ["LWISE_DATA"] = str(Path(work) / "data")
     t0 = time.perf_counter()
-    ingest.run(load_params(params), "bench")
+    Ingest(load_params(params), "bench").run()
     secs = time.perf_counter() - t0
     rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024

@@ -28,8 +28,8 @@ from workloads import make_images, make_model, timed  # first: sets the process 
 import torch
 
 from lwise_build.device import pick_device
-from lwise_build.metamer import metamers, normalised_distance, synthesis_model
-from lwise_build.models import Classifier
+from lwise_build.models.classifier import Classifier
+from lwise_build.ops.metamer import metamers, normalised_distance, synthesis_model
 
 
 def measure(model: Classifier, layer: str, x: torch.Tensor, args: argparse.Namespace,

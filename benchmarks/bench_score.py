@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from lwise_build.device import pick_device
-from lwise_build.images import encode_png, to_tensor
-from lwise_build.scoring import _AUTOCAST, default_workers, resolve_precision, score_pngs
+from lwise_build.io.images import encode_png, to_tensor
+from lwise_build.models.inference import AUTOCAST, default_workers, resolve_precision, score_pngs
 
 
 def make_pngs(n: int, size: int, channels: int, seed: int = 0) -> list[bytes]:
@@ -34,7 +34,7 @@ def make_pngs(n: int, size: int, channels: int, seed: int = 0) -> list[bytes]:
 
 def model_only(model: torch.nn.Module, x: torch.Tensor, batch: int, device: torch.device, precision: str) -> float:
     """Images/s of ``model(x)`` over pre-made device tensors, same autocast as scoring."""
-    cast = torch.autocast(device.type, dtype=_AUTOCAST[precision]) if precision in _AUTOCAST else nullcontext()
+    cast = torch.autocast(device.type, dtype=AUTOCAST[precision]) if precision in AUTOCAST else nullcontext()
 
     def forward() -> None:
         with torch.inference_mode(), cast:

@@ -19,9 +19,9 @@ from workloads import make_model, timed  # first: sets the process up as the CLI
 # isort: split
 import torch
 
+from lwise_build.config.params import AdversarialParams, TrainParams
 from lwise_build.device import pick_device
-from lwise_build.params import AdversarialParams, TrainParams
-from lwise_build.train import Split, optimiser, run_epoch
+from lwise_build.stages.train import Split, optimiser, run_epoch
 
 
 def time_epoch(arch: str, data: Split, tp: TrainParams, device: torch.device) -> float:

@@ -14,7 +14,8 @@ configure_process()  # as `lwise-build` does for every command, before torch loa
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lwise_build.models import Classifier, create_net  # noqa: E402
+from lwise_build.models.classifier import Classifier  # noqa: E402
+from lwise_build.models.registry import create_net  # noqa: E402
 
 T = TypeVar("T")
 

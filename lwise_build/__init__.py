@@ -13,11 +13,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "load_params": "lwise_build.params",
-    "load_model": "lwise_build.models",
-    "score": "lwise_build.scoring",
-    "enhance": "lwise_build.enhancement",
-    "metamers": "lwise_build.metamer",
+    "load_params": "lwise_build.api",
+    "load_model": "lwise_build.api",
+    "score": "lwise_build.api",
+    "enhance": "lwise_build.api",
+    "metamers": "lwise_build.api",
     "UserError": "lwise_build.errors",
 }
 __all__ = [*_API, "__version__"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from . import console
 from .device import configure_process
 from .errors import UserError
 
@@ -28,7 +29,7 @@ def with_params(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.pass_context
     @functools.wraps(fn)
     def wrapper(ctx: click.Context, params_path: str, **kwargs: Any) -> Any:
-        from .params import load_params
+        from .config.load import load_params
 
         ctx.obj["params"] = load_params(params_path)
         ctx.obj["params_path"] = params_path
@@ -51,7 +52,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @with_params
 def check(params: Any) -> None:
     """Validate the params file and list the stages that would run."""
-    from .pipeline import planned_stages
+    from .stages.plan import planned_stages
 
     click.echo("params OK")
     for line in planned_stages(params):
@@ -63,9 +64,9 @@ def check(params: Any) -> None:
 @with_params
 def ingest(params: Any, corpus: str) -> None:
     """Canonicalise a corpus's images into data/<corpus>/images/."""
-    from .ingest import run
+    from .stages.ingest import Ingest
 
-    run(params, corpus)
+    Ingest(params, corpus).run()
 
 
 @cli.command()
@@ -74,9 +75,9 @@ def ingest(params: Any, corpus: str) -> None:
 @with_params
 def train(params: Any, corpus: str, model: str) -> None:
     """Train (or import) MODEL on CORPUS into data/<corpus>/models/<model>/."""
-    from .train import run
+    from .stages.train import Train
 
-    run(params, corpus, model)
+    Train(params, corpus, model).run()
 
 
 @cli.command()
@@ -84,9 +85,9 @@ def train(params: Any, corpus: str, model: str) -> None:
 @with_params
 def score(params: Any, corpus: str) -> None:
     """Difficulty columns from each scoring model into data/<corpus>/scores/."""
-    from .scoring import run
+    from .stages.score import Score
 
-    run(params, corpus)
+    Score(params, corpus).run()
 
 
 @cli.command()
@@ -94,9 +95,9 @@ def score(params: Any, corpus: str) -> None:
 @with_params
 def enhance(params: Any, corpus: str) -> None:
     """Enhanced images at every budget into data/<corpus>/enhanced/."""
-    from .enhance_stage import run
+    from .stages.enhance import Enhance
 
-    run(params, corpus)
+    Enhance(params, corpus).run()
 
 
 @cli.command()
@@ -104,9 +105,9 @@ def enhance(params: Any, corpus: str) -> None:
 @with_params
 def curriculum(params: Any, corpus: str) -> None:
     """Trial sequences for every curriculum into data/<corpus>/curricula/."""
-    from .curriculum import run
+    from .stages.curriculum import Curriculum
 
-    run(params, corpus)
+    Curriculum(params, corpus).run()
 
 
 @cli.command()
@@ -114,9 +115,9 @@ def curriculum(params: Any, corpus: str) -> None:
 @with_params
 def metamers(params: Any, corpus: str) -> None:
     """Model metamers and their recognisability into data/<corpus>/metamers/."""
-    from .metamer_stage import run
+    from .stages.metamers import Metamers
 
-    run(params, corpus)
+    Metamers(params, corpus).run()
 
 
 @cli.command()
@@ -124,9 +125,9 @@ def metamers(params: Any, corpus: str) -> None:
 @with_params
 def export(params: Any, corpus: str) -> None:
     """The Hugging Face dataset folder into data/<corpus>/hub/."""
-    from .export import run
+    from .stages.export import Export
 
-    run(params, corpus)
+    Export(params, corpus).run()
 
 
 @cli.command()
@@ -134,9 +135,9 @@ def export(params: Any, corpus: str) -> None:
 @with_params
 def report(params: Any, corpus: str) -> None:
     """The self-contained HTML explorer into data/<corpus>/report/."""
-    from .report import run
+    from .stages.report import Report
 
-    run(params, corpus)
+    Report(params, corpus).run()
 
 
 @cli.command()
@@ -150,9 +151,10 @@ def report(params: Any, corpus: str) -> None:
 @with_params
 def publish(params: Any, corpus: str, **options: Any) -> None:
     """Upload data/<corpus>/hub/ and tag v<version>; never moves an existing tag."""
-    from .hub import publish as do_publish
+    from .hub.publish import publish as do_publish
 
-    do_publish(params, corpus, **options)
+    for line in do_publish(params, corpus, **options):
+        click.echo(line)
 
 
 @cli.command()
@@ -162,9 +164,10 @@ def publish(params: Any, corpus: str, **options: Any) -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Copy the files here.")
 def pull(repo: str, version: str, config: str | None, out: str | None) -> None:
     """Fetch a published dataset at a pinned version (offline from cache once fetched)."""
-    from .hub import pull as do_pull
+    from .hub.pull import pull as do_pull
 
-    do_pull(repo, version, config=config, out=out)
+    for line in do_pull(repo, version, config=config, out=out).lines():
+        click.echo(line)
 
 
 @cli.command()
@@ -173,7 +176,7 @@ def pull(repo: str, version: str, config: str | None, out: str | None) -> None:
 @PARAMS_OPTION
 def cite(target: str, fmt: str, params_path: str) -> None:
     """Citation for a corpus build, an org/name[@version] on the Hub, or an exported folder."""
-    from .citation import cite as do_cite
+    from .hub.pull import cite as do_cite
 
     click.echo(do_cite(target, fmt=fmt, params_path=params_path))
 
@@ -182,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors for user mistakes, tracebacks only with ``--debug``."""
     args = sys.argv[1:] if argv is None else argv
     configure_process()  # before torch loads: every command imports it lazily
+    console.setup()
     try:
         cli.main(args=args, prog_name="lwise-build", standalone_mode=False)
     except click.exceptions.Abort:

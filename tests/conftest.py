@@ -22,8 +22,8 @@ def write_images_table(folder: Path, arrays: np.ndarray, labels: list[int], spli
     """Write ``arrays`` (N, H, W[, C] uint8) as an images table (the ingest schema); return ids."""
     from datasets import ClassLabel, Features, Image, Value
 
-    from lwise_build.images import encode_png, image_id
-    from lwise_build.tables import write_table
+    from lwise_build.io.images import encode_png, image_id
+    from lwise_build.io.tables import write_table
 
     pngs = [encode_png(a) for a in arrays]
     ids = [image_id(p) for p in pngs]

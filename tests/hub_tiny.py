@@ -10,10 +10,10 @@ import numpy as np
 from datasets import ClassLabel, Features, Image, Value
 from PIL import Image as PILImage
 
-from lwise_build.images import decode_png, encode_png
-from lwise_build.params import Params
-from lwise_build.schema import build
-from lwise_build.tables import read_table, write_table
+from lwise_build.config.load import parse_params
+from lwise_build.config.params import Params
+from lwise_build.io.images import decode_png, encode_png
+from lwise_build.io.tables import read_table, write_table
 
 CORPUS = "toy"
 REPO = "org/toy"
@@ -43,7 +43,7 @@ def tiny_params(**export: object) -> Params:
                        "date": "2025-01-02", "max_shard_mb": 1, **export},
         }},
     }
-    return build(Params, data, "")
+    return parse_params(data)
 
 
 def _png(arr: np.ndarray) -> dict:

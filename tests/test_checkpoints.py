@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import save_file
 
 from lwise_build import UserError, load_model
-from lwise_build.checkpoints import read
-from lwise_build.models import create_net
+from lwise_build.models.checkpoints import read
+from lwise_build.models.registry import create_net
 
 ARCH, N_CLASSES = "smallcnn-tiny", 4
 
@@ -166,7 +166,8 @@ def test_http_source_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_built_folder_and_unknown_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lwise_build.models import Classifier, save_model
+    from lwise_build.models.classifier import Classifier
+    from lwise_build.models.store import save_model
 
     net, stages = create_net(ARCH, 3, 1)
     save_model(Classifier(net, stages, [0.5], [0.25], ["a", "b", "c"], arch=ARCH), tmp_path / "m")

@@ -10,18 +10,21 @@ import pytest
 from conftest import write_images_table
 from datasets import ClassLabel, Features, Image, Value
 
-from lwise_build.curriculum import build_sequence, load_pools, run
-from lwise_build.curriculum_presets import (
+from lwise_build.config.curricula import (
     LWISE_BUDGETS,
     LWISE_FRACTIONS,
     expand_blocks,
     is_shuffled,
 )
+from lwise_build.config.load import parse_params
+from lwise_build.config.params import BlockParams, CurriculumParams, Params
+from lwise_build.config.schema import build
 from lwise_build.errors import UserError
-from lwise_build.images import encode_png
-from lwise_build.params import BlockParams, CurriculumParams, Params
-from lwise_build.schema import build
-from lwise_build.tables import file_digest, read_features, read_table, write_table
+from lwise_build.io.digests import file_digest
+from lwise_build.io.images import encode_png
+from lwise_build.io.tables import read_features, read_table, write_table
+from lwise_build.ops.curriculum_draw import build_sequence
+from lwise_build.stages.curriculum import Curriculum, load_pools
 
 CLASSES = ["a", "b", "c"]
 N_TRAIN, N_TEST, N_VAL = 30, 8, 2
@@ -57,11 +60,11 @@ def write_enhanced(root: Path, budget: float, ids, labels, splits, arrays) -> No
 
 
 def make_params(curricula: dict, budgets: list[float] = BUDGETS) -> Params:
-    return build(Params, {
+    return parse_params({
         "models": {"guide": {"arch": "smallcnn", "corpus": "toy", "checkpoint": "guide.safetensors"}},
         "corpora": {"toy": {"ingest": {"source": "builtin:digits"}, "score": {"models": {"robust": "guide"}},
                             "enhance": {"model": "guide", "budgets": budgets}, "curricula": curricula}},
-    }, "")
+    })
 
 
 LWISE = {"preset": "lwise", "budgets": [2, 2, 1, 1, 0.5, 0.5], "train_trials_per_class": 2,
@@ -218,7 +221,7 @@ def test_missing_budget_fails_before_any_work(corpus, data_root):
         for p in (data_root / "toy" / table).glob("*"):
             p.unlink()
     with pytest.raises(UserError, match=r"curricula\.lwise: budget 4 has no enhanced table"):
-        run(params, "toy")
+        Curriculum(params, "toy").run()
     assert not (data_root / "toy" / "curricula").exists()
     with pytest.raises(UserError, match=r"curricula\.lwise: block 1 uses budget 3"):
         make_params({"lwise": {**LWISE, "budgets": [3, 2, 1, 1, 0.5, 0.5]}})
@@ -230,7 +233,7 @@ def test_enhanced_images_must_exist_for_every_enhanced_trial(corpus, data_root):
     write_enhanced(data_root, 2.0, pick(corpus["ids"]), pick(corpus["labels"]), pick(corpus["splits"]),
                    np.zeros((len(test_only), 8, 8), np.uint8))
     with pytest.raises(UserError, match=r"curriculum 'lwise': image \w+ is not in .*eps=2 \(\d+ missing\)"):
-        run(make_params({"lwise": LWISE}), "toy")
+        Curriculum(make_params({"lwise": LWISE}), "toy").run()
 
 
 def test_bad_blocks_are_rejected_by_params():
@@ -245,7 +248,7 @@ def test_bad_blocks_are_rejected_by_params():
 def test_stage_writes_a_deterministic_table_and_plots(corpus, data_root):
     curricula = {"lwise": LWISE, "control": {**LWISE, "preset": "control", "budgets": [], "sequences": 2},
                  "lwise_shuffled": {**LWISE, "preset": "lwise_shuffled"}}
-    run(make_params(curricula), "toy")
+    Curriculum(make_params(curricula), "toy").run()
     out = data_root / "toy" / "curricula"
     tab = read_table(out).to_pandas()
     assert read_features(out)["label"].names == CLASSES
@@ -263,10 +266,10 @@ def test_stage_writes_a_deterministic_table_and_plots(corpus, data_root):
     assert {"schedule.png", "strip.png", "schedule.csv"} <= set(digests)
     csv = (plots / "schedule.csv").read_text().splitlines()
     assert csv[0] == "curriculum,block,phase,trials,budget,difficulty_quantile" and len(csv) == 1 + 30
-    run(make_params(curricula), "toy")
+    Curriculum(make_params(curricula), "toy").run()
     assert {p.name: file_digest(p) for p in [*out.glob("*.parquet"), *plots.glob("*")]} == digests
     more = {**curricula, "control": {**curricula["control"], "sequences": 3}}  # independent of the rest
-    run(make_params(more), "toy")
+    Curriculum(make_params(more), "toy").run()
     again = read_table(out).to_pandas()
     assert again[again.curriculum != "control"].reset_index(drop=True).equals(
         tab[tab.curriculum != "control"].reset_index(drop=True))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lwise_build.hub import dvc_stale
+from lwise_build.hub.publish import dvc_stale
 
 GEN = """
 import sys

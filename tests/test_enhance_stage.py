@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from lwise_build import enhance_stage
-from lwise_build.enhancement import change_sizes, quantize_within
+from lwise_build.config.load import parse_params
+from lwise_build.config.params import Params
 from lwise_build.errors import UserError
-from lwise_build.images import to_tensor
-from lwise_build.models import Classifier, create_net, save_model
-from lwise_build.params import Params
-from lwise_build.schema import build
-from lwise_build.tables import read_features, read_table, stage_dir, write_table
+from lwise_build.io.images import to_tensor
+from lwise_build.io.paths import budget_dir, stage_dir
+from lwise_build.io.tables import read_features, read_table, write_table
+from lwise_build.models.classifier import Classifier
+from lwise_build.models.registry import create_net
+from lwise_build.models.store import load_named, save_model
+from lwise_build.ops.quantize import change_sizes, quantize_within
+from lwise_build.stages import enhance as enhance_stage
+from lwise_build.stages.enhance import Enhance
 
 CLASSES = ["bar", "dot", "ring"]
 BUDGETS = [0.25, 1.0, 3.0]
@@ -31,7 +35,7 @@ def make_params(**enhance) -> Params:
     data = {"seed": 0, "device": "cpu", "models": {n: dict(model) for n in ("guide", "other", "observer")},
             "corpora": {"toy": {"ingest": {"source": "builtin:digits", "image_size": 16, "grayscale": True},
                                 "enhance": section}}}
-    return build(Params, data, "")
+    return parse_params(data)
 
 
 def save_models(root: Path, names=("guide", "other", "observer")) -> None:
@@ -45,7 +49,7 @@ def two_shard_images(root: Path, n: int = 24) -> None:
     """A toy images table in two shards (so a crash can happen between them)."""
     from datasets import ClassLabel, Features, Image, Value
 
-    from lwise_build.images import encode_png, image_id
+    from lwise_build.io.images import encode_png, image_id
 
     rng = np.random.default_rng(1)
     pngs = [encode_png((rng.random((16, 16)) * 255).astype(np.uint8)) for _ in range(n)]
@@ -58,21 +62,21 @@ def two_shard_images(root: Path, n: int = 24) -> None:
 
 
 def budget_table(b: float):
-    return read_table(stage_dir("toy", "enhanced") / enhance_stage.budget_dir(b))
+    return read_table(stage_dir("toy", "enhanced") / budget_dir(b))
 
 
 def test_stage_writes_one_table_per_budget_within_budget(tiny_images):
     save_models(tiny_images["root"])
-    enhance_stage.run(make_params(), "toy")
+    Enhance(make_params(), "toy").run()
     images = read_table(stage_dir("toy", "images")).to_pydict()
     originals = {i: img["bytes"] for i, img in zip(images["id"], images["image"], strict=True)}
     wanted = [i for i, s in zip(images["id"], images["split"], strict=True) if s in ("train", "test")]
     folder = stage_dir("toy", "enhanced")
     assert sorted(p.name for p in folder.iterdir()) == ["eps=0.25", "eps=1", "eps=3"]
-    guide = enhance_stage.load_named(make_params(), "guide")
+    guide = load_named(make_params(), "guide")
     for b in BUDGETS:
         t = budget_table(b).to_pydict()
-        assert read_features(folder / enhance_stage.budget_dir(b))["label"].names == CLASSES
+        assert read_features(folder / budget_dir(b))["label"].names == CLASSES
         assert t["id"] == wanted and set(t["budget"]) == {b}
         x0 = to_tensor([originals[i] for i in t["id"]])
         x = to_tensor([img["bytes"] for img in t["image"]])
@@ -114,7 +118,7 @@ def test_byte_identical_outputs_twice(tiny_images, tmp_path, monkeypatch):
     snapshots = []
     for run in range(2):
         monkeypatch.setenv("LWISE_CACHE", str(tmp_path / f"cache{run}"))  # compute from scratch each time
-        enhance_stage.run(params, "toy")
+        Enhance(params, "toy").run()
         root = tiny_images["root"] / "toy"
         files = sorted(p for d in ("enhanced", "metrics", "plots") for p in (root / d).rglob("*") if p.is_file())
         snapshots.append({str(p.relative_to(root)): p.read_bytes() for p in files})
@@ -125,7 +129,7 @@ def test_resumes_after_a_crash_and_after_adding_a_budget(data_root, monkeypatch)
     two_shard_images(data_root)
     save_models(data_root, ["guide"])
     params = make_params(budgets=[0.5, 2.0], observers=[], compare_guides=[], splits=["train", "test"])
-    calls, real = [], enhance_stage.enhance_shard
+    calls, real = [], enhance_stage.enhance_rows
 
     def crashing(setup, shard, budgets, guide):
         calls.append((shard.column("id")[0].as_py(), list(budgets)))
@@ -133,27 +137,27 @@ def test_resumes_after_a_crash_and_after_adding_a_budget(data_root, monkeypatch)
             raise RuntimeError("simulated crash")
         return real(setup, shard, budgets, guide)
 
-    monkeypatch.setattr(enhance_stage, "enhance_shard", crashing)
+    monkeypatch.setattr(enhance_stage, "enhance_rows", crashing)
     with pytest.raises(RuntimeError, match="simulated"):
-        enhance_stage.run(params, "toy")
+        Enhance(params, "toy").run()
     assert not stage_dir("toy", "enhanced").exists()  # nothing half-written
     first_shard = calls[0][0]
     calls.clear()
-    monkeypatch.setattr(enhance_stage, "enhance_shard", lambda *a: (calls.append((a[1].column("id")[0].as_py(),
+    monkeypatch.setattr(enhance_stage, "enhance_rows", lambda *a: (calls.append((a[1].column("id")[0].as_py(),
                                                                                  list(a[2]))), real(*a))[1])
-    enhance_stage.run(params, "toy")
+    Enhance(params, "toy").run()
     assert len(calls) == 1 and calls[0][0] != first_shard  # only the second shard was computed
     assert len(list((stage_dir("toy", "enhanced") / "eps=2").glob("*.parquet"))) == 2
     before = budget_table(2.0)
     calls.clear()
-    enhance_stage.run(make_params(budgets=[0.5, 1.0, 2.0], observers=[], compare_guides=[]), "toy")
+    Enhance(make_params(budgets=[0.5, 1.0, 2.0], observers=[], compare_guides=[]), "toy").run()
     assert [c[1] for c in calls] == [[1.0], [1.0]]  # only the new budget, once per shard
     assert budget_table(2.0).equals(before)
 
 
 def test_missing_guide_model_is_a_one_line_user_error(tiny_images):
     with pytest.raises(UserError) as err:
-        enhance_stage.run(make_params(), "toy")
+        Enhance(make_params(), "toy").run()
     assert "guide" in str(err.value) and "\n" not in str(err.value)
     assert not stage_dir("toy", "enhanced").exists()
 
@@ -161,12 +165,12 @@ def test_missing_guide_model_is_a_one_line_user_error(tiny_images):
 def test_unknown_split_or_diverge_class_is_a_user_error(tiny_images):
     save_models(tiny_images["root"])
     with pytest.raises(UserError, match="enhance.splits.*'dev'"):
-        enhance_stage.run(make_params(splits=["train", "dev"]), "toy")
+        Enhance(make_params(splits=["train", "dev"]), "toy").run()
     with pytest.raises(UserError, match="enhance.diverge_from.*'star'"):
-        enhance_stage.run(make_params(objective="logit_diverge", diverge_from=["dot", "star"]), "toy")
+        Enhance(make_params(objective="logit_diverge", diverge_from=["dot", "star"]), "toy").run()
 
 
 def test_no_guide_writes_an_empty_enhanced_folder(tiny_images):
-    enhance_stage.run(make_params(model=None, observers=[], compare_guides=[]), "toy")
+    Enhance(make_params(model=None, observers=[], compare_guides=[]), "toy").run()
     assert stage_dir("toy", "enhanced").is_dir() and not list(stage_dir("toy", "enhanced").iterdir())
     assert json.loads((stage_dir("toy", "metrics") / "enhance.json").read_text())["guide"] is None

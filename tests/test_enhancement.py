@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from lwise_build.enhancement import default_steps, enhance, enhance_reference, objective_loss
 from lwise_build.errors import UserError
-from lwise_build.models import Classifier, create_net
+from lwise_build.models.classifier import Classifier
+from lwise_build.models.registry import create_net
+from lwise_build.ops.enhance import default_steps, enhance, enhance_reference, objective_loss
 
 BUDGETS = [0.25, 0.5, 1, 2, 4, 8]
 
@@ -73,7 +74,7 @@ def test_shared_trajectory_equals_independent_runs(norm, step, budgets, steps):
 
 def test_shared_trajectory_branches_only_where_projection_binds(monkeypatch):
     """Default budgets cost about the largest alone: 17 evaluations, only step 1 carries extra rows."""
-    import lwise_build.enhancement as E
+    import lwise_build.ops.enhance as E
 
     rows = []
     orig = E._evaluate

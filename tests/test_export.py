@@ -12,11 +12,14 @@ import yaml
 from datasets import Image, load_dataset
 from hub_tiny import CORPUS, make_tiny_build, tiny_params
 
-from lwise_build import card, citation, export
+from lwise_build.config.schema import to_plain
 from lwise_build.errors import UserError
-from lwise_build.hub_configs import write_default
-from lwise_build.schema import to_plain
-from lwise_build.tables import file_digest, read_table
+from lwise_build.hub import card, pull
+from lwise_build.hub.configs import write_default
+from lwise_build.hub.provenance import git_state
+from lwise_build.io.digests import file_digest
+from lwise_build.io.tables import read_table
+from lwise_build.stages.export import Export
 
 CONFIGS = {"default", "enhanced-0.5", "curriculum-lwise", "curriculum-control", "metamers"}
 
@@ -25,7 +28,7 @@ CONFIGS = {"default", "enhanced-0.5", "curriculum-lwise", "curriculum-control", 
 def built(tiny_images, data_root: Path) -> Path:
     """The tiny build exported once; returns data/toy/hub."""
     make_tiny_build(data_root)
-    return export.run(tiny_params(), CORPUS)
+    return Export(tiny_params(), CORPUS).run()
 
 
 def _header(folder: Path) -> dict:
@@ -91,9 +94,9 @@ def test_citation_cff_and_provenance(built: Path) -> None:
 
 def test_doi_reaches_cff_and_bibtex(tiny_images, data_root: Path) -> None:
     make_tiny_build(data_root)
-    folder = export.run(tiny_params(doi="10.5281/zenodo.1"), CORPUS)
+    folder = Export(tiny_params(doi="10.5281/zenodo.1"), CORPUS).run()
     assert yaml.safe_load((folder / "CITATION.cff").read_text())["doi"] == "10.5281/zenodo.1"
-    assert "doi = {10.5281/zenodo.1}" in citation.cite(str(folder))
+    assert "doi = {10.5281/zenodo.1}" in pull.cite(str(folder))
 
 
 def test_configs_load_with_features_and_rows(built: Path, tiny_images, tmp_path: Path) -> None:
@@ -123,7 +126,7 @@ def test_curriculum_rows_in_order_with_the_image_as_shown(built: Path, data_root
 
 def test_missing_optional_inputs_omit_their_configs(tiny_images, data_root: Path) -> None:
     make_tiny_build(data_root, metamers=False, enhanced=False)
-    folder = export.run(tiny_params(), CORPUS)
+    folder = Export(tiny_params(), CORPUS).run()
     assert {c["config_name"] for c in _header(folder)["configs"]} == {"default", "curriculum-lwise", "curriculum-control"}
     prov = json.loads((folder / "provenance.json").read_text())
     assert "feather2023" not in prov["citation"]["methods"]
@@ -132,7 +135,7 @@ def test_missing_optional_inputs_omit_their_configs(tiny_images, data_root: Path
 
 def test_export_is_byte_identical_when_rerun(built: Path) -> None:
     first = {p.relative_to(built).as_posix(): p.read_bytes() for p in built.rglob("*") if p.is_file()}
-    again = export.run(tiny_params(), CORPUS)
+    again = Export(tiny_params(), CORPUS).run()
     second = {p.relative_to(again).as_posix(): p.read_bytes() for p in again.rglob("*") if p.is_file()}
     assert first == second
 
@@ -148,7 +151,7 @@ def test_a_config_that_does_not_load_fails_and_keeps_the_old_folder(built: Path,
 
     monkeypatch.setattr(card, "header", broken)
     with pytest.raises(UserError, match="config 'enhanced-0.5' does not load"):
-        export.run(tiny_params(), CORPUS)
+        Export(tiny_params(), CORPUS).run()
     assert (built / "README.md").read_bytes() == before
 
 
@@ -165,25 +168,25 @@ def test_curriculum_budget_without_enhanced_table_is_one_line_error(tiny_images,
     for shard in (data_root / CORPUS / "enhanced" / "eps=0.5").glob("*.parquet"):
         shard.unlink()
     with pytest.raises(UserError, match=r"budget 0.5, but enhanced/eps=0.5 was not built"):
-        export.run(tiny_params(), CORPUS)
+        Export(tiny_params(), CORPUS).run()
 
 
 def test_no_images_table_is_one_line_error(data_root: Path) -> None:
     with pytest.raises(UserError, match="no images table; run `lwise-build ingest toy`"):
-        export.run(tiny_params(), CORPUS)
+        Export(tiny_params(), CORPUS).run()
 
 
 def test_cite_folder_and_corpus(built: Path, tmp_path: Path, monkeypatch) -> None:
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(json.loads(json.dumps(to_plain(tiny_params()), default=str))))
-    bib = citation.cite(CORPUS, params_path=str(params_file))
-    assert bib == citation.cite(str(built))
+    bib = pull.cite(CORPUS, params_path=str(params_file))
+    assert bib == pull.cite(str(built))
     assert bib.startswith("@misc{toy_v0_1_0,") and "version = {0.1.0}" in bib and "content sha256" in bib
     assert "@article{feather2023metamers," in bib
-    cff = yaml.safe_load(citation.cite(str(built), fmt="cff"))
+    cff = yaml.safe_load(pull.cite(str(built), fmt="cff"))
     assert cff["title"] == "toy (lwise-build)" and "commit" not in cff
     with pytest.raises(UserError, match="corpus 'nope' is not in params"):
-        citation.cite("nope", params_path=str(params_file))
+        pull.cite("nope", params_path=str(params_file))
 
 
 def test_git_state_ignores_dvc_bookkeeping_but_not_code(tmp_path: Path, monkeypatch) -> None:
@@ -199,7 +202,7 @@ def test_git_state_ignores_dvc_bookkeeping_but_not_code(tmp_path: Path, monkeypa
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
     (tmp_path / "data" / "toy").mkdir(parents=True)
     (tmp_path / "data" / "toy" / ".gitignore").write_text("/images\n")
-    state = export.git_state()
+    state = git_state()
     assert len(state["commit"]) == 40 and state["dirty"] is False and re.fullmatch(r"\d{4}-\d{2}-\d{2}", state["date"])
     (tmp_path / "params.yaml").write_text("seed: 1\n")
-    assert export.git_state()["dirty"] is True
+    assert git_state()["dirty"] is True

@@ -18,10 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from hub_tiny import CORPUS, REPO, make_tiny_build, tiny_params
 
-from lwise_build import export, hub
 from lwise_build.errors import UserError
-from lwise_build.git_publish import publish_folder
-from lwise_build.tables import file_digest
+from lwise_build.hub import publish as hub
+from lwise_build.hub.git_remote import publish_folder
+from lwise_build.io.digests import file_digest, git_blob_sha
+from lwise_build.stages.export import Export
 
 GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
 
@@ -46,7 +47,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def built(tiny_images, data_root: Path, project: Path) -> Path:
     make_tiny_build(data_root)
-    return export.run(tiny_params(), CORPUS)
+    return Export(tiny_params(), CORPUS).run()
 
 
 # ---------------------------------------------------------------- olah end to end -------------
@@ -165,8 +166,8 @@ def test_git_publish_is_deterministic_and_never_moves_a_tag(built: Path, tmp_pat
         subprocess.run(["git", "init", "-q", "--bare", str(remotes[-1])], check=True)
     first = publish_folder(built, str(remotes[0]), "v0.1.0", message="m", date="2025-01-02")
     assert publish_folder(built, str(remotes[1]), "v0.1.0", message="m", date="2025-01-02").commit == first.commit
-    hub.publish(tiny_params(), CORPUS, to=str(remotes[0]))
-    assert "identical content; nothing to do" in capsys.readouterr().out
+    lines = hub.publish(tiny_params(), CORPUS, to=str(remotes[0]))
+    assert "identical content; nothing to do" in "\n".join(lines)
     (built / "extra.txt").write_text("changed")
     with pytest.raises(UserError, match="tag v0.1.0 already exists on different content"):
         publish_folder(built, str(remotes[0]), "v0.1.0", message="m", date="2025-01-02")
@@ -175,8 +176,7 @@ def test_git_publish_is_deterministic_and_never_moves_a_tag(built: Path, tmp_pat
 # ---------------------------------------------------------------- plan and refusals -----------
 def test_dry_run_prints_the_plan_and_changes_nothing(built: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # not a git repository: the plan says it would refuse
-    hub.publish(tiny_params(), CORPUS, dry_run=True)
-    out = capsys.readouterr().out
+    out = "\n".join(hub.publish(tiny_params(), CORPUS, dry_run=True))
     assert "https://huggingface.co/datasets/org/toy" in out and "version: 0.1.0 (tag v0.1.0)" in out
     assert "data/curriculum-lwise/train-00000-of-00001.parquet" in out and " B" in out
     assert "would refuse: the project is not a git repository" in out
@@ -238,12 +238,12 @@ def _tree(folder: Path) -> list[SimpleNamespace]:
     for p in sorted(folder.rglob("*")):
         if p.is_file():
             lfs = SimpleNamespace(sha256=file_digest(p)) if p.suffix in (".parquet", ".png") else None
-            out.append(SimpleNamespace(path=p.relative_to(folder).as_posix(), blob_id=hub.git_blob_sha(p), lfs=lfs))
+            out.append(SimpleNamespace(path=p.relative_to(folder).as_posix(), blob_id=git_blob_sha(p), lfs=lfs))
     return out
 
 
 def test_hub_publish_uploads_then_tags_the_commit(built: Path, fake_hub, capsys) -> None:
-    hub.publish(tiny_params(), CORPUS, private=True)
+    out = "\n".join(hub.publish(tiny_params(), CORPUS, private=True))
     names = [c[0] for c in fake_hub.calls]
     assert names == ["create_repo", "upload_folder", "create_tag"]
     assert fake_hub.calls[0][2] == {"repo_type": "dataset", "exist_ok": True, "private": True}
@@ -251,15 +251,15 @@ def test_hub_publish_uploads_then_tags_the_commit(built: Path, fake_hub, capsys)
     assert upload["repo_id"] == REPO and upload["repo_type"] == "dataset" and upload["delete_patterns"] == ["*"]
     assert Path(upload["folder_path"]) == built
     assert fake_hub.calls[2][2]["tag"] == "v0.1.0" and fake_hub.calls[2][2]["revision"] == "c" * 40
-    assert f"published {REPO} v0.1.0 = {'c' * 40}" in capsys.readouterr().out
+    assert f"published {REPO} v0.1.0 = {'c' * 40}" in out
 
 
 def test_hub_existing_tag_same_content_is_a_no_op(built: Path, fake_hub, capsys) -> None:
     fake_hub.tags = {"v0.1.0": "a" * 40}
     fake_hub.tree = _tree(built)
-    hub.publish(tiny_params(), CORPUS)
+    lines = hub.publish(tiny_params(), CORPUS)
     assert [c[0] for c in fake_hub.calls] == ["create_repo", "list_repo_tree"]
-    assert "identical content; nothing to do" in capsys.readouterr().out
+    assert "identical content; nothing to do" in "\n".join(lines)
 
 
 def test_hub_existing_tag_other_content_is_refused(built: Path, fake_hub) -> None:

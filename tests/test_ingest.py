@@ -12,10 +12,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from lwise_build import ingest
+from lwise_build.config.load import load_params
 from lwise_build.errors import UserError
-from lwise_build.params import load_params
-from lwise_build.tables import read_features, read_table
+from lwise_build.io.tables import read_features, read_table
+from lwise_build.stages.ingest import Ingest
 
 COLORS = {"cat": (200, 30, 30), "dög": (30, 200, 30), "猫": (30, 30, 200)}
 
@@ -44,7 +44,7 @@ def write_params(tmp_path: Path, ingest_params: dict, seed: int = 0) -> Path:
 
 def run_ingest(tmp_path: Path, **ingest_params):
     ingest_params.setdefault("image_size", 16)
-    ingest.run(load_params(write_params(tmp_path, ingest_params)), "c")
+    Ingest(load_params(write_params(tmp_path, ingest_params)), "c").run()
     folder = tmp_path / "data" / "c" / "images"
     return read_table(folder).to_pylist(), read_features(folder), json.loads((folder / "report.json").read_text())
 

@@ -13,9 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from lwise_build import metamer as M
+from lwise_build.api import metamers
 from lwise_build.errors import UserError
-from lwise_build.models import Classifier, create_net, save_model
+from lwise_build.models.classifier import Classifier
+from lwise_build.models.inference import activations
+from lwise_build.models.registry import create_net
+from lwise_build.models.store import save_model
+from lwise_build.ops import metamer as M
 
 
 def toy_model(seed: int = 0, arch: str = "smallcnn-tiny", classes=("bar", "dot", "ring")) -> Classifier:
@@ -60,7 +64,7 @@ def test_steps_override_keeps_the_halvings():
 
 def test_unknown_schedule_is_a_user_error():
     with pytest.raises(UserError, match="schedule"):
-        M.metamers(toy_model(), "block1", toy_images(1), schedule="slow")
+        metamers(toy_model(), "block1", toy_images(1), schedule="slow")
 
 
 # ---------------------------------------------------------------- truncation ------------------
@@ -87,16 +91,16 @@ def test_forward_to_equals_hooked_full_forward_and_stops_there():
 def test_metamers_match_far_better_than_null_while_differing_in_pixels():
     model, x = toy_model(), toy_images(6)
     layer = "avgpool"
-    out = M.metamers(model, layer, x, schedule="fast", steps=120)
-    ref = M.activations(model, layer, x)
-    stats = M.match_stats(ref, M.activations(model, layer, out))
+    out = metamers(model, layer, x, schedule="fast", steps=120)
+    ref = activations(model, layer, x)
+    stats = M.match_stats(ref, activations(model, layer, out))
     pool = toy_images(30, seed=1)
-    null = M.null_thresholds(M.activations(model, layer, pool), M.null_pairs(len(pool), 100, 0))
+    null = M.null_thresholds(activations(model, layer, pool), M.null_pairs(len(pool), 100, 0))
     for key in ("spearman", "pearson", "snr_db"):
         assert (stats[key] > null[key]).all(), (key, stats[key], null[key])
     assert stats["snr_db"].min() > null["snr_db"] + 3  # far better (2x closer), not just better
     assert (out - x).abs().flatten(1).mean(1).min() > 0.1  # a different image, not a copy
-    loss = M.normalised_distance(torch.from_numpy(M.activations(model, layer, out)), torch.from_numpy(ref))
+    loss = M.normalised_distance(torch.from_numpy(activations(model, layer, out)), torch.from_numpy(ref))
     assert loss.max() < 0.2
     assert out.min() >= 0 and out.max() <= 1
 
@@ -109,15 +113,15 @@ def test_batched_equals_one_at_a_time_for_the_same_seeds():
     model, x = toy_model().double(), toy_images(5).double()
     ids = [f"ref{i}" for i in range(5)]
     kw = {"schedule": "test", "seed": 3}
-    batched = M.metamers(model, "block2", x, ids=ids, **kw)
+    batched = metamers(model, "block2", x, ids=ids, **kw)
     assert batched.dtype == torch.float64
     fast = M.synthesis_model(model)  # prepared once, as a loop over images would
-    single = torch.cat([M.metamers(fast, "block2", x[i:i + 1], ids=ids[i:i + 1], **kw) for i in range(5)])
+    single = torch.cat([metamers(fast, "block2", x[i:i + 1], ids=ids[i:i + 1], **kw) for i in range(5)])
     start = M.init_noise_images(x.shape[1:], ids, 3, 0.05).double()
     assert (batched - start).abs().mean() > 0.02  # it moved away from the noise
     torch.testing.assert_close(batched, single, rtol=0, atol=1e-9)
     order = [3, 0, 4, 1, 2]
-    shuffled = M.metamers(model, "block2", x[order], ids=[ids[i] for i in order], batch_size=2, **kw)
+    shuffled = metamers(model, "block2", x[order], ids=[ids[i] for i in order], batch_size=2, **kw)
     torch.testing.assert_close(shuffled, batched[order], rtol=0, atol=1e-9)
 
 
@@ -155,12 +159,14 @@ def test_synthesis_model_leaves_relus_out_of_place_where_autograd_needs_the_inpu
 
 _FAULTS_PER_STEP = """
 import resource, sys, torch
-from lwise_build import device, metamer, models
+from lwise_build import device
+from lwise_build.models import classifier, registry
+from lwise_build.ops import metamer
 if sys.argv[1] == "keep" and not device.keep_freed_memory():
     sys.exit(3)
 torch.manual_seed(0)
-net, stages = models.create_net("smallcnn-tiny", 10, 1)
-fast = metamer.synthesis_model(models.Classifier(net, stages, [0.3], [0.3], list("abcdefghij")))
+net, stages = registry.create_net("smallcnn-tiny", 10, 1)
+fast = metamer.synthesis_model(classifier.Classifier(net, stages, [0.3], [0.3], list("abcdefghij")))
 x = torch.rand(32, 1, 32, 32)
 target = torch.zeros(32, 10)
 metamer._synthesise(fast, "fc", target, x, [0.1] * 3)
@@ -188,9 +194,9 @@ def test_keep_freed_memory_stops_page_faults_in_synthesis():
 
 def test_seeds_change_the_metamer_and_repeat_exactly():
     model, x = toy_model(), toy_images(2)
-    a = M.metamers(model, "fc", x, schedule="test", seed=0)
-    b = M.metamers(model, "fc", x, schedule="test", seed=0)
-    c = M.metamers(model, "fc", x, schedule="test", seed=1)
+    a = metamers(model, "fc", x, schedule="test", seed=0)
+    b = metamers(model, "fc", x, schedule="test", seed=0)
+    c = metamers(model, "fc", x, schedule="test", seed=1)
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
 
@@ -198,13 +204,13 @@ def test_seeds_change_the_metamer_and_repeat_exactly():
 def test_no_parameter_gradients_are_kept():
     model, x = toy_model(), toy_images(2)
     model.requires_grad_(True)
-    M.metamers(model, "block2", x, schedule="test")
+    metamers(model, "block2", x, schedule="test")
     assert all(not p.requires_grad and p.grad is None for p in model.parameters())
 
 
 def test_unknown_layer_is_a_user_error():
     with pytest.raises(UserError, match="layer 'conv9'"):
-        M.metamers(toy_model(), "conv9", toy_images(1))
+        metamers(toy_model(), "conv9", toy_images(1))
 
 
 # ---------------------------------------------------------------- statistics ------------------
@@ -263,7 +269,7 @@ corpora:
 
 
 def _stage_params(tmp_path: Path, root: Path, classes: list[str]):
-    from lwise_build.params import load_params
+    from lwise_build.config.load import load_params
 
     models = ""
     for i, name in enumerate(["toy-a", "toy-b", "toy-c"]):
@@ -275,10 +281,11 @@ def _stage_params(tmp_path: Path, root: Path, classes: list[str]):
 
 
 def _run_stage(params) -> dict:
-    from lwise_build.metamer_stage import run
-    from lwise_build.tables import read_table, stage_dir
+    from lwise_build.io.paths import stage_dir
+    from lwise_build.io.tables import read_table
+    from lwise_build.stages.metamers import Metamers
 
-    run(params, "toy")
+    Metamers(params, "toy").run()
     folder = stage_dir("toy", "metamers")
     return {"table": read_table(folder).to_pylist(),
             "bytes": {p.name: p.read_bytes() for p in sorted(folder.glob("*.parquet"))},
@@ -287,7 +294,8 @@ def _run_stage(params) -> dict:
 
 
 def test_stage_end_to_end_and_deterministic(tiny_images, tmp_path):
-    from lwise_build.tables import read_features, stage_dir
+    from lwise_build.io.paths import stage_dir
+    from lwise_build.io.tables import read_features
 
     params = _stage_params(tmp_path, tiny_images["root"], tiny_images["classes"])
     first = _run_stage(params)
@@ -320,8 +328,9 @@ def test_stage_end_to_end_and_deterministic(tiny_images, tmp_path):
 
 
 def _check_loss_on_stored_image(rows: list[dict], classes: list[str]) -> None:
-    from lwise_build.images import to_tensor
-    from lwise_build.tables import read_table, stage_dir
+    from lwise_build.io.images import to_tensor
+    from lwise_build.io.paths import stage_dir
+    from lwise_build.io.tables import read_table
 
     model = toy_model(0, classes=classes)
     images = read_table(stage_dir("toy", "images")).to_pylist()
@@ -333,21 +342,21 @@ def _check_loss_on_stored_image(rows: list[dict], classes: list[str]) -> None:
 
 
 def test_stage_rejects_an_unknown_layer(tiny_images, tmp_path):
-    from lwise_build.metamer_stage import run
-    from lwise_build.params import load_params
+    from lwise_build.config.load import load_params
+    from lwise_build.stages.metamers import Metamers
 
     _stage_params(tmp_path, tiny_images["root"], tiny_images["classes"])
     path = tmp_path / "params.yaml"
     path.write_text(path.read_text().replace("[block1, fc]", "[block1, layer9]"))
     with pytest.raises(UserError, match=r"metamers\.layers\.toy-a: unknown layer 'layer9'"):
-        run(load_params(path), "toy")
+        Metamers(load_params(path), "toy").run()
 
 
 def test_recognisability_counts_only_passing_metamers():
     table = {"generator": ["g"] * 4 + ["h"] * 2, "layer": ["fc"] * 6, "layer_depth": [3] * 6,
              "label": [0, 1, 2, 0, 1, 1], "passes": [True, True, False, False, False, False],
              "loss": [0.1] * 6, "generator_pred": [0, 1, 2, 0, 1, 1], "judge_j_pred": [0, 2, 2, 1, 1, 0]}
-    cells = M.recognisability(table, {"j": "judge_j_pred"})
+    cells = M.judge_rates(table, {"j": "judge_j_pred"})
     g = cells[("g", "fc")]
     assert (g["n"], g["n_passing"], g["pass_rate"]) == (4, 2, 0.5)
     assert g["recognisability"] == {"j": 0.5, "g": 1.0}
@@ -357,13 +366,14 @@ def test_recognisability_counts_only_passing_metamers():
 
 
 def test_stage_without_generators_writes_empty_outputs(tiny_images, tmp_path):
-    from lwise_build.metamer_stage import run
-    from lwise_build.params import load_params
-    from lwise_build.tables import read_table, stage_dir
+    from lwise_build.config.load import load_params
+    from lwise_build.io.paths import stage_dir
+    from lwise_build.io.tables import read_table
+    from lwise_build.stages.metamers import Metamers
 
     path = tmp_path / "params.yaml"
     path.write_text("corpora:\n  toy:\n    ingest: {source: 'builtin:digits'}\n")
-    run(load_params(path), "toy")
+    Metamers(load_params(path), "toy").run()
     assert read_table(stage_dir("toy", "metamers")).num_rows == 0
     metrics = json.loads((stage_dir("toy", "metrics") / "metamers.json").read_text())
     assert metrics["counts"]["metamers"] == 0

@@ -9,7 +9,8 @@ import torch
 import yaml
 
 from lwise_build import UserError, load_model
-from lwise_build.models import Classifier, architectures, create_net
+from lwise_build.models.classifier import Classifier
+from lwise_build.models.registry import architectures, create_net
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,14 +61,16 @@ def test_unbuilt_checkpoint_model_loads_by_name(tmp_path: Path, monkeypatch: pyt
 @pytest.mark.slow
 def test_default_robust_model_resists_pgd_far_better(data_root: Path) -> None:
     """The embedded default: through load_model, robust keeps far higher L2-PGD accuracy (eps 1)."""
-    from lwise_build import ingest, train
-    from lwise_build.attacks import accuracy
-    from lwise_build.images import to_tensor
-    from lwise_build.params import load_params
-    from lwise_build.tables import read_table, stage_dir
+    from lwise_build.config.load import load_params
+    from lwise_build.io.images import to_tensor
+    from lwise_build.io.paths import stage_dir
+    from lwise_build.io.tables import read_table
+    from lwise_build.ops.attacks import accuracy
+    from lwise_build.stages.ingest import Ingest
+    from lwise_build.stages.train import Train
 
     params = load_params(ROOT / "params.yaml")
-    ingest.run(params, "digits")
+    Ingest(params, "digits").run()
     table = read_table(stage_dir("digits", "images")).to_pylist()
     test = [r for r in table if r["split"] == "test"]
     x, y = to_tensor([r["image"]["bytes"] for r in test]), torch.tensor([r["label"] for r in test])
@@ -75,7 +78,7 @@ def test_default_robust_model_resists_pgd_far_better(data_root: Path) -> None:
     torch.set_num_threads(1)  # tiny convs: one thread is as fast, and far faster on a busy machine
     try:
         for name in ("digits-robust", "digits-standard"):
-            train.run(params, "digits", name)
+            Train(params, "digits", name).run()
             model = load_model(name, params=params)
             acc[name] = (accuracy(model, x, y), accuracy(model, x, y, eps=1.0, steps=10))
     finally:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lwise_build.config.load import load_params, parse_params
+from lwise_build.config.schema import to_plain
 from lwise_build.errors import UserError
-from lwise_build.params import Params, load_params
-from lwise_build.schema import build, to_plain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ def minimal(**corpus_extra) -> dict:
 
 def error_of(data: dict) -> str:
     with pytest.raises(UserError) as exc:
-        build(Params, data, "")
+        parse_params(data)
     msg = str(exc.value)
     assert "\n" not in msg
     return msg
@@ -34,7 +34,7 @@ def test_default_params_validate_and_are_frozen():
     assert "digits" in p.corpora and "digits-robust" in p.models
     with pytest.raises(AttributeError):
         p.seed = 3  # type: ignore[misc]
-    assert to_plain(build(Params, to_plain(p), "")) == to_plain(p)
+    assert to_plain(parse_params(to_plain(p))) == to_plain(p)
 
 
 @pytest.mark.parametrize("recipe", sorted((ROOT / "recipes").glob("*.yaml")), ids=lambda p: p.stem)

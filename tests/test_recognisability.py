@@ -10,7 +10,7 @@ from scipy import stats as st
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from lwise_build import recognisability as rc
+from lwise_build.ops import recognisability as rc
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lwise_build.config.load import parse_params
+from lwise_build.config.params import Params
 from lwise_build.errors import UserError
-from lwise_build.images import decode_png, encode_png
-from lwise_build.params import Params
-from lwise_build.report import run, stratified_sample
-from lwise_build.schema import build
-from lwise_build.tables import read_table, write_table
+from lwise_build.io.images import decode_png, encode_png
+from lwise_build.io.tables import read_table, write_table
+from lwise_build.stages.report import Report, stratified_sample
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -30,7 +30,7 @@ def uri(png: bytes) -> str:
 
 def make_params(**report) -> Params:
     corpus = {"ingest": {"source": "builtin:digits"}, "report": report}
-    return build(Params, {"corpora": {"toy": corpus}}, "")
+    return parse_params({"corpora": {"toy": corpus}})
 
 
 # ------------------------------------------------------------------ tiny stage tables ---------
@@ -149,8 +149,8 @@ def test_sample_is_stratified_seeded_and_order_free():
 
 def test_page_is_self_contained_and_deterministic(full_corpus):
     params = make_params(sample=24, metamer_sample=2, curriculum_sequences=1)
-    first = run(params, "toy").read_bytes()
-    assert run(params, "toy").read_bytes() == first
+    first = (Report(params, "toy").run() / "index.html").read_bytes()
+    assert (Report(params, "toy").run() / "index.html").read_bytes() == first
     text = first.decode()
     assert not re.search(r"""(?:src|href)\s*=\s*["'](?!data:|#)""", text)
     assert "http://" not in text and "https://" not in text
@@ -167,7 +167,7 @@ def test_page_is_self_contained_and_deterministic(full_corpus):
 
 def test_missing_images_is_one_line_error(data_root):
     with pytest.raises(UserError, match="images"):
-        run(make_params(), "toy")
+        (Report(make_params(), "toy").run() / "index.html")
 
 
 # ------------------------------------------------------------------ in the browser ------------
@@ -259,7 +259,7 @@ def check_curriculum(page, corpus: dict) -> None:
 
 
 def test_report_in_browser(browser, full_corpus, tmp_path):
-    page_path = run(make_params(sample=24, metamer_sample=2, curriculum_sequences=1), "toy")
+    page_path = (Report(make_params(sample=24, metamer_sample=2, curriculum_sequences=1), "toy").run() / "index.html")
     page, log = open_page(browser, page_path)
     assert "Showing 24 of 60 images" in page.inner_text("#images")
     check_budget_slider(page, full_corpus)
@@ -281,7 +281,7 @@ def test_report_in_browser(browser, full_corpus, tmp_path):
 
 
 def test_report_with_only_images_says_not_built(browser, tiny_images, tmp_path):
-    page, log = open_page(browser, run(make_params(sample=10), "toy"))
+    page, log = open_page(browser, (Report(make_params(sample=10), "toy").run() / "index.html"))
     for section in ("#curricula", "#metamers", "#figures"):
         assert "not built" in page.inner_text(section)
     assert "Enhanced images not built" in page.inner_text("#images")

@@ -12,12 +12,17 @@ from conftest import write_images_table
 from scipy import stats as st
 from torch import nn
 
-from lwise_build import models, tables
+from lwise_build.api import score
+from lwise_build.config.load import parse_params
+from lwise_build.config.params import Params
 from lwise_build.errors import UserError
-from lwise_build.images import to_tensor
-from lwise_build.params import Params
-from lwise_build.schema import build
-from lwise_build.scoring import difficulty, run, score
+from lwise_build.io import paths, tables
+from lwise_build.io.images import to_tensor
+from lwise_build.models.classifier import Classifier
+from lwise_build.models.registry import register
+from lwise_build.models.store import load_model_dir, save_model
+from lwise_build.ops.difficulty import difficulty
+from lwise_build.stages.score import Score
 
 MEAN, STD = 0.2, 0.5
 
@@ -33,7 +38,7 @@ class MeanLogits(nn.Module):
         return self.fc(x.mean(dim=(1, 2, 3))[:, None])
 
 
-models.register("toy-mean")(lambda nc, ic: (MeanLogits(nc), ["fc"]))
+register("toy-mean")(lambda nc, ic: (MeanLogits(nc), ["fc"]))
 TOYS = {  # name -> (w, b) per class: class boundaries at different mean-pixel thresholds
     "toy-a": ([-10.0, 1.0, 10.0], [-1.4, 0.0, -2.0]),
     "toy-b": ([-5.0, 2.0, 5.0], [-0.5, 0.0, -0.75]),
@@ -48,34 +53,34 @@ def analytic(name: str, x: torch.Tensor) -> np.ndarray:
     return m[:, None] * w[None, :] + b[None, :]
 
 
-def make_toy(name: str, classes: list[str]) -> models.Classifier:
+def make_toy(name: str, classes: list[str]) -> Classifier:
     w, b = TOYS[name]
     net = MeanLogits(len(classes))
     with torch.no_grad():
         net.fc.weight.copy_(torch.tensor(w)[:, None])
         net.fc.bias.copy_(torch.tensor(b))
-    return models.Classifier(net, ["fc"], [MEAN], [STD], classes, arch="toy-mean")
+    return Classifier(net, ["fc"], [MEAN], [STD], classes, arch="toy-mean")
 
 
 def make_params(score: dict, names=("toy-a", "toy-b", "toy-c"), classes=None) -> Params:
     """Params for corpus ``toy``; saves the toy models under data/toy/models/<name>."""
     for n in names:
-        models.save_model(make_toy(n, classes or ["bar", "dot", "ring"]), tables.stage_dir("toy", "models") / n)
+        save_model(make_toy(n, classes or ["bar", "dot", "ring"]), paths.stage_dir("toy", "models") / n)
     model_defs = {n: {"arch": "toy-mean", "corpus": "toy", "checkpoint": "built", "in_channels": 1} for n in names}
     corpora = {"toy": {"ingest": {"source": "builtin:toy", "image_size": 16}, "score": score}}
-    return build(Params, {"device": "cpu", "models": model_defs, "corpora": corpora}, "")
+    return parse_params({"device": "cpu", "models": model_defs, "corpora": corpora})
 
 
 ALIASES = {"robust": "toy-a", "standard": "toy-b", "blur": "toy-c"}
 
 
 def read_scores() -> dict:
-    t = tables.read_table(tables.stage_dir("toy", "scores"))
+    t = tables.read_table(paths.stage_dir("toy", "scores"))
     return {c: t.column(c).to_pylist() for c in t.column_names}
 
 
 def canonical_images() -> tuple[torch.Tensor, list[int]]:
-    t = tables.read_table(tables.stage_dir("toy", "images"))
+    t = tables.read_table(paths.stage_dir("toy", "images"))
     return to_tensor([r["bytes"] for r in t.column("image").to_pylist()]), t.column("label").to_pylist()
 
 
@@ -89,11 +94,11 @@ def minmax_within(z: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 def test_stored_gt_logit_is_plain_forward_and_difficulty_is_minmax(tiny_images):
-    run(make_params({"models": ALIASES}), "toy")
+    Score(make_params({"models": ALIASES}), "toy").run()
     s = read_scores()
     x, labels = canonical_images()
     assert s["id"] == tiny_images["ids"] and s["label"] == labels and s["split"] == tiny_images["splits"]
-    model = models.load_model_dir(tables.stage_dir("toy", "models") / "toy-a")
+    model = load_model_dir(paths.stage_dir("toy", "models") / "toy-a")
     with torch.no_grad():
         plain = model(x).double().numpy()
     y = np.array(labels)
@@ -108,14 +113,14 @@ def test_stored_gt_logit_is_plain_forward_and_difficulty_is_minmax(tiny_images):
     np.testing.assert_allclose(s["robust_prob"], prob, atol=1e-5)
     other = np.where(np.eye(3, dtype=bool)[y], -np.inf, plain).max(1)
     np.testing.assert_allclose(s["robust_margin"], plain[np.arange(len(y)), y] - other, atol=1e-4)
-    feats = tables.read_features(tables.stage_dir("toy", "scores"))
+    feats = tables.read_features(paths.stage_dir("toy", "scores"))
     assert feats["label"].names == ["bar", "dot", "ring"] and feats["robust_pred"].dtype == "int64"
     assert feats["blur_gt_logit"].dtype == "float32"
 
 
 def test_api_tensor_png_batch_size_and_workers_agree(tiny_images):
     x, labels = canonical_images()
-    t = tables.read_table(tables.stage_dir("toy", "images"))
+    t = tables.read_table(paths.stage_dir("toy", "images"))
     pngs = [r["bytes"] for r in t.column("image").to_pylist()]
     model = make_toy("toy-b", ["bar", "dot", "ring"])
     ref = score(model, x, labels, batch_size=256)
@@ -148,7 +153,7 @@ def test_class_map_maps_labels_to_model_classes(tiny_images):
     classes = ["zero", "one", "two"]
     params = make_params({"models": {"robust": "toy-a"}, "class_map": {"bar": "two", "dot": "zero", "ring": "one"}},
                          names=("toy-a",), classes=classes)
-    run(params, "toy")
+    Score(params, "toy").run()
     x, labels = canonical_images()
     target = np.array([2, 0, 1])[labels]
     np.testing.assert_allclose(read_scores()["robust_gt_logit"], analytic("toy-a", x)[np.arange(len(x)), target],
@@ -161,7 +166,7 @@ def test_target_column_scores_the_fine_class(data_root):
     fine = ["bar", "dot", "ring"] * 4
     write_images_table(data_root / "toy" / "images", arrays, [0, 1] * 6, ["test"] * 12, ["odd", "even"],
                        extra={"fine": fine})
-    run(make_params({"models": {"robust": "toy-a"}, "target_column": "fine"}, names=("toy-a",)), "toy")
+    Score(make_params({"models": {"robust": "toy-a"}, "target_column": "fine"}, names=("toy-a",)), "toy").run()
     x, labels = canonical_images()
     target = np.array([["bar", "dot", "ring"].index(f) for f in fine])
     s = read_scores()
@@ -174,13 +179,13 @@ def test_target_column_scores_the_fine_class(data_root):
 def test_unmappable_label_and_bad_keys_are_one_line_errors(tiny_images):
     params = make_params({"models": {"robust": "toy-a"}}, names=("toy-a",), classes=["bar", "dot", "square"])
     with pytest.raises(UserError, match="'ring'") as err:
-        run(params, "toy")
+        Score(params, "toy").run()
     assert "\n" not in str(err.value)
     with pytest.raises(UserError, match="target_column: 'fine'"):
-        run(make_params({"models": {"robust": "toy-a"}, "target_column": "fine"}, names=("toy-a",)), "toy")
+        Score(make_params({"models": {"robust": "toy-a"}, "target_column": "fine"}, names=("toy-a",)), "toy").run()
     with pytest.raises(UserError, match="class_map: 'circle'"):
-        run(make_params({"models": {"robust": "toy-a"}, "class_map": {"circle": "bar"}}, names=("toy-a",)), "toy")
-    assert not tables.stage_dir("toy", "scores").exists()
+        Score(make_params({"models": {"robust": "toy-a"}, "class_map": {"circle": "bar"}}, names=("toy-a",)), "toy").run()
+    assert not paths.stage_dir("toy", "scores").exists()
 
 
 def _heldout_correct(name: str, x: torch.Tensor, y: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -188,8 +193,8 @@ def _heldout_correct(name: str, x: torch.Tensor, y: np.ndarray, rows: np.ndarray
 
 
 def test_metrics_against_observers(tiny_images):
-    run(make_params({"models": ALIASES}), "toy")
-    m = json.loads((tables.stage_dir("toy", "metrics") / "score.json").read_text())
+    Score(make_params({"models": ALIASES}), "toy").run()
+    m = json.loads((paths.stage_dir("toy", "metrics") / "score.json").read_text())
     x, labels = canonical_images()
     y = np.array(labels)
     rows = np.isin(tiny_images["splits"], ["validation", "test"])
@@ -208,7 +213,7 @@ def test_metrics_against_observers(tiny_images):
     assert isinstance(m["summary"]["robust_beats_standard"], bool)
     assert m["accuracy"]["robust"]["all"] == pytest.approx((analytic("toy-a", x).argmax(1) == y).mean())
     assert set(m["logit_rank_correlation"]) == {"robust_vs_standard", "robust_vs_blur", "standard_vs_blur"}
-    plots = tables.stage_dir("toy", "plots") / "score"
+    plots = paths.stage_dir("toy", "plots") / "score"
     assert {p.name for p in plots.iterdir()} == {"difficulty_hist.png", "logit_vs_observer.png", "recognisability.csv"}
     assert "robust,gt_logit,toy-b," in (plots / "recognisability.csv").read_text()
 
@@ -219,8 +224,8 @@ def test_metrics_against_human_accuracy(data_root):
     human = [float(v) for v in rng.random(30)]
     write_images_table(data_root / "toy" / "images", arrays, [0, 1, 2] * 10, ["train"] * 30,
                        ["bar", "dot", "ring"], extra={"human_accuracy": human})
-    run(make_params({"models": {"robust": "toy-a", "standard": "toy-b"}}, names=("toy-a", "toy-b")), "toy")
-    m = json.loads((tables.stage_dir("toy", "metrics") / "score.json").read_text())
+    Score(make_params({"models": {"robust": "toy-a", "standard": "toy-b"}}, names=("toy-a", "toy-b")), "toy").run()
+    m = json.loads((paths.stage_dir("toy", "metrics") / "score.json").read_text())
     gt = np.array(read_scores()["robust_gt_logit"])
     rec = m["recognisability"]["robust"]["gt_logit"]
     assert m["basis"] == "humans" and rec["n"] == 30
@@ -231,11 +236,11 @@ def test_metrics_against_human_accuracy(data_root):
 
 def test_stage_reuses_cached_shards(tiny_images, monkeypatch):
     params = make_params({"models": {"robust": "toy-a"}}, names=("toy-a",))
-    run(params, "toy")
+    Score(params, "toy").run()
     first = read_scores()
-    import lwise_build.scoring as scoring
+    import lwise_build.stages.score as score_stage
 
-    monkeypatch.setattr(scoring, "forward_stats", lambda *a, **k: pytest.fail("recomputed a cached shard"))
-    run(params, "toy")
+    monkeypatch.setattr(score_stage, "score_pngs", lambda *a, **k: pytest.fail("recomputed a cached shard"))
+    Score(params, "toy").run()
     assert read_scores() == first
-    assert Path(tables.stage_dir("toy", "metrics") / "score.json").is_file()
+    assert Path(paths.stage_dir("toy", "metrics") / "score.json").is_file()

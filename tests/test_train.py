@@ -12,11 +12,19 @@ import yaml
 from safetensors.torch import save_file
 
 from lwise_build import UserError, load_model
-from lwise_build.attacks import accuracy, pgd, project
-from lwise_build.blur import PRESETS, blur_batch, draw_sigmas, gaussian_kernel, kernel_size
-from lwise_build.models import create_net
-from lwise_build.params import BlurParams, load_params
-from lwise_build.train import run
+from lwise_build.config.load import load_params
+from lwise_build.config.params import BlurParams
+from lwise_build.models.registry import create_net
+from lwise_build.ops.attacks import accuracy, pgd, project
+from lwise_build.ops.blur import (
+    PRESETS,
+    blur_batch,
+    distribution,
+    draw_sigmas,
+    gaussian_kernel,
+    kernel_size,
+)
+from lwise_build.stages.train import Train
 
 TINY = {"arch": "smallcnn-tiny", "corpus": "toy", "in_channels": 1, "mean": [0.2], "std": [0.3]}
 RECIPE = {"epochs": 2, "batch_size": 16, "optimizer": "adam", "lr": 0.01, "eval_steps": 2}
@@ -35,7 +43,7 @@ def test_train_outputs_and_determinism(tiny_images, tmp_path: Path) -> None:
               "blur": {"preset": "strong", "reference_size": 32}}
     params = _params(tmp_path, {"m": {**TINY, "train": recipe}})
     root = tiny_images["root"]
-    folder = run(params, "toy", "m")
+    folder = Train(params, "toy", "m").run()
     first = (folder / "model.safetensors").read_bytes()
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
     metrics = json.loads((root / "toy" / "metrics" / "train-m.json").read_text())
@@ -47,16 +55,16 @@ def test_train_outputs_and_determinism(tiny_images, tmp_path: Path) -> None:
     assert [r["epoch"] for r in rows] == ["1", "2"] and rows[-1]["val_robust_accuracy"] != ""
     model = load_model(str(folder))
     assert model.classes == tiny_images["classes"] and model.mean.flatten().tolist() == pytest.approx([0.2])
-    run(params, "toy", "m")
+    Train(params, "toy", "m").run()
     assert (folder / "model.safetensors").read_bytes() == first
     assert (root / "toy" / "metrics" / "train-m.json").read_bytes() == metrics_bytes
-    other = run(_params(tmp_path, {"m": {**TINY, "train": recipe}}, seed=1), "toy", "m")
+    other = Train(_params(tmp_path, {"m": {**TINY, "train": recipe}}, seed=1), "toy", "m").run()
     assert (other / "model.safetensors").read_bytes() != first
 
 
 def test_model_name_resolves_through_params(tiny_images, tmp_path: Path, monkeypatch) -> None:
     params = _params(tmp_path, {"m": {**TINY, "train": {**RECIPE, "epochs": 1}}})
-    run(params, "toy", "m")
+    Train(params, "toy", "m").run()
     monkeypatch.chdir(tmp_path)
     assert load_model("m").num_classes == 3
 
@@ -64,13 +72,13 @@ def test_model_name_resolves_through_params(tiny_images, tmp_path: Path, monkeyp
 def test_wrong_corpus_size_or_class_count_is_an_error(tiny_images, tmp_path: Path) -> None:
     params = _params(tmp_path, {"m": {**TINY, "train": RECIPE}})
     with pytest.raises(UserError, match="models.m.corpus is 'toy', not 'other'"):
-        run(params, "other", "m")
+        Train(params, "other", "m").run()
     params = _params(tmp_path, {"m": {**TINY, "input_size": 32, "train": RECIPE}})
     with pytest.raises(UserError, match="models.m.input_size: 32 but the toy images are 16 px"):
-        run(params, "toy", "m")
+        Train(params, "toy", "m").run()
     params = _params(tmp_path, {"m": {**TINY, "num_classes": 4, "train": RECIPE}})
     with pytest.raises(UserError, match="models.m.num_classes: 4, but it has 3 classes"):
-        run(params, "toy", "m")
+        Train(params, "toy", "m").run()
 
 
 def test_import_only_and_fine_tune_from_checkpoint(tiny_images, tmp_path: Path) -> None:
@@ -79,14 +87,14 @@ def test_import_only_and_fine_tune_from_checkpoint(tiny_images, tmp_path: Path) 
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(ckpt))
     models = {"imp": {**TINY, "checkpoint": str(ckpt)}}
     with pytest.raises(UserError, match="head has 5 classes but the model has 3"):
-        run(_params(tmp_path, models), "toy", "imp")
+        Train(_params(tmp_path, models), "toy", "imp").run()
     models["ft"] = {**TINY, "checkpoint": str(ckpt), "train": {**RECIPE, "epochs": 1, "fine_tune": True}}
-    folder = run(_params(tmp_path, models), "toy", "ft")
+    folder = Train(_params(tmp_path, models), "toy", "ft").run()
     model = load_model(str(folder))
     assert model.num_classes == 3
     # the backbone came from the checkpoint, the head is fresh (3 classes)
     models["imp"] = {**TINY, "checkpoint": str(ckpt), "num_classes": 5}
-    run(_params(tmp_path, models), "toy", "imp")
+    Train(_params(tmp_path, models), "toy", "imp").run()
     rows = list(csv.DictReader((tiny_images["root"] / "toy" / "plots" / "train-imp.csv").open()))
     assert [r["epoch"] for r in rows] == ["0"]
 
@@ -121,17 +129,17 @@ def test_blur_presets_draw_the_published_sigmas(preset: str) -> None:
 
     n = 20000
     sigmas, probs = PRESETS[preset]
-    draws = draw_sigmas(BlurParams(preset=preset), n, 224, torch.Generator().manual_seed(0))
+    draws = draw_sigmas(*distribution(preset), n, 1.0, torch.Generator().manual_seed(0))
     counts = [int((draws == s).sum()) for s in sigmas]
     assert sum(counts) == n
     assert chisquare(counts, [p * n for p in probs]).pvalue > 1e-3
-    scaled = draw_sigmas(BlurParams(preset=preset), 1000, 56, torch.Generator().manual_seed(0))
+    scaled = draw_sigmas(*distribution(preset), 1000, 56 / 224, torch.Generator().manual_seed(0))
     assert set(scaled.unique().tolist()) <= {s * 56 / 224 for s in sigmas}
 
 
 def test_custom_blur_and_kernels() -> None:
     blur = BlurParams(preset="custom", sigmas=[0.0, 3.0], probs=[0.25, 0.75])
-    draws = draw_sigmas(blur, 4000, 224, torch.Generator().manual_seed(0))
+    draws = draw_sigmas(*distribution(blur.preset, blur.sigmas, blur.probs), 4000, 1.0, torch.Generator().manual_seed(0))
     assert abs(float((draws == 3.0).float().mean()) - 0.75) < 0.03
     assert kernel_size(2.0) == 9 and kernel_size(0.5) == 3 and len(gaussian_kernel(2.0)) == 9
     x = torch.zeros(2, 1, 15, 15)

@@ -1,0 +1,1 @@
+"""The typed params: schema builder, sections, curriculum presets, cross-section checks."""

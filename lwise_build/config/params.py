@@ -1,0 +1,301 @@
+"""The typed ``params.yaml``: one frozen dataclass per section, validated before any work starts.
+
+Layout: global ``seed``/``device``; ``models`` (name -> model); ``corpora`` (name -> corpus, each
+with one section per stage: ``ingest``, ``score``, ``enhance``, ``curricula``, ``metamers``,
+``export``, ``report``). DVC stages depend on exactly the section they read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from ..errors import UserError
+from .schema import each, fraction, non_negative, param, positive
+
+SOURCE_SCHEMES = ("builtin", "imagefolder", "manifest", "hf")
+#: Enhancement objectives (minimised): -z_gt, -(z_gt - mean z_other), cross-entropy.
+OBJECTIVES = ("logit", "logit_diverge", "cross_entropy")
+#: Perturbation norms of enhancement and adversarial training.
+NORMS = ("l2", "linf")
+#: The split names every stage knows, in display order.
+SPLITS = ("train", "validation", "test")
+
+
+# ---------------------------------------------------------------- models ---------------------
+@dataclass(frozen=True)
+class AdversarialParams:
+    """PGD adversarial training (MadryLab conventions, docs/methods.md "PGD")."""
+
+    norm: Literal[NORMS] = "l2"  # type: ignore[valid-type]
+    eps: float = param(1.0, check=positive)
+    steps: int = param(3, check=positive)
+    step_size: float | None = param(None, check=positive, doc="default 2.5 * eps / steps")
+    random_start: bool = True
+
+
+@dataclass(frozen=True)
+class BlurParams:
+    """Per-image Gaussian blur during training (docs/methods.md, "Blur training")."""
+
+    preset: Literal["weak", "strong", "custom"] = "weak"
+    sigmas: list[float] = param([], check=each(non_negative), doc="custom preset only")
+    probs: list[float] = param([], check=each(non_negative), doc="custom preset only")
+    reference_size: int = param(224, check=positive, doc="image size the sigmas are given at")
+
+    def validate(self, path: str) -> None:
+        if self.preset == "custom":
+            if not self.sigmas or len(self.sigmas) != len(self.probs):
+                raise UserError(f"{path}.sigmas: custom blur needs equal-length sigmas and probs")
+            if abs(sum(self.probs) - 1) > 1e-6:
+                raise UserError(f"{path}.probs: must sum to 1, got {sum(self.probs)}")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """A training recipe: standard, adversarial (``adversarial``) and/or blur (``blur``)."""
+
+    epochs: int = param(10, check=positive)
+    batch_size: int = param(64, check=positive)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = param(0.05, check=positive)
+    momentum: float = param(0.9, check=fraction)
+    weight_decay: float = param(5e-4, check=non_negative)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    augment: list[Literal["hflip", "crop", "none"]] = param([])
+    adversarial: AdversarialParams | None = None
+    blur: BlurParams | None = None
+    fine_tune: bool = param(False, doc="start from `checkpoint` with a fresh head")
+    eval_eps: float = param(1.0, check=positive, doc="L2 PGD budget for the robust-accuracy metric")
+    eval_steps: int = param(10, check=positive)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """A model: an architecture plus weights from a checkpoint and/or a training recipe."""
+
+    arch: str
+    corpus: str = param(doc="the corpus it is trained on or used with: data/<corpus>/models/<name>")
+    checkpoint: str | None = param(None, doc="path, http(s):// URL or hf://org/repo/file[@rev]")
+    classes: list[str] | None = param(None, doc="class names of the head; default: corpus labels")
+    num_classes: int | None = param(None, check=positive)
+    in_channels: int = param(3, check=positive)
+    input_size: int | None = param(None, check=positive)
+    mean: list[float] | None = None
+    std: list[float] | None = param(None, check=each(positive))
+    train: TrainParams | None = None
+
+    def validate(self, path: str) -> None:
+        if self.checkpoint is None and self.train is None:
+            raise UserError(f"{path}: needs a `checkpoint`, a `train` recipe, or both")
+        if self.train is not None and self.train.fine_tune and self.checkpoint is None:
+            raise UserError(f"{path}.train.fine_tune: fine-tuning needs a `checkpoint`")
+        for key in ("mean", "std"):
+            vals = getattr(self, key)
+            if vals is not None and len(vals) not in (1, self.in_channels):
+                raise UserError(f"{path}.{key}: needs 1 or {self.in_channels} values, got {len(vals)}")
+
+
+# ---------------------------------------------------------------- corpus stages --------------
+@dataclass(frozen=True)
+class SplitParams:
+    """Seeded stratified split for sources that do not carry their own."""
+
+    train: float = param(0.7, check=fraction)
+    validation: float = param(0.15, check=fraction)
+    test: float = param(0.15, check=fraction)
+    group_by: str | None = param(None, doc="metadata column whose groups never span two splits")
+
+    def validate(self, path: str) -> None:
+        if abs(self.train + self.validation + self.test - 1) > 1e-6:
+            total = self.train + self.validation + self.test
+            raise UserError(f"{path}: train + validation + test must sum to 1, got {total:g}")
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    """Where images come from and how they are canonicalised."""
+
+    source: str = param(doc="builtin:digits | imagefolder:<dir> | manifest:<csv|parquet> | hf:<id>")
+    image_size: int = param(224, check=positive)
+    grayscale: bool = False
+    splits: SplitParams = SplitParams()
+    image_column: str = param("image", doc="manifest/hf: the image (or path) column")
+    label_column: str = "label"
+    split_column: str = "split"
+    hf_split: str | None = param(None, doc="hf: load only this split of the dataset")
+    max_bad_fraction: float = param(0.01, check=fraction)
+    min_per_class: int = param(1, check=positive)
+    shard_mb: int = param(256, check=positive, doc="target Parquet shard size")
+    workers: int = param(0, check=non_negative, doc="decoding processes; 0 = all cores")
+
+    def validate(self, path: str) -> None:
+        scheme, _, rest = self.source.partition(":")
+        if scheme not in SOURCE_SCHEMES or not rest:
+            raise UserError(
+                f"{path}.source: must be one of {', '.join(s + ':...' for s in SOURCE_SCHEMES)},"
+                f" got {self.source!r}"
+            )
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    """Difficulty columns: alias -> model; observers judge recognisability."""
+
+    models: dict[str, str] = param({})
+    observers: list[str] | None = param(None, doc="model names; default: the other scored models")
+    target_column: str | None = param(None, doc="metadata column with the model class to score")
+    class_map: dict[str, str] = param({}, doc="corpus label -> model class name")
+    batch_size: int = param(256, check=positive)
+    heldout_splits: list[str] = param(["validation", "test"], doc="splits where observers judge")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
+        "auto", doc="CUDA autocast; auto = bf16 (fp16 without bf16 support); CPU always runs fp32")
+    decode_workers: int | None = param(
+        None, check=non_negative, doc="PNG decoding processes; None = auto (up to 8 on CUDA, else 0);"
+        " 0 = one background thread")
+
+    def validate(self, path: str) -> None:
+        for alias in self.models:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", alias):
+                raise UserError(f"{path}.models.{alias}: alias must be a Python identifier")
+
+
+@dataclass(frozen=True)
+class EnhanceParams:
+    """L2/Linf gradient steps towards the true class at fixed budgets."""
+
+    model: str | None = param(None, doc="the guide model; None disables enhancement")
+    objective: Literal[OBJECTIVES] = "logit"  # type: ignore[valid-type]
+    diverge_from: list[str] | None = param(None, doc="classes for logit_diverge; default all others")
+    norm: Literal[NORMS] = "l2"  # type: ignore[valid-type]
+    step_size: float = param(0.5, check=positive)
+    steps: int | None = param(None, check=positive, doc="default max(1, round(eps / step_size))")
+    budgets: list[float] = param([], check=each(positive))
+    splits: list[str] = param(["train", "validation", "test"])
+    batch_size: int = param(128, check=positive)
+    compare_guides: list[str] = param([], doc="extra guides measured in the metrics only")
+    observers: list[str] = param([], doc="models that judge the enhanced images in the metrics")
+    metrics_sample: int = param(300, check=positive, doc="images per split used for the metrics")
+    grid_images: int = param(8, check=positive)
+
+
+@dataclass(frozen=True)
+class BlockParams:
+    """One block of a curriculum."""
+
+    phase: Literal["train", "test"] = "train"
+    trials_per_class: int = param(4, check=positive)
+    easiest: float | None = param(None, check=fraction, doc="rank fraction; None = random")
+    budget: float = param(0.0, check=non_negative)
+    feedback: bool | None = param(None, doc="default: true in train, false in test")
+    set_aside: bool = param(False, doc="natural images drawn first, never enhanced")
+
+    def validate(self, path: str) -> None:
+        natural = self.set_aside or self.phase == "test"
+        what = "set-aside" if self.set_aside else "test"
+        if natural and self.budget:
+            raise UserError(f"{path}.budget: {what} blocks show natural images (budget 0), got {self.budget:g}")
+        if natural and self.easiest is not None:
+            raise UserError(f"{path}.easiest: {what} blocks are drawn uniformly at random (omit easiest)")
+
+
+@dataclass(frozen=True)
+class CurriculumParams:
+    """A curriculum: a preset (with its budget taper) or explicit blocks."""
+
+    preset: Literal[
+        "lwise", "control", "selection_only", "enhancement_only", "lwise_shuffled",
+        "selection_only_shuffled", "enhancement_only_shuffled", "custom",
+    ] = "custom"
+    budgets: list[float] = param([], check=each(non_negative), doc="per curriculum block (6)")
+    blocks: list[BlockParams] = param([])
+    train_trials_per_class: int = param(4, check=positive)
+    test_trials_per_class: int = param(5, check=positive)
+    train_split: str = "train"
+    test_split: str = "test"
+    sequences: int = param(4, check=positive)
+    seed: int = 0
+    shuffle: bool = False
+    difficulty: str | None = param(None, doc="score alias ranking difficulty; default the first")
+
+
+@dataclass(frozen=True)
+class MetamerParams:
+    """Model metamers: generators x layers x references, judged by other models."""
+
+    generators: list[str] = param([])
+    layers: dict[str, list[str]] = param({}, doc="generator -> layer names; default all stages")
+    judges: list[str] | None = param(None, doc="default: the generators (each judged by others)")
+    per_class: int = param(2, check=positive)
+    split: str = "test"
+    schedule: Literal["published", "fast", "test"] = "fast"
+    steps: int | None = param(None, check=positive, doc="override the schedule's total steps")
+    step_size: float | None = param(None, check=positive, doc="first L2 step (default: the schedule's)")
+    init_noise: float = param(0.05, check=non_negative)
+    null_pairs: int = param(200, check=positive, doc="random pairs of natural images of `split`")
+    batch_size: int = param(64, check=positive, doc="references synthesised together")
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    """The Hub dataset folder."""
+
+    repo_id: str | None = param(None, doc="org/name on the Hub")
+    pretty_name: str | None = None
+    version: str = "0.1.0"
+    license: str = "cc-by-4.0"
+    tags: list[str] = param(["image-classification", "human-learning", "lwise"])
+    doi: str | None = param(None, doc="DOI of this dataset version, e.g. 10.57967/hf/1234")
+    authors: list[str] = param([], doc='people as "Family, Given"; any other text is an organisation')
+    date: str | date | None = param(None, doc="release date YYYY-MM-DD; default the git commit date")
+    max_shard_mb: int = param(500, check=positive)
+
+    def validate(self, path: str) -> None:
+        if self.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repo_id):
+            raise UserError(f"{path}.repo_id: must be org/name, got {self.repo_id!r}")
+        if isinstance(self.date, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.date):
+            raise UserError(f"{path}.date: must be YYYY-MM-DD, got {self.date!r}")
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """The HTML explorer."""
+
+    sample: int = param(200, check=positive, doc="images shown in the browser (seeded, by class)")
+    metamer_sample: int = param(30, check=positive, doc="reference images in the metamer gallery")
+    curriculum_sequences: int = param(
+        2, check=positive, doc="sequences per curriculum whose trial images are embedded"
+    )
+
+
+@dataclass(frozen=True)
+class CorpusParams:
+    ingest: IngestParams
+    score: ScoreParams = ScoreParams()
+    enhance: EnhanceParams = EnhanceParams()
+    curricula: dict[str, CurriculumParams] = param({})
+    metamers: MetamerParams = MetamerParams()
+    export: ExportParams = ExportParams()
+    report: ReportParams = ReportParams()
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 0
+    device: str = param("auto", doc="auto | cpu | cuda | cuda:N | mps")
+    corpora: dict[str, CorpusParams] = param({})
+    models: dict[str, ModelParams] = param({})
+
+    def corpus(self, name: str) -> CorpusParams:
+        if name not in self.corpora:
+            raise UserError(f"corpus {name!r} is not in params (known: {', '.join(self.corpora)})")
+        return self.corpora[name]
+
+    def model(self, name: str) -> ModelParams:
+        if name not in self.models:
+            raise UserError(f"model {name!r} is not in params (known: {', '.join(self.models)})")
+        return self.models[name]
+
+

@@ -1,0 +1,1 @@
+"""The Hugging Face dataset folder: configs, card, citation, provenance; publish and pull."""

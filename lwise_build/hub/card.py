@@ -1,0 +1,284 @@
+"""The README dataset card: a YAML header the Hub and ``datasets`` read, and a body for researchers.
+
+The header lists every config with its ``data_files`` per split and its features (ClassLabel
+names); the body says what each config and column means and how it was made (models and their
+hashes, budgets, objective, curriculum schedules, metamer schedule), shows the build's figures,
+how to load a pinned version, and how to cite it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from ..config.curricula import expand_blocks, is_shuffled
+from .citation import DatasetCitation
+from .configs import ConfigInfo
+
+COLUMNS = {
+    "id": "16 hex digits of the SHA-256 of the canonical PNG; the key shared by every config",
+    "image": "the image (PNG bytes embedded in the Parquet file)",
+    "label": "ground-truth class (ClassLabel; names in `dataset_info`)",
+    "split": "split of the source corpus (train, validation or test)",
+    "source": "where the image came from in the source corpus",
+    "budget": "perturbation budget eps (norm of the change, pixels in [0,1]); 0 = natural image",
+    "gt_logit_before": "guide model's ground-truth logit on the natural image",
+    "gt_logit_after": "guide model's ground-truth logit on the enhanced image",
+    "l2": "L2 norm of the stored change (uint8 PNG minus natural, pixels in [0,1])",
+    "linf": "largest absolute pixel change (pixels in [0,1])",
+    "curriculum": "curriculum name",
+    "sequence": "participant sequence (one seeded draw per sequence)",
+    "trial": "presentation order within the sequence (sort by it)",
+    "block": "block number, from 1 in presentation order",
+    "phase": "`train` (learning blocks) or `test`",
+    "feedback": "whether the participant is told the correct answer",
+    "difficulty": "guide's within-class difficulty of the original image (0 easiest, 1 hardest)",
+    "selection": "how the image was drawn (easiest fraction of the pool, or random)",
+    "reference_id": "`id` of the natural image the metamer matches",
+    "reference": "the natural reference image",
+    "generator": "model whose activations the metamer matches",
+    "layer": "named stage of the generator where activations are matched",
+    "layer_depth": "stage index, 0 nearest the input",
+    "metamer": "the synthesised metamer (PNG)",
+    "loss": "normalised activation distance at the end, measured on the stored uint8 image",
+    "spearman": "Spearman rho between metamer and reference activations at the layer",
+    "pearson": "Pearson r between metamer and reference activations at the layer",
+    "snr_db": "10 log10(|a| / |a - b|) between reference (a) and metamer (b) activations",
+    "null_spearman": "best Spearman rho over random pairs of natural images (the null)",
+    "null_pearson": "best Pearson r over the null pairs",
+    "null_snr_db": "best SNR over the null pairs",
+    "passes": "all three match statistics reach the best null pair and the generator predicts the reference label",
+    "generator_pred": "class the generator assigns to the metamer",
+}
+SCORE_COLUMNS = {
+    "gt_logit": "pre-softmax logit of the ground-truth class (full output head)",
+    "difficulty": "1 - min-max normalised gt_logit within the image's class (0 easiest, 1 hardest)",
+    "difficulty_global": "1 - min-max normalised gt_logit over the whole corpus",
+    "pred": "predicted class",
+    "prob": "softmax probability of the ground-truth class",
+    "margin": "ground-truth logit minus the best other logit",
+}
+KIND_TEXT = {
+    "default": "One row per image of the corpus with the difficulty columns of every scoring model.",
+    "enhanced": "Every image of the enhanced splits, perturbed towards its true class by the guide model "
+                "at one budget (L-WISE enhancement).",
+    "curriculum": "One row per trial in presentation order: sort by `sequence`, then `trial`. `image` is "
+                  "the image exactly as shown (already enhanced when `budget` > 0).",
+    "metamers": "One row per (reference image, generator, layer): a model metamer, its match statistics "
+                "and each judge model's prediction.",
+}
+
+
+@dataclass
+class CardContext:
+    params: Any
+    corpus: str
+    configs: list[ConfigInfo]
+    figures: list[str]
+    models: dict[str, dict[str, Any]]
+    meta: DatasetCitation
+    build: dict[str, Any]
+
+
+def size_category(n: int) -> str:
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M")]
+    return next((label for bound, label in bounds if n < bound), "n>100M")
+
+
+def header(ctx: CardContext) -> dict[str, Any]:
+    """The YAML metadata block (configs with data_files, dataset_info with features)."""
+    ep = ctx.params.corpus(ctx.corpus).export
+    images = next((c.total for c in ctx.configs if c.name == "default"), 0)
+    return {
+        "pretty_name": ctx.meta.title,
+        "license": ep.license,
+        "version": ctx.meta.version,
+        "tags": list(ep.tags),
+        "task_categories": ["image-classification"],
+        "size_categories": [size_category(images)],
+        "configs": [{"config_name": c.name, "data_files": c.data_files(), **({"default": True} if c.name == "default" else {})}
+                    for c in ctx.configs],
+        "dataset_info": [{"config_name": c.name, "features": c.features._to_yaml_list(),
+                          "download_size": c.nbytes} for c in ctx.configs],
+    }
+
+
+def render(ctx: CardContext) -> str:
+    """The whole README.md."""
+    head = yaml.safe_dump(header(ctx), sort_keys=False, allow_unicode=True, width=1000)
+    parts = [f"---\n{head}---\n", *_intro(ctx), *_configs(ctx), *_making(ctx), *_figures(ctx),
+             *_loading(ctx), *_provenance(ctx), *_citation(ctx)]
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _repo(ctx: CardContext) -> str:
+    return ctx.meta.repo_id or "<org>/<name>"
+
+
+def _intro(ctx: CardContext) -> list[str]:
+    c = ctx.params.corpus(ctx.corpus)
+    names = next(c_.features["label"].names for c_ in ctx.configs if c_.name == "default")
+    images = next(c_.total for c_ in ctx.configs if c_.name == "default")
+    shown = ", ".join(f"`{n}`" for n in names[:20]) + (", ..." if len(names) > 20 else "")
+    return [f"# {ctx.meta.title}\n",
+            f"Version **{ctx.meta.version}** of a model-guided image dataset built by "
+            f"[lwise-build](https://pypi.org/project/lwise-build/) from `{c.ingest.source}`: {images} images "
+            f"of {len(names)} classes ({shown}) at {c.ingest.image_size} px"
+            f"{' (grayscale)' if c.ingest.grayscale else ''}, with {_contents(ctx)}, following "
+            "L-WISE (Talbot et al., ICLR 2025).\n"]
+
+
+def _contents(ctx: CardContext) -> str:
+    kinds = {cfg.kind for cfg in ctx.configs}
+    parts = ["per-image difficulty scores" if ctx.params.corpus(ctx.corpus).score.models else "labels"]
+    parts += [text for kind, text in (("enhanced", "model-enhanced variants"), ("curriculum", "ready-to-run "
+              "learning curricula"), ("metamers", "model metamers")) if kind in kinds]
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+
+
+def _configs(ctx: CardContext) -> list[str]:
+    out = ["## Configs\n", "| config | splits (rows) | a row is |", "|---|---|---|"]
+    for cfg in ctx.configs:
+        splits = ", ".join(f"`{s}` ({cfg.rows[s]})" for s in cfg.splits())
+        out.append(f"| `{cfg.name}` | {splits} | {KIND_TEXT[cfg.kind].split('.')[0]} |")
+    out.append("")
+    for cfg in ctx.configs:
+        out += [f"### `{cfg.name}`\n", KIND_TEXT[cfg.kind] + _config_note(ctx, cfg) + "\n",
+                "| column | type | meaning |", "|---|---|---|"]
+        out += [f"| `{col}` | {_dtype(feat)} | {_column_doc(ctx, col)} |" for col, feat in cfg.features.items()]
+        out.append("")
+    return out
+
+
+def _config_note(ctx: CardContext, cfg: ConfigInfo) -> str:
+    if cfg.kind == "enhanced":
+        return f" Budget eps = {cfg.key:g}."
+    if cfg.kind == "curriculum":
+        return f" Schedule: see *Curricula* below (`{cfg.key}`)."
+    return ""
+
+
+def _dtype(feat: Any) -> str:
+    kind = type(feat).__name__
+    return f"{kind}({feat.dtype})" if kind == "Value" else kind
+
+
+def _column_doc(ctx: CardContext, col: str) -> str:
+    if col in COLUMNS:
+        return COLUMNS[col]
+    aliases = ctx.params.corpus(ctx.corpus).score.models
+    for suffix in sorted(SCORE_COLUMNS, key=len, reverse=True):
+        alias = col[: -len(suffix) - 1]
+        if col.endswith("_" + suffix) and alias in aliases:
+            return f"{SCORE_COLUMNS[suffix]}, model `{aliases[alias]}`"
+    if col.startswith("judge_") and col.endswith("_pred"):
+        return f"class the judge model `{col[6:-5]}` assigns to the metamer"
+    return "metadata column from the source corpus"
+
+
+def _making(ctx: CardContext) -> list[str]:
+    c = ctx.params.corpus(ctx.corpus)
+    out = ["## How it was made\n", "### Models\n", "| model | architecture | training | weights sha256 |",
+           "|---|---|---|---|"]
+    for name, m in ctx.models.items():
+        out.append(f"| `{name}` | {m['arch']} | {_training(m)} | `{m['sha256'] or 'not built'}` |")
+    aliases = ", ".join(f"`{a}` = `{m}`" for a, m in c.score.models.items()) or "none"
+    out += ["", "### Difficulty\n",
+            f"Score aliases: {aliases}. Each model's ground-truth logit on the unmodified canonical image; "
+            "difficulty = 1 - (L - min L) / (max L - min L) within the class (`_difficulty`) or over the "
+            "corpus (`_difficulty_global`).\n"]
+    e = c.enhance
+    if e.model and e.budgets:
+        steps = f"{e.steps}" if e.steps else "max(1, round(eps / step size))"
+        out += ["### Enhancement\n",
+                f"Guide `{e.model}`, objective `{e.objective}` (minimised), {e.norm.upper()} projected gradient "
+                f"steps towards the true class from the image itself, step size {e.step_size:g}, steps {steps}, "
+                f"best iterate kept, stored as lossless PNG. Budgets: {', '.join(f'{b:g}' for b in e.budgets)}; "
+                f"splits: {', '.join(e.splits)}.\n"]
+    out += _curricula(ctx) + _metamer_text(ctx)
+    return out
+
+
+def _training(m: dict[str, Any]) -> str:
+    t = m.get("train") or {}
+    bits = [f"checkpoint `{m['checkpoint']}`"] if m.get("checkpoint") else []
+    if t:
+        bits.append(f"{t.get('epochs')} epochs")
+        adv = t.get("adversarial")
+        if adv:
+            bits.append(f"{adv['norm'].upper()} adversarial eps {adv['eps']:g}, {adv['steps']} PGD steps")
+        if t.get("blur"):
+            bits.append(f"blur training ({t['blur']['preset']})")
+        if not adv and not t.get("blur"):
+            bits.append("standard")
+    return ", ".join(bits) or "-"
+
+
+def _curricula(ctx: CardContext) -> list[str]:
+    c = ctx.params.corpus(ctx.corpus)
+    built = {cfg.key for cfg in ctx.configs if cfg.kind == "curriculum"}
+    out = ["### Curricula\n"] if built else []
+    for name, cur in c.curricula.items():
+        if name not in built:
+            continue
+        out += [f"**`curriculum-{name}`**: preset `{cur.preset}`, {cur.sequences} sequences, seed {cur.seed}, "
+                f"training images from `{cur.train_split}`, test images from `{cur.test_split}`"
+                f"{', curriculum blocks shuffled' if is_shuffled(cur) else ''}.\n",
+                "| block | phase | trials/class | selection | budget | feedback |", "|---|---|---|---|---|---|"]
+        for i, b in enumerate(expand_blocks(cur, name), start=1):
+            sel = f"easiest {b.easiest:.0%}" if b.easiest is not None else ("set aside, random" if b.set_aside else "random")
+            out.append(f"| {i} | {b.phase} | {b.trials_per_class} | {sel} | {b.budget:g} | {b.feedback} |")
+        out.append("")
+    return out
+
+
+def _metamer_text(ctx: CardContext) -> list[str]:
+    if not any(cfg.kind == "metamers" for cfg in ctx.configs):
+        return []
+    m = ctx.params.corpus(ctx.corpus).metamers
+    layers = "; ".join(f"`{g}`: {', '.join(ls)}" for g, ls in m.layers.items()) or "all stages"
+    judges = ", ".join(f"`{j}`" for j in (m.judges or m.generators))
+    steps = f", {m.steps} steps" if m.steps else ""
+    return ["### Metamers\n",
+            f"Generators {', '.join(f'`{g}`' for g in m.generators)}; layers {layers}; judges {judges}. "
+            f"{m.per_class} references per class from `{m.split}`; schedule `{m.schedule}`{steps}; init "
+            f"clamp(0.5 + {m.init_noise:g} N(0,1)); normalised L2 gradient steps on "
+            f"|f(x) - f(x0)| / |f(x0)|; null distribution from {m.null_pairs} random natural pairs "
+            "(Feather et al., Nature Neuroscience 2023).\n"]
+
+
+def _figures(ctx: CardContext) -> list[str]:
+    if not ctx.figures:
+        return []
+    out = ["## Figures\n"]
+    for path in ctx.figures:
+        title = path.split("/", 1)[1].rsplit(".", 1)[0].replace("_", " ").replace("-", " ")
+        out.append(f"![{title}]({path})\n")
+    return out
+
+
+def _loading(ctx: CardContext) -> list[str]:
+    v, repo = ctx.meta.version, _repo(ctx)
+    curricula = [c.name for c in ctx.configs if c.kind == "curriculum"]
+    example = "curriculum-lwise" if "curriculum-lwise" in curricula else (curricula or ["default"])[0]
+    return ["## Load a pinned version\n", "```python", "from datasets import load_dataset",
+            "", f'ds = load_dataset("{repo}", "{example}", revision="v{v}")', "```\n",
+            "Or fetch just one config's files, checked against `provenance.json`, with lwise-build:\n",
+            "```bash", f"lwise-build pull {repo} --version {v} --config {example}",
+            f"lwise-build cite {repo}@{v}", "```\n"]
+
+
+def _provenance(ctx: CardContext) -> list[str]:
+    b = ctx.build
+    commit = f"git commit `{b['commit']}`{' (uncommitted changes)' if b.get('dirty') else ''}" if b else "no git commit recorded"
+    return ["## Provenance\n",
+            f"Built with lwise-build from {commit}. `provenance.json` records the params, model hashes, "
+            "dvc.lock hashes of the inputs, library versions and the SHA-256 of every file here.\n"]
+
+
+def _citation(ctx: CardContext) -> list[str]:
+    return ["## Citation\n", "Please cite this dataset version and the methods it was built with:\n",
+            "```bibtex", ctx.meta.bibtex_all(), "```"]

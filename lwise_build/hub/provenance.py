@@ -1,0 +1,108 @@
+"""``provenance.json``: everything needed to reproduce, verify and cite an exported folder.
+
+Package and library versions, the git commit the build came from, the dvc.lock hash of every
+input, the params, model hashes, and the sha256 of every file in the folder (which ``pull``
+checks). Its ``content_sha256`` is the hash the citation quotes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import __version__
+from ..config.schema import to_plain
+from ..errors import UserError
+from ..io.digests import file_digest, json_digest
+from ..io.staging import write_json
+from .citation import DatasetCitation
+from .configs import ConfigInfo
+from .git_remote import git_output
+
+FILE = "provenance.json"
+
+
+def git_state() -> dict[str, Any]:
+    """The project's commit, whether code or params differ from it, and its date (empty outside git).
+
+    ``dvc.lock`` and the ``.gitignore`` files DVC writes are left out of the dirty check: ``dvc repro``
+    itself updates them before export runs; ``publish`` insists they are committed.
+    """
+    commit = git_output("rev-parse", "HEAD")
+    if commit is None:
+        return {}
+    changes = git_output("status", "--porcelain", "-uall", "--", ":/", ":(exclude,top)dvc.lock",
+                         ":(exclude,top,glob)**/.gitignore")
+    return {"commit": commit, "dirty": bool(changes), "date": git_output("log", "-1", "--format=%cs")}
+
+
+def dvc_lock_hashes(corpus: str, lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """md5 (from dvc.lock) of every output of this corpus's stages that export reads."""
+    if not lock.is_file():
+        return {}
+    data = yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+    prefix, skip = f"data/{corpus}/", (f"data/{corpus}/hub", f"data/{corpus}/report")
+    out = {}
+    for stage in (data.get("stages") or {}).values():
+        for entry in stage.get("outs") or ():
+            path = str(entry.get("path", ""))
+            if path.startswith(prefix) and not path.startswith(skip) and entry.get("md5"):
+                out[path] = entry["md5"]
+    return dict(sorted(out.items()))
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour the bytes depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "datasets", "numpy", "pillow", "pyarrow", "huggingface-hub"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def file_hashes(root: Path) -> dict[str, dict[str, Any]]:
+    """relative path -> sha256 and size of every file except provenance.json itself."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != FILE)
+    return {p.relative_to(root).as_posix(): {"sha256": file_digest(p), "size": p.stat().st_size} for p in files}
+
+
+def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigInfo],
+                     models: dict[str, Any], meta: DatasetCitation, build: dict[str, Any]) -> None:
+    """Write ``provenance.json`` for the folder ``root`` (after every other file is in place)."""
+    files = file_hashes(root)
+    sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k != "report"}
+    plain_params = json.loads(json.dumps({
+        "seed": params.seed, "corpus": sections,
+        "models": {n: to_plain(params.model(n)) for n in models}}, default=str))
+    write_json(root / FILE, {
+        "format": 1,
+        "package": {"name": "lwise-build", "version": __version__},
+        "corpus": corpus,
+        "git": build,
+        "dvc_lock": dvc_lock_hashes(corpus),
+        "params": plain_params,
+        "models": {n: {"arch": m["arch"], "sha256": m["sha256"]} for n, m in models.items()},
+        "libraries": library_versions(),
+        "configs": {c.name: {"kind": c.kind, "rows": c.rows, "files": c.files} for c in configs},
+        "citation": meta.plain(),
+        "files": files,
+        "content_sha256": json_digest({k: v["sha256"] for k, v in files.items()}),
+    })
+
+
+def read_provenance(folder: Path) -> dict[str, Any]:
+    """The provenance of an exported (or pulled) folder; missing or broken is a one-line error."""
+    path = Path(folder) / FILE
+    if not path.is_file():
+        raise UserError(f"{folder}: no provenance.json here; export it first (lwise-build export <corpus>)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None

@@ -1,0 +1,1 @@
+"""Files: output paths, images, Parquet tables, staged output, the shard cache, sources, figures."""

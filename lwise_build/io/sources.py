@@ -1,0 +1,178 @@
+"""Image sources: turn ``corpora.<name>.ingest.source`` into a list of raw items.
+
+Schemes: ``builtin:digits`` (scikit-learn's bundled digits), ``imagefolder:<dir>`` (class
+folders, optionally under split folders), ``manifest:<csv|parquet>`` (path, label, optional split
+and metadata), ``hf:<dataset id or local path>`` (through ``datasets``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config.params import IngestParams
+from ..errors import UserError
+
+SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
+                 "validation": "validation", "dev": "validation", "test": "test", "testing": "test"}
+IGNORED_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
+
+
+@dataclass
+class RawItem:
+    """One input image before canonicalisation: bytes in memory, or a path read by a worker."""
+
+    source: str
+    label: str
+    split: str | None = None
+    data: bytes | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def load_source(p: IngestParams, where: str) -> list[RawItem]:
+    """List every raw item of a source, in a deterministic order."""
+    scheme, _, rest = p.source.partition(":")
+    loaders = {"builtin": _builtin, "imagefolder": _imagefolder, "manifest": _manifest, "hf": _hf}
+    items = loaders[scheme](rest, p, f"{where}.source")
+    if not items:
+        raise UserError(f"{where}.source: {p.source!r} has no images")
+    return items
+
+
+def normalize_split(name: str, where: str) -> str:
+    """Map split names (val, valid, dev, ...) to train / validation / test."""
+    split = SPLIT_ALIASES.get(str(name).strip().lower())
+    if split is None:
+        raise UserError(f"{where}: unknown split {name!r} (use train, validation or test)")
+    return split
+
+
+# ---------------------------------------------------------------- builtin ---------------------
+def _builtin(name: str, p: IngestParams, where: str) -> list[RawItem]:
+    if name != "digits":
+        raise UserError(f"{where}: unknown builtin corpus {name!r} (known: digits)")
+    from sklearn.datasets import load_digits
+
+    from .images import encode_png
+
+    digits = load_digits()
+    arrays = np.clip(np.round(digits.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    return [
+        RawItem(source=f"sklearn-digits:{i}", label=str(int(t)), data=encode_png(a))
+        for i, (a, t) in enumerate(zip(arrays, digits.target, strict=False))
+    ]
+
+
+# ---------------------------------------------------------------- image folder ----------------
+def _imagefolder(root: str, p: IngestParams, where: str) -> list[RawItem]:
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise UserError(f"{where}: folder {str(base)!r} not found")
+    children = [c for c in sorted(base.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+    split_dirs = [c for c in children if c.name.lower() in SPLIT_ALIASES]
+    if split_dirs and len(split_dirs) == len(children):
+        items = []
+        for sdir in split_dirs:
+            items += _class_folders(sdir, normalize_split(sdir.name, where), base)
+        return items
+    return _class_folders(base, None, base)
+
+
+def _class_folders(folder: Path, split: str | None, base: Path) -> list[RawItem]:
+    items = []
+    for cdir in sorted(c for c in folder.iterdir() if c.is_dir() and not c.name.startswith(".")):
+        for f in sorted(cdir.rglob("*")):
+            if f.is_file() and not _ignored(f):
+                items.append(RawItem(source=str(f.relative_to(base)), label=cdir.name, split=split,
+                                     meta={"_path": str(f)}))
+    return items
+
+
+def _ignored(path: Path) -> bool:
+    """Hidden files and OS droppings (.DS_Store, Thumbs.db) are not inputs."""
+    return path.name.startswith(".") or path.name.lower() in IGNORED_FILES
+
+
+# ---------------------------------------------------------------- manifest --------------------
+def _manifest(path: str, p: IngestParams, where: str) -> list[RawItem]:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"{where}: manifest {str(file)!r} not found")
+    table = _read_manifest(file, where)
+    columns = table.column_names
+    for col in (p.image_column, p.label_column):
+        if col not in columns:
+            raise UserError(f"{file}: manifest has no column {col!r} (columns: {', '.join(columns)})")
+    rows = table.to_pylist()
+    has_split = p.split_column in columns
+    meta_cols = [c for c in columns if c not in (p.image_column, p.label_column, p.split_column)]
+    items = []
+    for i, row in enumerate(rows):
+        rel = row[p.image_column]
+        target = (file.parent / str(rel)) if rel is not None else None
+        split = normalize_split(row[p.split_column], f"{file} row {i + 2}") if has_split else None
+        items.append(RawItem(
+            source=str(rel), label=str(row[p.label_column]), split=split,
+            meta={"_path": str(target) if target else "", **{c: row[c] for c in meta_cols}},
+        ))
+    return items
+
+
+def _read_manifest(file: Path, where: str):
+    import pyarrow as pa
+
+    try:
+        if file.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(file)
+        import pyarrow.csv as pacsv
+
+        return pacsv.read_csv(file)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"{file}: cannot read manifest ({str(exc).splitlines()[0]})") from None
+
+
+# ---------------------------------------------------------------- Hugging Face -----------------
+def _hf(name: str, p: IngestParams, where: str) -> list[RawItem]:
+    import datasets
+
+    try:
+        if Path(name).is_dir() and (Path(name) / "dataset_dict.json").exists():
+            dsd = datasets.load_from_disk(name)
+        else:
+            dsd = datasets.load_dataset(name, split=p.hf_split)
+    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
+        raise UserError(f"{where}: cannot load Hugging Face dataset {name!r} ({str(exc).splitlines()[0]})") from None
+    if isinstance(dsd, datasets.Dataset):
+        dsd = datasets.DatasetDict({p.hf_split or "train": dsd})
+    items = []
+    for split_name, ds in dsd.items():
+        items += _hf_split(ds, normalize_split(split_name, f"{where} split"), p, name)
+    return items
+
+
+def _hf_split(ds, split: str, p: IngestParams, name: str) -> list[RawItem]:
+    import datasets
+
+    for col in (p.image_column, p.label_column):
+        if col not in ds.column_names:
+            raise UserError(f"hf:{name}: no column {col!r} (columns: {', '.join(ds.column_names)})")
+    label_feat = ds.features[p.label_column]
+    ds = ds.cast_column(p.image_column, datasets.Image(decode=False))
+    meta_cols = [c for c in ds.column_names if c not in (p.image_column, p.label_column)]
+    items = []
+    for i, row in enumerate(ds):
+        img = row[p.image_column] or {}
+        data = img.get("bytes")
+        if data is None and img.get("path"):
+            data = Path(img["path"]).read_bytes()
+        label = row[p.label_column]
+        if isinstance(label_feat, datasets.ClassLabel):
+            label = label_feat.int2str(label)
+        items.append(RawItem(source=f"{name}/{split}/{i}", label=str(label), split=split,
+                             data=data or b"", meta={c: row[c] for c in meta_cols}))
+    return items

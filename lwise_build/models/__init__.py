@@ -1,0 +1,1 @@
+"""Models: the architecture registry, the Classifier, checkpoints, built folders, batched inference."""

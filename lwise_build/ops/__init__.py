@@ -1,0 +1,1 @@
+"""The methods: tensors and arrays in, results out; no files, no params sections."""

@@ -1,0 +1,199 @@
+"""The Stage base: what every DVC stage repeats, written once (docs/architecture.md, "Stages").
+
+A stage declares its DVC stage name, its output folder under ``data/<corpus>/`` and its params
+section; it implements only its own work: ``prepare`` (check and load everything before any
+work), ``write`` (fill the staged output folder), and optionally ``metrics`` and ``plots``. The
+base owns the params section, class names, device and models (:class:`StageContext`), atomic
+output, the metrics JSON, a fresh plots folder, progress and the one-line summary.
+
+Heavy stages (score, enhance, metamers) are :class:`UnitStage`: their work is a list of
+independent :class:`Unit` whose results depend only on what their cache keys hash, so finished
+units come from the cache and the output is assembled in a fixed order, whatever ran them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import pyarrow as pa
+
+from .. import console
+from ..config.params import CorpusParams, Params
+from ..device import pick_device
+from ..errors import UserError
+from ..io.cache import ShardCache
+from ..io.paths import metrics_path, plots_dir, stage_dir
+from ..io.staging import staged_output, write_json
+from ..io.tables import class_names
+
+T = TypeVar("T")
+
+
+class StageContext:
+    """What a stage reads once: params, its corpus, the device, class names and built models."""
+
+    def __init__(self, params: Params, corpus: str):
+        self.params, self.corpus = params, corpus
+        self.spec: CorpusParams = params.corpus(corpus)
+        self._models: dict[str, Any] = {}
+
+    @property
+    def seed(self) -> int:
+        return self.params.seed
+
+    @cached_property
+    def device(self) -> Any:
+        return pick_device(self.params.device)
+
+    def dir(self, stage: str) -> Path:
+        """``data/<corpus>/<stage>`` (another stage's output, e.g. ``images``)."""
+        return stage_dir(self.corpus, stage)
+
+    @cached_property
+    def classes(self) -> list[str]:
+        """The corpus's class names, in label-index order (from the images table)."""
+        return class_names(self.dir("images"))
+
+    def model(self, name: str) -> Any:
+        """Built model ``name`` on the device, eval mode, no parameter gradients (loaded once)."""
+        if name not in self._models:
+            from ..models.store import load_named
+
+            self._models[name] = load_named(self.params, name, self.device)
+        return self._models[name]
+
+
+class Stage:
+    """One DVC stage for one corpus; subclasses fill in the small steps."""
+
+    name: ClassVar[str]  # the DVC stage name and CLI command
+    output: ClassVar[str]  # the folder under data/<corpus>/
+    section: ClassVar[str | None] = None  # corpora.<corpus>.<section>
+    has_plots: ClassVar[bool] = False  # figures into data/<corpus>/plots/<name>/
+
+    def __init__(self, params: Params, corpus: str):
+        self.ctx = StageContext(params, corpus)
+        self.p: Any = getattr(self.ctx.spec, self.section) if self.section else None
+        self.where = f"corpora.{corpus}.{self.section}" if self.section else f"corpora.{corpus}"
+
+    @property
+    def out(self) -> Path:
+        return self.ctx.dir(self.output)
+
+    @property
+    def metrics_name(self) -> str:
+        return self.name
+
+    def run(self) -> Path:
+        """Check, build atomically, then metrics and plots; print one summary line."""
+        start = time.perf_counter()
+        self.prepare()
+        with staged_output(self.out) as tmp:
+            self.write(tmp)
+        metrics = self.metrics()
+        if metrics is not None:
+            write_json(metrics_path(self.ctx.corpus, self.metrics_name), metrics)
+        if self.has_plots:
+            with staged_output(plots_dir(self.ctx.corpus, self.name)) as tmp:
+                self.plots(tmp)
+        console.info(f"{self.name} {self.ctx.corpus}: {self.summary()} "
+                     f"({time.perf_counter() - start:.1f} s) -> {self.out}")
+        return self.out
+
+    def prepare(self) -> None:
+        """Load and check everything before any work starts (bad params fail here)."""
+
+    def write(self, tmp: Path) -> None:
+        """Write the stage's output into ``tmp`` (it replaces ``out`` when this returns)."""
+        raise NotImplementedError
+
+    def metrics(self) -> dict[str, Any] | None:
+        """The ``metrics/<name>.json`` content, or None for none."""
+        return None
+
+    def plots(self, folder: Path) -> None:
+        """Draw figures and plot tables into ``folder`` (a fresh folder)."""
+
+    def summary(self) -> str:
+        """What was built, in a few words (e.g. ``1797 images``)."""
+        return "built"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """An independent piece of a heavy stage's work: one result table per part, each cached
+    under its key (the hash of everything the result depends on)."""
+
+    name: str
+    keys: Mapping[Hashable, str]
+    payload: Any = None
+
+
+class UnitStage(Stage):
+    """A stage whose heavy work is a list of units, run by an executor with the unit cache."""
+
+    parallel_units: ClassVar[bool] = False  # CPU: run units side by side, one thread each
+
+    @cached_property
+    def cache(self) -> ShardCache:
+        return ShardCache(self.name)
+
+    def compute(self, unit: Unit, parts: list[Hashable]) -> dict[Hashable, pa.Table]:
+        """The result tables of ``parts`` of ``unit`` (the only place real work happens)."""
+        raise NotImplementedError
+
+    def run_units(self, units: list[Unit], desc: str | None = None) -> None:
+        """Make sure every part of every unit is in the cache, computing only the missing ones."""
+        todo = [(u, [p for p, k in u.keys.items() if not self.cache.has(k)]) for u in units]
+        todo = [(u, parts) for u, parts in todo if parts]
+        if todo:
+            self._execute(todo, desc or self.name)
+
+    def result(self, unit: Unit, part: Hashable = "", columns: list[str] | None = None) -> pa.Table:
+        """One part of a unit's result, read from the cache (after :meth:`run_units`)."""
+        table = self.cache.get(unit.keys[part], columns)
+        if table is None:
+            raise UserError(f"{self.name}: the cache entry of {unit.name} vanished during the run; rerun")
+        return table
+
+    def _execute(self, todo: list[tuple[Unit, list[Hashable]]], desc: str) -> None:
+        """Compute the missing parts and put them in the cache."""
+        def one(item: tuple[Unit, list[Hashable]]) -> None:
+            unit, parts = item
+            for part, table in self.compute(unit, parts).items():
+                self.cache.put(unit.keys[part], table)
+
+        self.map_units(one, todo, desc)
+
+    def map_units(self, fn: Callable[[Any], T], items: list[Any], desc: str) -> list[T]:
+        """``fn`` over ``items`` in order; with ``parallel_units`` on a CPU, side by side in
+        threads with one torch thread each (always, so bytes do not depend on the cache state)."""
+        if self.parallel_units and self.ctx.device.type == "cpu":
+            return _run_threads(fn, items, desc)
+        return [fn(item) for item in console.progress(items, desc=desc, unit="unit")]
+
+
+def _run_threads(fn: Callable[[Any], T], items: list[Any], desc: str) -> list[T]:
+    """``fn`` over ``items`` in threads with one torch thread each; results in order.
+
+    Small models on few cores run faster as parallel single-threaded units than as one
+    multi-threaded unit at a time, and single-threaded results do not depend on the core count.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max(1, min(threads, len(items)))) as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            for _ in console.progress(as_completed(futures), total=len(items), desc=desc, unit="unit"):
+                pass
+            return [f.result() for f in futures]
+    finally:
+        torch.set_num_threads(threads)

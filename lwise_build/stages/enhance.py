@@ -1,0 +1,234 @@
+"""The ``enhance`` stage: one table per budget in ``data/<corpus>/enhanced/eps=<b>/``.
+
+Each images shard is one unit with one result per budget, cached under a key of the shard's
+content, the guide's hash and every param that changes pixels: a rerun after a crash, or after
+adding a budget, computes only what is new; output shard i of every budget comes from input
+shard i. Stored images lie within their budget *after* rounding (:mod:`~lwise_build.ops.quantize`).
+Metrics ask whether the change transfers: observers judge images enhanced by each guide on a
+seeded sample (docs/methods.md, "Enhancement").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+from datasets import ClassLabel, Features, Image, Value
+
+from ..errors import UserError
+from ..io.digests import json_digest
+from ..io.images import to_pngs, to_tensor
+from ..io.paths import budget_dir
+from ..io.tables import iter_shards, png_bytes, shard_paths, write_table
+from ..models.inference import logits
+from ..ops.classmap import corpus_index, head_index
+from ..ops.enhance import enhance
+from ..ops.quantize import change_sizes, quantize_within
+from ..seeding import seeded_hex
+from .base import Unit, UnitStage
+from .enhance_figures import figures
+
+CACHE_VERSION = 1
+INPUT_COLUMNS = ["id", "label", "split", "image"]
+
+
+def features(classes: Sequence[str]) -> Features:
+    """The public schema of an enhanced table."""
+    f = "float64"
+    return Features({"id": Value("string"), "label": ClassLabel(names=list(classes)), "split": Value("string"),
+                     "budget": Value(f), "image": Image(), "gt_logit_before": Value(f),
+                     "gt_logit_after": Value(f), "l2": Value(f), "linf": Value(f)})
+
+
+class Enhance(UnitStage):
+    """L2/Linf steps towards the true class at every budget, from one shared trajectory."""
+
+    name, output, section, has_plots = "enhance", "enhanced", "enhance", True
+
+    def prepare(self) -> None:
+        """Load and check the guide, observers, compare guides and splits before any work."""
+        ep, ctx = self.p, self.ctx
+        self.budgets = sorted({float(b) for b in ep.budgets})
+        if ep.model is None:
+            return
+        self.guide = ctx.model(ep.model)
+        self.observers = {o: ctx.model(o) for o in ep.observers}
+        self.compare = {g: ctx.model(g) for g in ep.compare_guides if g != ep.model}
+        for name, m in [(ep.model, self.guide), *self.compare.items()]:
+            head_index(m.classes, ctx.classes, f"{self.where}: model {name!r}")
+        for c in set(ep.diverge_from or ()) - set(ctx.classes):
+            raise UserError(f"{self.where}.diverge_from: {c!r} is not a class of the corpus")
+        have = {s for shard in iter_shards(ctx.dir("images"), ["split"]) for s in shard.column("split").to_pylist()}
+        for s in ep.splits:
+            if s not in have:
+                raise UserError(f"{self.where}.splits: no images in split {s!r} "
+                                f"(the corpus has {', '.join(sorted(have))})")
+
+    # ------------------------------------------------------------ units ------------------------
+    def selected(self, shard: pa.Table) -> pa.Table:
+        """The shard's rows of the enhanced splits, in stored order."""
+        keep = np.isin(np.asarray(shard.column("split").to_pylist(), dtype=object), list(self.p.splits))
+        return shard.filter(pa.array(keep, type=pa.bool_()))
+
+    def unit(self, name: str, rows: pa.Table, guide: str, source: Path | pa.Table) -> Unit:
+        """A unit of ``rows`` (id, label, split) enhanced by ``guide``: one key per budget."""
+        ep = self.p
+        content = json_digest([rows.column(c).to_pylist() for c in ("id", "label", "split")] + [self.ctx.classes])
+        keys = {b: json_digest({
+            "v": CACHE_VERSION, "shard": content, "guide": self.ctx.model(guide).model_hash,
+            "objective": ep.objective, "norm": ep.norm, "step": ep.step_size, "steps": ep.steps, "budget": b,
+            "diverge": sorted(ep.diverge_from) if ep.diverge_from is not None else None,
+        }) for b in self.budgets}
+        return Unit(name, keys, (guide, source))
+
+    def shard_units(self) -> list[Unit]:
+        return [self.unit(f"shard {p.name}", self.selected(pq.read_table(p, columns=["id", "label", "split"])),
+                          self.p.model, p) for p in shard_paths(self.ctx.dir("images"))]
+
+    def compute(self, unit: Unit, parts: list[Hashable]) -> dict[Hashable, pa.Table]:
+        """Enhance one unit's rows with its guide at the missing budgets."""
+        guide_name, source = unit.payload
+        rows = self.selected(pq.read_table(source, columns=INPUT_COLUMNS)) if isinstance(source, Path) else source
+        return enhance_rows(self, rows, [float(b) for b in parts], self.ctx.model(guide_name))
+
+    # ------------------------------------------------------------ output -----------------------
+    def write(self, tmp: Path) -> None:
+        if self.p.model is None:
+            return  # disabled: an empty folder, no budgets
+        self.units_ = self.shard_units()
+        self.run_units(self.units_, "enhance shards")
+        for b in self.budgets:
+            write_table((_as_rows(self.result(u, b)) for u in self.units_), features(self.ctx.classes),
+                        tmp / budget_dir(b))
+
+    def metrics(self) -> dict[str, Any]:
+        if self.p.model is None:
+            return {"guide": None, "budgets": {}}
+        ep = self.p
+        light = pa.concat_tables(self.result(u, self.budgets[0], ["id", "split"]) for u in self.units_)
+        self.sample = self._sample(light)
+        x0 = to_tensor(png_bytes(self.sample))
+        stats, picked = {}, {}
+        for b in self.budgets:
+            parts = [self.result(u, b) for u in self.units_]
+            stats[budget_dir(b)] = budget_stats(pa.concat_tables(p.drop_columns(["image"]) for p in parts), b, ep.norm)
+            picked[b] = _pick(parts, self.sample)
+        self.per_guide = {ep.model: picked}
+        for name in self.compare:
+            unit = self.unit(f"sample for {name}", self.sample, name, self.sample.select(INPUT_COLUMNS))
+            self.run_units([unit], f"enhance sample ({name})")
+            self.per_guide[name] = {b: _pick([self.result(unit, b)], self.sample) for b in self.budgets}
+        models = {ep.model: self.guide, **self.compare}
+        self.transfer = {g: self._judge(models[g], x0, per_b) for g, per_b in self.per_guide.items()}
+        return {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
+                "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
+                "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
+                             "guides": self.transfer}}
+
+    def plots(self, folder: Path) -> None:
+        if self.p.model is None:
+            (folder / "gain.csv").write_text("budget,guide,mean_gain,guide_accuracy\n")
+            return
+        figures(self, folder)
+
+    def summary(self) -> str:
+        if self.p.model is None:
+            return "disabled (no enhance.model)"
+        return f"{len(self.units_)} shards x {len(self.budgets)} budgets"
+
+    # ------------------------------------------------------------ metrics ----------------------
+    def _sample(self, light: pa.Table) -> pa.Table:
+        """Up to ``metrics_sample`` images per split, by seeded hash of the id (order independent)."""
+        ids, splits = light.column("id").to_pylist(), light.column("split").to_pylist()
+        ranked = sorted((s, seeded_hex(self.ctx.seed, i), i) for i, s in zip(ids, splits, strict=True))
+        chosen, seen = [], Counter()
+        for s, _, i in ranked:
+            seen[s] += 1
+            if seen[s] <= self.p.metrics_sample:
+                chosen.append(i)
+        shards = [self.selected(t) for t in iter_shards(self.ctx.dir("images"), INPUT_COLUMNS)]
+        return _pick(shards, pa.table({"id": chosen}))
+
+    def _judge(self, guide: Any, x0: torch.Tensor, per_b: dict[float, pa.Table]) -> dict:
+        """Per budget (0 = original): mean gain and guide/observer accuracy on the sample, per split."""
+        labels = np.asarray(self.sample.column("label").to_pylist(), dtype=np.int64)
+        splits = np.asarray(self.sample.column("split").to_pylist(), dtype=object)
+        out = {}
+        for b in [0.0, *self.budgets]:
+            t = per_b.get(b)
+            x = x0 if t is None else to_tensor(t.column("image").to_pylist())
+            gain = 0.0 if t is None else _mean(np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before")))
+            acc = {name: self._accuracy(m, x, labels, splits) for name, m in self.observers.items()}
+            out[budget_dir(b)] = {"mean_gain": gain, "guide_accuracy": self._accuracy(guide, x, labels, splits),
+                                  "observers": acc}
+        return out
+
+    def _accuracy(self, model: Any, x: torch.Tensor, labels: np.ndarray, splits: np.ndarray) -> dict:
+        """Accuracy over the sample and per split (model classes mapped to corpus labels by name)."""
+        to_corpus = corpus_index(model.classes, self.ctx.classes)
+        hit = to_corpus[logits(model, x, self.p.batch_size).argmax(1).numpy()] == labels
+        return {"all": _mean(hit), **{s: _mean(hit[splits == s]) for s in sorted(set(splits))}}
+
+
+def enhance_rows(st: Enhance, rows: pa.Table, budgets: Sequence[float], guide: Any) -> dict[float, pa.Table]:
+    """Enhance ``rows`` (id, label, split, image) with ``guide`` at ``budgets``: columns per budget."""
+    ep, n = st.p, rows.num_rows
+    x0 = to_tensor(png_bytes(rows)) if n else torch.empty(0, 1, 1, 1)
+    labels = rows.column("label").to_pylist()
+    y = torch.from_numpy(head_index(guide.classes, st.ctx.classes, "guide"))[torch.tensor(labels, dtype=torch.long)]
+    out = enhance(guide, x0, y, budgets=budgets, objective=ep.objective, step_size=ep.step_size, norm=ep.norm,
+                  steps=ep.steps, diverge_from=ep.diverge_from, batch_size=ep.batch_size,
+                  progress=True) if n else {b: x0 for b in budgets}
+    before = gt_logits(guide, x0, y, ep.batch_size)
+    result = {}
+    for b in budgets:
+        stored = quantize_within(x0, out[b], b, ep.norm)
+        l2, linf = change_sizes(x0, stored)
+        result[b] = pa.table({
+            "id": rows.column("id"), "label": pa.array(labels, pa.int64()), "split": rows.column("split"),
+            "budget": pa.array([b] * n, pa.float64()), "image": pa.array(to_pngs(stored) if n else [], pa.binary()),
+            "gt_logit_before": pa.array(before, pa.float64()),
+            "gt_logit_after": pa.array(gt_logits(guide, stored, y, ep.batch_size), pa.float64()),
+            "l2": pa.array(l2.tolist(), pa.float64()), "linf": pa.array(linf.tolist(), pa.float64()),
+        })
+    return result
+
+
+def gt_logits(model: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> list[float]:
+    """The model's ground-truth logit per image."""
+    return logits(model, x, batch_size).gather(1, y[:, None])[:, 0].double().tolist()
+
+
+def budget_stats(t: pa.Table, b: float, norm: str) -> dict:
+    """Mean gain, change sizes and whether every stored image is within budget ``b``."""
+    gain = np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before"))
+    l2, linf = np.asarray(t.column("l2")), np.asarray(t.column("linf"))
+    size = linf if norm == "linf" else l2
+    return {"mean_gain": _mean(gain), "mean_l2": _mean(l2), "max_l2": float(l2.max(initial=0.0)),
+            "max_linf": float(linf.max(initial=0.0)), "within_budget": bool((size <= b).all())}
+
+
+def _mean(a: Any) -> float:
+    return float(np.mean(a)) if len(a) else 0.0
+
+
+def _as_rows(table: pa.Table) -> dict[str, list]:
+    """A cached result as the column lists ``write_table`` encodes."""
+    rows = table.to_pydict()
+    rows["image"] = [{"bytes": b, "path": None} for b in rows["image"]]
+    return rows
+
+
+def _pick(parts: Sequence[pa.Table], sample: pa.Table) -> pa.Table:
+    """The rows of ``parts`` whose ids are in ``sample``, in the sample's order."""
+    ids = sample.column("id")
+    sub = pa.concat_tables(p.filter(pc.is_in(p.column("id"), value_set=ids)) for p in parts)
+    pos = {i: n for n, i in enumerate(sub.column("id").to_pylist())}
+    return sub.take(pa.array([pos[i] for i in ids.to_pylist()], pa.int64()))

@@ -1,0 +1,75 @@
+"""The enhance stage's pictures and plot table (``data/<c>/plots/enhance/``).
+
+``grid.png`` (and ``grid_<guide>.png`` per compare guide): example images by budget;
+``gain_vs_budget.png``: mean gt-logit gain per guide; ``observer_accuracy.png``: does the change
+transfer to observer models; ``gain.csv`` the same numbers for ``dvc plots``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from ..io import figures as fig
+from ..io.images import decode_png
+from ..io.paths import budget_dir
+from ..io.tables import png_bytes
+
+if TYPE_CHECKING:
+    from .enhance import Enhance
+
+
+def figures(st: Enhance, plots: Path) -> None:
+    """Every picture of the stage plus ``gain.csv`` into ``plots``."""
+    bs, transfer = st.budgets, st.transfer
+    for g, per_b in st.per_guide.items():
+        _grid(st, per_b, plots / ("grid.png" if g == st.p.model else f"grid_{g}.png"), g)
+    series = {g: [t[budget_dir(b)]["mean_gain"] for b in bs] for g, t in transfer.items()}
+    fig.lines(bs, series, plots / "gain_vs_budget.png", title="gt-logit gain of each guide",
+              xlabel=f"{st.p.norm.upper()} budget", ylabel="mean gt-logit gain", logx=True)
+    acc = {f"{o} on {g}-enhanced": [t[budget_dir(b)]["observers"][o]["all"] for b in [0.0, *bs]]
+           for g, t in transfer.items() for o in st.observers}
+    if acc:
+        fig.lines([0.0, *bs], acc, plots / "observer_accuracy.png", title="observer accuracy (sample)",
+                  xlabel="budget (0 = original)", ylabel="accuracy")
+    _write_csv(plots / "gain.csv", st)
+
+
+def _grid(st: Enhance, per_b: dict[float, pa.Table], path: Path, guide: str) -> None:
+    """Example images (rows) x [original, each budget] (columns)."""
+    sample = st.sample
+    rows = _grid_rows(st)
+    originals = png_bytes(sample)
+    grid = np.asarray([[decode_png(originals[r])]
+                       + [decode_png(per_b[b].column("image")[r].as_py()) for b in st.budgets] for r in rows])
+    fig.image_grid(grid[..., 0] if grid.shape[-1] == 1 else grid, path,
+                   row_labels=[st.ctx.classes[sample.column("label")[r].as_py()] for r in rows],
+                   col_labels=["original"] + [budget_dir(b) for b in st.budgets], title=f"enhanced by {guide}")
+
+
+def _grid_rows(st: Enhance) -> list[int]:
+    """Example rows for the grid: test split first, classes in turn."""
+    splits, labels = st.sample.column("split").to_pylist(), st.sample.column("label").to_pylist()
+    turn, seen = {}, Counter()
+    for r in sorted(range(len(splits)), key=lambda r: (splits[r] != "test", r)):
+        turn[r], seen[labels[r]] = (seen[labels[r]], labels[r]), seen[labels[r]] + 1
+    return sorted(turn, key=turn.__getitem__)[: st.p.grid_images]
+
+
+def _write_csv(path: Path, st: Enhance) -> None:
+    """gain.csv for ``dvc plots``: budget, guide, mean_gain, observer accuracy columns."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["budget", "guide", "mean_gain", "guide_accuracy", *[f"acc_{o.replace('-', '_')}" for o in st.observers]])
+    for g, t in st.transfer.items():
+        for b in [0.0, *st.budgets]:
+            m = t[budget_dir(b)]
+            accs = [m["guide_accuracy"]["all"], *[m["observers"][o]["all"] for o in st.observers]]
+            w.writerow([f"{b:g}", g, f"{m['mean_gain']:.6g}", *[f"{a:.6g}" for a in accs]])
+    path.write_text(buf.getvalue())

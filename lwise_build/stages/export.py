@@ -1,0 +1,183 @@
+"""The ``export`` stage: ``data/<corpus>/hub/`` becomes the exact Hugging Face dataset repository.
+
+No loading script: Parquet shards per config and split (:mod:`~lwise_build.hub.configs`), a README
+dataset card (:mod:`~lwise_build.hub.card`), ``CITATION.cff``, the build's figures and ``provenance.json`` (package and
+library versions, git commit, dvc.lock hashes, params, model hashes, sha256 of every file).
+Every config is loaded back with ``datasets.load_dataset`` before the folder replaces the old one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config.schema import to_plain
+from ..errors import UserError
+from ..hub import card
+from ..hub.citation import DatasetCitation
+from ..hub.configs import (
+    ConfigInfo,
+    enhanced_tables,
+    image_lookup,
+    write_curricula,
+    write_default,
+    write_passthrough,
+)
+from ..hub.provenance import git_state, write_provenance
+from ..io.paths import model_dir, stage_dir
+from ..io.tables import class_names, has_table, read_table
+from ..models.cfg import CONFIG_FILE, read_config
+from .base import Stage
+
+FIGURE_STAGES = ("score", "enhance", "curriculum", "metamers")
+
+
+@dataclass
+class Inputs:
+    """The stage outputs export reads; optional ones are None (or empty) when not built."""
+
+    images: Path
+    scores: Path | None
+    enhanced: dict[float, Path]
+    curricula: Path | None
+    metamers: Path | None
+    plots: Path
+
+    @classmethod
+    def locate(cls, corpus: str) -> Inputs:
+        images = stage_dir(corpus, "images")
+        if not has_table(images):
+            raise UserError(f"{images}: no images table; run `lwise-build ingest {corpus}` first")
+        opt = {s: stage_dir(corpus, s) for s in ("scores", "curricula", "metamers")}
+        return cls(images=images, enhanced=enhanced_tables(stage_dir(corpus, "enhanced")),
+                   plots=stage_dir(corpus, "plots"), **{k: v if has_table(v) else None for k, v in opt.items()})
+
+
+def build_configs(inputs: Inputs, root: Path, max_bytes: int) -> list[ConfigInfo]:
+    """Write every config whose input exists: default, enhanced-<b>, curriculum-<name>, metamers."""
+    names = class_names(inputs.images)
+    configs = [write_default(inputs.images, inputs.scores, root, max_bytes)]
+    for budget, folder in inputs.enhanced.items():
+        configs.append(write_passthrough(folder, f"enhanced-{budget:g}", "enhanced", budget, names, root, max_bytes))
+    if inputs.curricula is not None:
+        configs += write_curricula(inputs.curricula, inputs.images, inputs.enhanced, names, root, max_bytes)
+    if inputs.metamers is not None:
+        refs = set(read_table(inputs.metamers, columns=["reference_id"]).column("reference_id").to_pylist())
+        found = image_lookup(inputs.images, refs)
+        extra = {"reference": lambda row: found.get(row["reference_id"])}
+        configs.append(write_passthrough(inputs.metamers, "metamers", "metamers", None, names, root,
+                                         max_bytes, split_column=None, extra=extra))
+    return [c for c in configs if c.total > 0]
+
+
+def copy_figures(plots: Path, root: Path) -> list[str]:
+    """The stages' PNG figures into ``figures/<stage>/``; returns their paths in the folder."""
+    out = []
+    for stage in FIGURE_STAGES:
+        for png in sorted((plots / stage).glob("*.png")) if (plots / stage).is_dir() else []:
+            target = root / "figures" / stage / png.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(png, target)
+            out.append(target.relative_to(root).as_posix())
+    return out
+
+
+# ---------------------------------------------------------------- models and methods -----------
+def used_models(params: Any, corpus: str) -> list[str]:
+    """Every model a corpus's stages name, plus the models trained on it, in a stable order."""
+    c = params.corpus(corpus)
+    names = [*c.score.models.values(), *(c.score.observers or ()), c.enhance.model, *c.enhance.compare_guides,
+             *c.enhance.observers, *c.metamers.generators, *(c.metamers.judges or ()),
+             *(n for n, m in params.models.items() if m.corpus == corpus)]
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def model_records(params: Any, corpus: str) -> dict[str, dict[str, Any]]:
+    """name -> arch, weights sha256 (from the built folder's config.json) and training recipe."""
+    out = {}
+    for name in used_models(params, corpus):
+        folder = model_dir(params.model(name).corpus, name)
+        cfg = read_config(folder) if (folder / CONFIG_FILE).is_file() else {}
+        mp = params.model(name)
+        out[name] = {"arch": cfg.get("arch", mp.arch), "sha256": cfg.get("sha256"),
+                     "checkpoint": mp.checkpoint, "train": to_plain(mp.train)}
+    return out
+
+
+def methods_used(models: dict[str, dict[str, Any]], configs: list[ConfigInfo]) -> tuple[str, ...]:
+    """Keys of :data:`citation.METHODS` this build relies on."""
+    trains = [m["train"] or {} for m in models.values()]
+    methods = ["lwise"]
+    if any(t.get("adversarial") for t in trains):
+        methods.append("madry2018")
+    if any(c.kind == "metamers" for c in configs):
+        methods.append("feather2023")
+    if any(t.get("blur") for t in trains):
+        methods.append("jang2024")
+    return tuple(methods)
+
+
+# ---------------------------------------------------------------- verification -----------------
+def verify_loads(root: Path, configs: list[ConfigInfo]) -> None:
+    """Load every config with ``datasets.load_dataset`` (fresh cache); fail naming the config."""
+    import datasets
+    from datasets.utils.tqdm import are_progress_bars_disabled
+
+    quiet = are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        with tempfile.TemporaryDirectory(prefix="lwise-export-check-") as cache:
+            for cfg in configs:
+                _verify_one(datasets, root, cfg, cache)
+    finally:
+        if not quiet:
+            datasets.enable_progress_bars()
+
+
+def _verify_one(datasets: Any, root: Path, cfg: ConfigInfo, cache: str) -> None:
+    try:
+        ds = datasets.load_dataset(str(root), cfg.name, cache_dir=cache)
+    except Exception as exc:  # noqa: BLE001 - any failure means the config does not load
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"export: config {cfg.name!r} does not load with datasets.load_dataset: {first}") from None
+    got = {s: ds[s].num_rows for s in ds}
+    if got != cfg.rows:
+        raise UserError(f"export: config {cfg.name!r} loads {got} rows per split, expected {cfg.rows}")
+    for split in ds:
+        if ds[split].features != cfg.features:
+            raise UserError(f"export: config {cfg.name!r} split {split!r} loads with different features")
+
+
+# ---------------------------------------------------------------- the stage --------------------
+class Export(Stage):
+    """``lwise-build export <corpus>``: the Hub folder; the old one stays until the new one loads."""
+
+    name, output, section = "export", "hub", "export"
+
+    def prepare(self) -> None:
+        self.inputs = Inputs.locate(self.ctx.corpus)
+
+    def write(self, tmp: Path) -> None:
+        params, corpus, ep = self.ctx.params, self.ctx.corpus, self.p
+        self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000)
+        figures = copy_figures(self.inputs.plots, tmp)
+        models = model_records(params, corpus)
+        build = git_state()
+        meta = DatasetCitation(
+            title=ep.pretty_name or f"{corpus} (lwise-build)", version=ep.version, repo_id=ep.repo_id,
+            authors=tuple(ep.authors), license=ep.license, date=str(ep.date) if ep.date else build.get("date"),
+            doi=ep.doi, methods=methods_used(models, self.configs), keywords=tuple(ep.tags),
+        )
+        ctx = card.CardContext(params=params, corpus=corpus, configs=self.configs, figures=figures,
+                               models=models, meta=meta, build=build)
+        (tmp / "README.md").write_text(card.render(ctx), encoding="utf-8")
+        (tmp / "CITATION.cff").write_text(meta.cff(), encoding="utf-8")
+        write_provenance(tmp, params, corpus, self.configs, models, meta, build)
+        verify_loads(tmp, self.configs)
+
+    def summary(self) -> str:
+        rows = sum(c.total for c in self.configs)
+        return f"{len(self.configs)} configs ({', '.join(c.name for c in self.configs)}), {rows} rows"

@@ -1,0 +1,280 @@
+"""The ``ingest`` stage: raw source -> canonical images table ``data/<corpus>/images/``.
+
+IO and decoding happen in one phase (parallel across cores, one shard of PNGs in memory at a
+time, spilled to the staging folder); rows are assembled in a second phase once splits are
+known. Bad inputs are skipped, counted and listed in ``report.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import ClassLabel, Features, Image, Value
+
+from .. import console
+from ..config.params import SPLITS, IngestParams
+from ..errors import UserError
+from ..io.images import BadImage, canonical_png, image_id
+from ..io.sources import RawItem, load_source
+from ..io.staging import write_json
+from ..io.tables import write_table
+from ..seeding import seeded_hex
+from .base import Stage
+
+
+class Ingest(Stage):
+    """``lwise-build ingest <corpus>``: the source's images, canonicalised, as ``data/<c>/images/``."""
+
+    name, output, section = "ingest", "images", "ingest"
+
+    def prepare(self) -> None:
+        self.items = load_source(self.p, self.where)
+
+    def write(self, tmp: Path) -> None:
+        kept, bad = _canonicalise_all(self.items, self.p, tmp / ".spill")
+        kept, dups = _dedupe(kept)
+        report = _report(self.ctx.corpus, len(self.items), kept, bad, dups)
+        _check_quality(report, self.p, self.where, self.out)
+        _check_classes(kept, self.p, self.where)
+        splits = assign_splits(kept, self.p, self.ctx.seed, self.where)
+        names = sorted_classes(k["label"] for k in kept)
+        _write_rows(kept, splits, names, tmp)
+        report["counts"] = _counts(kept, splits)
+        write_json(tmp / "report.json", report)
+        self.report = report
+
+    def metrics(self) -> dict[str, Any]:
+        return {k: self.report[k] for k in ("images", "skipped", "duplicates_removed", "counts")}
+
+    def summary(self) -> str:
+        return f"{self.report['images']} images, {self.report['skipped']} skipped"
+
+
+# ---------------------------------------------------------------- phase 1: decode -------------
+def _canonicalise_one(args: tuple[bytes | None, str, int, bool]) -> tuple[bytes | None, str]:
+    """Worker: (bytes or None, path, size, grayscale) -> (canonical PNG, "") or (None, reason)."""
+    data, path, size, gray = args
+    try:
+        if data is None:
+            if not path or not Path(path).is_file():
+                return None, "file not found"
+            data = Path(path).read_bytes()
+        return canonical_png(data, size, gray), ""
+    except BadImage as exc:
+        return None, str(exc)
+    except (OSError, ValueError) as exc:  # anything else the decoders raise on hostile input
+        return None, f"unreadable image ({exc})"
+
+
+def _canonicalise_all(items: list[RawItem], p: IngestParams, spill: Path) -> tuple[list[dict], list[dict]]:
+    """Decode all items in parallel; PNGs go to spill files one shard at a time."""
+    workers = p.workers or os.cpu_count() or 1
+    kept, bad, chunk = [], [], []
+    spill.mkdir(parents=True)
+    budget, used, n_spill = p.shard_mb * 2**20, 0, 0
+    jobs = ((it.data, it.meta.get("_path", ""), p.image_size, p.grayscale) for it in items)
+    with _pool(workers) as pool:
+        results = pool.map(_canonicalise_one, jobs, chunksize=16) if pool else map(_canonicalise_one, jobs)
+        for item, (png, reason) in console.progress(zip(items, results, strict=False), total=len(items),
+                                                    desc="ingest", unit="img"):
+            if png is None:
+                bad.append({"source": item.source, "label": item.label, "reason": reason})
+                continue
+            meta = {k: v for k, v in item.meta.items() if not k.startswith("_")}
+            kept.append({"id": image_id(png), "label": item.label, "split": item.split,
+                         "source": item.source, "meta": meta, "spill": n_spill, "row": len(chunk)})
+            chunk.append(png)
+            used += len(png)
+            if used >= budget:
+                _spill(chunk, spill / f"{n_spill}.arrow")
+                chunk, used, n_spill = [], 0, n_spill + 1
+    _spill(chunk, spill / f"{n_spill}.arrow")
+    return kept, bad
+
+
+class _pool:
+    """A process pool when ``workers > 1``, else nothing (plain map in this process)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.executor: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ProcessPoolExecutor | None:
+        if self.workers > 1:
+            self.executor = ProcessPoolExecutor(self.workers)
+        return self.executor
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.executor:
+            self.executor.shutdown(cancel_futures=True)
+
+
+def _spill(pngs: list[bytes], path: Path) -> None:
+    pq.write_table(pa.table({"png": pa.array(pngs, pa.binary())}), path, compression="none")
+
+
+# ---------------------------------------------------------------- checks ----------------------
+def _dedupe(kept: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Drop exact duplicates (same canonical pixels); the same image with two labels is an error."""
+    first: dict[str, dict] = {}
+    out, dups = [], []
+    for k in kept:
+        seen = first.get(k["id"])
+        if seen is None:
+            first[k["id"]] = k
+            out.append(k)
+        elif seen["label"] != k["label"]:
+            raise UserError(
+                f"{k['source']}: same image as {seen['source']} but labelled {k['label']!r} vs "
+                f"{seen['label']!r}; fix the labels"
+            )
+        else:
+            dups.append({"source": k["source"], "duplicate_of": seen["source"], "id": k["id"]})
+    return out, dups
+
+
+def _report(corpus: str, total: int, kept: list[dict], bad: list[dict], dups: list[dict]) -> dict:
+    reasons = Counter(b["reason"].split(" (")[0] for b in bad)
+    return {"corpus": corpus, "inputs": total, "images": len(kept), "skipped": len(bad),
+            "skipped_by_reason": dict(sorted(reasons.items())), "skipped_files": bad,
+            "duplicates_removed": len(dups), "duplicates": dups}
+
+
+def _check_quality(report: dict, p: IngestParams, where: str, out: Path) -> None:
+    frac = report["skipped"] / max(1, report["inputs"])
+    if frac > p.max_bad_fraction:
+        errors = out.parent / "ingest-errors.json"
+        write_json(errors, report)
+        first = report["skipped_files"][0]
+        raise UserError(
+            f"{report['skipped']} of {report['inputs']} images unreadable ({frac:.1%} > "
+            f"{where}.max_bad_fraction {p.max_bad_fraction:g}); e.g. {first['source']}: "
+            f"{first['reason']}; all listed in {errors}"
+        )
+
+
+def _check_classes(kept: list[dict], p: IngestParams, where: str) -> None:
+    per_class = Counter(k["label"] for k in kept)
+    small = sorted((n, c) for c, n in per_class.items() if n < p.min_per_class)
+    if small:
+        n, c = small[0]
+        raise UserError(f"class {c!r} has {n} usable images, fewer than {where}.min_per_class "
+                        f"({p.min_per_class})")
+
+
+def sorted_classes(labels: Any) -> list[str]:
+    """Sorted class names; numeric names sort numerically ("2" before "10")."""
+    uniq = set(labels)
+    return sorted(uniq, key=lambda s: (0, float(s), s) if _is_number(s) else (1, 0.0, s))
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- splits ----------------------
+def assign_splits(kept: list[dict], p: IngestParams, seed: int, where: str = "ingest") -> list[str]:
+    """The source's own splits when every item has one, else a seeded stratified split.
+
+    With ``group_by`` whole groups go to one split (groups ranked by a seeded hash, filled per
+    majority class up to the fractions), so no group spans two splits.
+    """
+    given = [k["split"] for k in kept]
+    if all(s is not None for s in given):
+        return given
+    if any(s is not None for s in given):
+        raise UserError(f"{where}: some images have a split and some do not; give all or none")
+    fracs = np.array([p.splits.train, p.splits.validation, p.splits.test])
+    units: dict[str, list[int]] = defaultdict(list)
+    for i, k in enumerate(kept):
+        unit = k["id"]
+        if p.splits.group_by:
+            if p.splits.group_by not in k["meta"]:
+                raise UserError(f"{where}.splits.group_by: no metadata column {p.splits.group_by!r}")
+            unit = f"g:{k['meta'][p.splits.group_by]}"
+        units[unit].append(i)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for unit, members in units.items():
+        majority = Counter(kept[i]["label"] for i in members).most_common(1)[0][0]
+        by_class[majority].append(unit)
+    out = [""] * len(kept)
+    for label in sorted(by_class):
+        ordered = sorted(by_class[label], key=lambda u: seeded_hex(seed, u))
+        _fill(ordered, units, fracs, out)
+    return out
+
+
+def _fill(ordered: list[str], units: dict[str, list[int]], fracs: np.ndarray, out: list[str]) -> None:
+    """Give each unit the split furthest below its target share of this class's images."""
+    done = np.zeros(3)
+    for u in ordered:
+        want = fracs * (done.sum() + len(units[u])) - done
+        s = int(np.argmax(np.where(fracs > 0, want, -np.inf)))
+        for i in units[u]:
+            out[i] = SPLITS[s]
+        done[s] += len(units[u])
+
+
+# ---------------------------------------------------------------- phase 2: rows ---------------
+def _features(kept: list[dict], names: list[str]) -> Features:
+    feats = {"id": Value("string"), "image": Image(), "label": ClassLabel(names=names),
+             "split": Value("string"), "source": Value("string")}
+    for col in sorted({c for k in kept for c in k["meta"]}):
+        values = [k["meta"].get(col) for k in kept if k["meta"].get(col) is not None]
+        numeric = values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        feats[col] = Value("float64" if numeric else "string")
+    return Features(feats)
+
+
+def _shard_rows(kept: list[dict], splits: list[str], names: list[str], spill: Path,
+                feats: Features) -> Iterator[dict[str, list[Any]]]:
+    index = {n: i for i, n in enumerate(names)}
+    meta_cols = [c for c in feats if c not in ("id", "image", "label", "split", "source")]
+    by_spill: dict[int, list[int]] = defaultdict(list)
+    for i, k in enumerate(kept):
+        by_spill[k["spill"]].append(i)
+    for s in sorted(by_spill):
+        pngs = pq.read_table(spill / f"{s}.arrow").column("png").to_pylist()
+        rows = [kept[i] for i in by_spill[s]]
+        yield {
+            "id": [r["id"] for r in rows],
+            "image": [{"bytes": pngs[r["row"]], "path": None} for r in rows],
+            "label": [index[r["label"]] for r in rows],
+            "split": [splits[i] for i in by_spill[s]],
+            "source": [r["source"] for r in rows],
+            **{c: [_meta_value(r["meta"].get(c), feats[c]) for r in rows] for c in meta_cols},
+        }
+
+
+def _meta_value(v: Any, feat: Value) -> Any:
+    if v is None:
+        return None
+    return float(v) if feat.dtype == "float64" else str(v)
+
+
+def _write_rows(kept: list[dict], splits: list[str], names: list[str], tmp: Path) -> None:
+    spill = tmp / ".spill"
+    feats = _features(kept, names)
+    write_table(_shard_rows(kept, splits, names, spill, feats), feats, tmp)
+    for f in spill.iterdir():
+        f.unlink()
+    spill.rmdir()
+
+
+def _counts(kept: list[dict], splits: list[str]) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for k, s in zip(kept, splits, strict=False):
+        counts[k["label"]][s] += 1
+    return {label: dict(sorted(c.items())) for label, c in sorted(counts.items())}

@@ -1,0 +1,195 @@
+"""The ``metamers`` stage: generators x layers x references, judged by every judge model.
+
+Writes ``data/<c>/metamers/`` (one row per reference, generator and layer), the recognisability
+matrix to ``data/<c>/metrics/metamers.json`` and figures to ``data/<c>/plots/metamers/``. Each
+(generator, layer) is one unit whose synthesised PNGs are cached under the generator's weights,
+the layer, the references and the schedule, so a rerun after a crash or a judge change only
+synthesises what is new (docs/methods.md, "Metamers").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Hashable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from datasets import ClassLabel, Features, Image, Value
+
+from ..errors import UserError
+from ..io.digests import json_digest
+from ..io.images import to_pngs, to_tensor
+from ..io.tables import pngs_by_id, read_table, write_table
+from ..models.inference import activations, predictions
+from ..ops import metamer as M
+from ..ops.classmap import corpus_index
+from ..seeding import seeded_hex
+from .base import Unit, UnitStage
+from .metamers_figures import figures
+
+CACHE_VERSION = 1
+ROWS_PER_SHARD = 2000
+STATS = ("spearman", "pearson", "snr_db")
+
+
+def judge_column(name: str) -> str:
+    """The table column of a judge's predictions (``-`` is not allowed in column names)."""
+    return f"judge_{name.replace('-', '_')}_pred"
+
+
+def features(classes: Sequence[str], judges: Sequence[str]) -> Features:
+    """The public schema of the metamers table."""
+    label, f = ClassLabel(names=list(classes)), "float64"
+    cols = {"reference_id": Value("string"), "label": label, "generator": Value("string"),
+            "layer": Value("string"), "layer_depth": Value("int32"), "metamer": Image(), "loss": Value(f),
+            **{s: Value(f) for s in STATS}, **{f"null_{s}": Value(f) for s in STATS},
+            "passes": Value("bool"), "generator_pred": label}
+    cols.update({judge_column(j): label for j in judges})
+    return Features(cols)
+
+
+class Metamers(UnitStage):
+    """Metamers per generator and layer, their match statistics against a null, and judges."""
+
+    name, output, section, has_plots = "metamers", "metamers", "metamers", True
+    parallel_units = True
+
+    def prepare(self) -> None:
+        """Load models, check layers, pick references and null pairs (seeded) before any work."""
+        mp, ctx = self.p, self.ctx
+        self.judges = list(dict.fromkeys(mp.judges if mp.judges is not None else mp.generators))
+        if not mp.generators:
+            return
+        self.models = {n: ctx.model(n) for n in dict.fromkeys([*mp.generators, *self.judges])}
+        self.layers = {g: _layers(self.models[g], mp.layers.get(g), f"{self.where}.layers.{g}") for g in mp.generators}
+        t = read_table(ctx.dir("images"), ["id", "label", "split"])
+        ids, labels = t.column("id").to_pylist(), np.asarray(t.column("label").to_pylist())
+        in_split = np.asarray(t.column("split").to_pylist(), dtype=object) == mp.split
+        if in_split.sum() < 2:
+            raise UserError(f"{self.where}.split: split {mp.split!r} needs at least 2 images (has {in_split.sum()})")
+        chosen = select_references(ids, labels, in_split, mp.per_class, ctx.seed)
+        pool = sorted(np.flatnonzero(in_split), key=lambda i: ids[i])
+        used, pairs = np.unique(M.null_pairs(len(pool), mp.null_pairs, ctx.seed), return_inverse=True)
+        self.pairs = pairs.reshape(-1, 2)  # decode only the images the null uses
+        wanted = [ids[i] for i in chosen] + [ids[pool[i]] for i in used]
+        found = pngs_by_id(ctx.dir("images"), wanted)
+        pngs = [found[i] for i in wanted]
+        self.ref_ids, self.ref_labels = [ids[i] for i in chosen], labels[chosen]
+        self.refs, self.null_images = to_tensor(pngs[:len(chosen)]), to_tensor(pngs[len(chosen):])
+        self.label_maps = {n: corpus_index(m.classes, ctx.classes) for n, m in self.models.items()}
+
+    def units(self) -> list[Unit]:
+        """One unit per (generator, layer), deepest first (they take longest)."""
+        mp = self.p
+        lrs = M.get_schedule(mp.schedule).step_sizes(mp.step_size, mp.steps)
+        cells = [(g, layer) for g in mp.generators for layer in self.layers[g]]
+        cells.sort(key=lambda c: -self.models[c[0]].layers().index(c[1]))
+        return [Unit(f"{g}/{layer}", {"": json_digest({
+            "v": CACHE_VERSION, "model": self.models[g].model_hash, "layer": layer, "refs": self.ref_ids,
+            "lrs": json_digest(lrs), "noise": mp.init_noise, "seed": self.ctx.seed,
+            "batch": mp.batch_size})}, (g, layer)) for g, layer in cells]  # rounding depends on the batch
+
+    def compute(self, unit: Unit, parts: list[Hashable]) -> dict[Hashable, pa.Table]:
+        gen, layer = unit.payload
+        mp = self.p
+        x = M.metamers(self.models[gen], layer, self.refs, self.ref_ids, steps=mp.steps, schedule=mp.schedule,
+                       init_noise=mp.init_noise, seed=self.ctx.seed, step_size=mp.step_size,
+                       batch_size=mp.batch_size)
+        return {"": pa.table({"reference_id": self.ref_ids, "png": pa.array(to_pngs(x), pa.binary())})}
+
+    def write(self, tmp: Path) -> None:
+        self.table: dict[str, list] = {}
+        if not self.p.generators:
+            write_table([], features(self.ctx.classes, []), tmp)
+            return
+        units = self.units()
+        with _deterministic_gpu(self.ctx.device):
+            self.run_units(units, "metamers")
+            rows = dict(zip([u.name for u in units],
+                            self.map_units(lambda u: self._rows(u), units, "metamer stats"), strict=True))
+        cells = [f"{g}/{layer}" for g in self.p.generators for layer in self.layers[g]]
+        self.table = {k: [v for c in cells for v in rows[c][k]] for k in rows[cells[0]]}
+        n = len(self.table["reference_id"])
+        shards = [{k: v[i:i + ROWS_PER_SHARD] for k, v in self.table.items()} for i in range(0, n, ROWS_PER_SHARD)]
+        write_table(shards, features(self.ctx.classes, self.judges), tmp)
+
+    def _rows(self, unit: Unit) -> dict[str, list]:
+        """The rows of one cell: stats on the stored pixels against the null, then the judges."""
+        gen, layer = unit.payload
+        model = self.models[gen]
+        cached = self.result(unit)
+        if cached.column("reference_id").to_pylist() != self.ref_ids:
+            raise UserError(f"metamers: the cache entry of {unit.name} is for other references; clear it")
+        pngs = cached.column("png").to_pylist()
+        stored = to_tensor(pngs)
+        ref_acts, met_acts = activations(model, layer, self.refs), activations(model, layer, stored)
+        null = M.null_thresholds(activations(model, layer, self.null_images), self.pairs)
+        stats = M.match_stats(ref_acts, met_acts)
+        loss = M.normalised_distance(torch.from_numpy(met_acts), torch.from_numpy(ref_acts)).numpy()
+        preds = {n: self.label_maps[n][predictions(self.models[n], stored)] for n in dict.fromkeys([gen, *self.judges])}
+        ok = M.passes(stats, null, preds[gen] == self.ref_labels)
+        n = len(pngs)
+        rows = {"reference_id": self.ref_ids, "label": self.ref_labels.tolist(), "generator": [gen] * n,
+                "layer": [layer] * n, "layer_depth": [model.layers().index(layer)] * n,
+                "metamer": [{"bytes": p, "path": None} for p in pngs], "loss": loss.tolist(),
+                **{s: stats[s].tolist() for s in STATS}, **{f"null_{s}": [null[s]] * n for s in STATS},
+                "passes": ok.tolist(), "generator_pred": preds[gen].tolist()}
+        rows.update({judge_column(j): preds[j].tolist() for j in self.judges})
+        return rows
+
+    def metrics(self) -> dict[str, Any]:
+        if not self.p.generators:
+            return {"counts": {"metamers": 0}, "generators": {}}
+        mp = self.p
+        self.cells = M.judge_rates(self.table, {j: judge_column(j) for j in self.judges})
+        steps = len(M.get_schedule(mp.schedule).step_sizes(mp.step_size, mp.steps))
+        return {"counts": {"references": len(self.ref_ids), "metamers": len(self.table["passes"]),
+                           "passing": int(sum(self.table["passes"]))},
+                "schedule": mp.schedule, "steps": steps, "null_pairs": int(len(self.pairs)),
+                "generators": {g: {layer: self.cells[(g, layer)] for layer in self.layers[g]} for g in mp.generators}}
+
+    def plots(self, folder: Path) -> None:
+        if self.p.generators:
+            figures(self, folder)
+
+    def summary(self) -> str:
+        n = len(self.table.get("passes", []))
+        return f"{n} metamers, {int(sum(self.table.get('passes', [])))} passing" if n else "no generators configured"
+
+
+@contextlib.contextmanager
+def _deterministic_gpu(device: torch.device) -> Iterator[None]:
+    """cuDNN's deterministic kernels on a GPU, so rebuilds give the same pixels."""
+    if device.type == "cpu":
+        yield
+        return
+    before = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before
+
+
+def _layers(model: Any, wanted: Sequence[str] | None, where: str) -> list[str]:
+    """The generator's layers to use (all its stages by default); unknown names are errors."""
+    stages = model.layers()
+    if not stages:
+        raise UserError(f"{where}: this model has no named stages to stop at (arch {model.arch!r})")
+    for name in wanted or ():
+        if name not in stages:
+            raise UserError(f"{where}: unknown layer {name!r} (stages: {', '.join(stages)})")
+    return sorted(wanted, key=stages.index) if wanted else stages
+
+
+def select_references(ids: Sequence[str], labels: np.ndarray, mask: np.ndarray, per_class: int,
+                      seed: int) -> list[int]:
+    """``per_class`` rows per class among ``mask``, ranked by a hash of (seed, id): order-free."""
+    out: list[int] = []
+    for c in sorted(set(labels[mask].tolist())):
+        rows = list(np.flatnonzero(mask & (labels == c)))
+        out += sorted(rows, key=lambda i: seeded_hex(seed, ids[i]))[:per_class]
+    return out

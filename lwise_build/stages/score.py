@@ -1,0 +1,207 @@
+"""The ``score`` stage: ``data/<c>/scores/``, ``metrics/score.json`` and ``plots/score/``.
+
+Each images shard is one unit: every scoring and observer model runs once per decoded batch
+(:func:`~lwise_build.models.inference.score_pngs`); the difficulty columns are then computed
+over the whole table, and recognisability is measured against humans or held-out observers
+(:func:`~lwise_build.ops.recognisability.score_report`; docs/methods.md, "Difficulty").
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Hashable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from datasets import ClassLabel, Features, Value
+
+from .. import console
+from ..errors import UserError
+from ..io import figures
+from ..io.digests import file_digest, json_digest
+from ..io.tables import column_names, png_bytes, read_table, shard_paths, shard_sizes, write_table
+from ..models.cfg import WEIGHTS_FILE
+from ..models.inference import STATS, resolve_precision, score_pngs
+from ..models.store import built_dir
+from ..ops.classmap import map_targets
+from ..ops.difficulty import COLUMNS, with_difficulty
+from ..ops.recognisability import score_report
+from .base import Unit, UnitStage
+
+HUMAN_COLUMNS = ("human_accuracy", "human_correct", "human_trials")
+MAX_PANELS = 30
+
+
+class Score(UnitStage):
+    """Ground-truth logits, difficulty and recognisability of every scoring model."""
+
+    name, output, section, has_plots = "score", "scores", "score", True
+
+    def prepare(self) -> None:
+        sp, src = self.p, self.ctx.dir("images")
+        self.meta = read_table(src, columns=_meta_columns(sp, column_names(src), src, self.where))
+        self.labels = np.asarray(self.meta.column("label").to_numpy(), dtype=np.int64)
+        self.panel = list(dict.fromkeys([*sp.models.values(), *(sp.observers or ())]))
+        self.models = {m: self.ctx.model(m) for m in self.panel}
+        if self.ctx.device.type == "cuda":
+            for model in self.models.values():
+                model.to(memory_format=torch.channels_last)
+        self.targets = {m: _targets(sp, self.meta, self.ctx.classes, self.models[m].classes,
+                                    f"{self.where} (model {m})") for m in self.panel}
+        self.precision = resolve_precision(sp.precision, self.ctx.device)
+
+    def units(self) -> list[Unit]:
+        """One unit per images shard, keyed by its bytes, the models and the targets it scores."""
+        hashes = {m: model.model_hash or file_digest(built_dir(self.ctx.params, m) / WEIGHTS_FILE)
+                  for m, model in self.models.items()}
+        units, start = [], 0
+        for path, n in zip(shard_paths(self.ctx.dir("images")), shard_sizes(self.ctx.dir("images")), strict=True):
+            tg = {m: t[start:start + n] for m, t in self.targets.items()}
+            key = json_digest([file_digest(path), hashes, self.precision, self.ctx.device.type,
+                               {m: json_digest(t.tolist()) for m, t in tg.items()}])
+            units.append(Unit(f"shard {path.name}", {"": key}, (path, tg)))
+            start += n
+        return units
+
+    def compute(self, unit: Unit, parts: list[Hashable]) -> dict[Hashable, pa.Table]:
+        path, tg = unit.payload
+        pngs = png_bytes(pq.read_table(path, columns=["image"]))
+        with console.progress(total=len(pngs), desc="score", unit="img", leave=False) as bar:
+            got = score_pngs(self.models, pngs, tg, self.ctx.device, batch_size=self.p.batch_size,
+                             workers=self.p.decode_workers, precision=self.precision, progress=bar)
+        return {"": pa.table({f"{m}|{s}": got[m][s] for m in self.models for s in STATS})}
+
+    def write(self, tmp: Path) -> None:
+        sizes = shard_sizes(self.ctx.dir("images"))
+        self.stats: dict[str, dict[str, np.ndarray]] = {}
+        if self.models:
+            units = self.units()
+            self.run_units(units, "score shards")
+            table = pa.concat_tables(self.result(u) for u in units)
+            self.stats = {m: {s: table.column(f"{m}|{s}").to_numpy() for s in STATS} for m in self.models}
+        self.cols = {a: with_difficulty(self.stats[m], self.labels) for a, m in self.p.models.items()}
+        _write_scores(tmp, self.meta, self.ctx.classes, self.cols, sizes)
+
+    def metrics(self) -> dict[str, Any]:
+        sp = self.p
+        self.report = score_report(
+            dict(sp.models), {m: self.stats[m] for m in self.panel}, self.targets,
+            {a: 1.0 - c["difficulty"] for a, c in self.cols.items()},
+            self.meta.column("split").to_numpy(zero_copy_only=False), self.meta.column("id").to_pylist(),
+            observers=sp.observers, human=_human(self.meta), heldout=tuple(sp.heldout_splits), seed=self.ctx.seed)
+        return self.report
+
+    def plots(self, folder: Path) -> None:
+        _write_csv(folder / "recognisability.csv", self.report)
+        if self.cols:
+            _figures(folder, self)
+
+    def summary(self) -> str:
+        return f"{len(self.labels)} images x {len(self.p.models)} scoring models"
+
+
+def _meta_columns(sp: Any, columns: list[str], src: Any, where: str) -> list[str]:
+    """id, label, split, the target column and any human columns the images table has."""
+    if sp.target_column is not None and sp.target_column not in columns:
+        raise UserError(f"{where}.target_column: {sp.target_column!r} is not a column of {src} "
+                        f"(columns: {', '.join(columns)})")
+    extra = [sp.target_column] if sp.target_column else []
+    return list(dict.fromkeys(["id", "label", "split", *extra, *(c for c in HUMAN_COLUMNS if c in columns)]))
+
+
+def _targets(sp: Any, meta: Any, names: list[str], classes: Sequence[str], where: str) -> np.ndarray:
+    """Model class index per row: target column, else label name through ``class_map``."""
+    if sp.target_column is not None:
+        return map_targets(classes, meta.column(sp.target_column).to_pylist(), f"{where}.target_column")
+    for key in sp.class_map:
+        if key not in names:
+            more = ", ..." if len(names) > 10 else ""
+            raise UserError(f"{where}.class_map: {key!r} is not a label of the corpus ({', '.join(names[:10])}{more})")
+    values = [sp.class_map.get(n, n) for n in names]
+    mapped = map_targets(classes, values, where) if names else np.zeros(0, np.int64)
+    return mapped[np.asarray(meta.column("label").to_numpy(), dtype=np.int64)]
+
+
+def _write_scores(tmp: Path, meta: Any, names: list[str], cols: dict, sizes: list[int]) -> None:
+    """id, label, split and the alias columns, one shard per images shard."""
+    feats = {"id": Value("string"), "label": ClassLabel(names=names), "split": Value("string")}
+    for alias in cols:
+        feats.update({f"{alias}_{c}": Value("int64" if c == "pred" else "float32") for c in COLUMNS})
+    base = {k: meta.column(k).to_pylist() for k in ("id", "label", "split")}
+    flat = {f"{a}_{c}": v[c] for a, v in cols.items() for c in COLUMNS}
+
+    def shards() -> Iterator[dict[str, list]]:
+        lo = 0
+        for n in sizes:
+            rows = {k: v[lo:lo + n] for k, v in base.items()}
+            rows.update({k: v[lo:lo + n].tolist() for k, v in flat.items()})
+            lo += n
+            yield rows
+
+    write_table(shards(), Features(feats), tmp)
+
+
+def _human(meta: Any) -> dict[str, np.ndarray | None] | None:
+    """Per-image human accuracy (and trial counts) from the images table, if it has them."""
+    cols = meta.column_names
+
+    def get(c: str) -> np.ndarray:
+        return np.asarray(meta.column(c).to_pylist(), dtype=np.float64)
+
+    trials = get("human_trials") if "human_trials" in cols else None
+    if "human_accuracy" in cols:
+        acc = get("human_accuracy")
+    elif "human_correct" in cols and trials is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            acc = get("human_correct") / trials
+    else:
+        return None
+    return {"accuracy": acc, "trials": trials} if np.isfinite(acc).any() else None
+
+
+def _figures(folder: Path, st: Score) -> None:
+    """difficulty_hist.png and logit_vs_observer.png of the first scoring alias."""
+    cols, labels, names = st.cols, st.labels, st.ctx.classes
+    first = next(iter(cols))
+    present = [k for k in range(len(names)) if (labels == k).any()]
+    more = f" (first {MAX_PANELS} of {len(present)} classes)" if len(present) > MAX_PANELS else ""
+    figures.histograms({names[k]: cols[first]["difficulty"][labels == k] for k in present[:MAX_PANELS]},
+                       folder / "difficulty_hist.png", title=f"{first}: difficulty within class{more}",
+                       xlabel="difficulty (0 easiest, 1 hardest) [0,1]")
+    human = _human(st.meta)
+    if human is not None:
+        rows, y, what = np.isfinite(human["accuracy"]), human["accuracy"], "human accuracy"
+    else:
+        obs = list(st.report["recognisability"].get(first, {}).get("observers", []))
+        if not obs:
+            return
+        split = np.asarray(st.meta.column("split").to_pylist())
+        rows = np.isin(split, st.report.get("heldout_splits") or [])
+        rows = rows if rows.any() else np.ones(len(split), dtype=bool)
+        y = np.mean([st.stats[o]["pred"] == st.targets[o] for o in obs], axis=0)
+        what = f"observer accuracy ({', '.join(obs)})"
+    figures.scatter(cols[first]["gt_logit"][rows], y[rows], folder / "logit_vs_observer.png",
+                    title=f"{first} gt logit vs {what.split(' (')[0]}", xlabel=f"{first}_gt_logit", ylabel=what)
+
+
+def _write_csv(path: Path, report: dict) -> None:
+    """One row per (alias, score, judge): AUC and Spearman, for ``dvc plots`` and spreadsheets."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["alias", "score", "judge", "auc", "spearman"])
+        for alias, rec in report["recognisability"].items():
+            for name, block in rec.items():
+                if name == "observers":
+                    continue
+                rows = [("humans", block)] if "auc" in block else [
+                    *block["per_observer"].items(), ("observer_accuracy", block["vs_observer_accuracy"])]
+                for judge, m in rows:
+                    w.writerow([alias, name, judge, _fmt(m["auc"]), _fmt(m["spearman"])])
+
+
+def _fmt(v: float | None) -> str:
+    return "" if v is None else f"{v:.6f}"

@@ -1,0 +1,316 @@
+"""The ``train`` stage: build (or import) one model of the ``models:`` registry for its corpus.
+
+``lwise-build train <corpus> <model>`` reads ``data/<corpus>/images`` (train split to fit,
+validation split for metrics), trains with the model's recipe (standard, L2/Linf PGD adversarial,
+per-image blur; augmentation; SGD/Adam; cosine/step/constant), or only imports its checkpoint
+when there is no recipe, and writes ``data/<corpus>/models/<model>/`` (weights, config, metrics),
+``data/<corpus>/metrics/train-<model>.json`` and the learning curve
+``data/<corpus>/plots/train-<model>.csv``. Seeded from ``seed`` and the model name; on CPU two
+runs give byte-identical weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+import torch
+import torch.nn.functional as F
+
+from .. import console
+from ..config.params import ModelParams, Params, TrainParams
+from ..errors import UserError
+from ..io.images import to_tensor
+from ..io.paths import model_dir, plots_dir, stage_dir
+from ..io.staging import write_json
+from ..io.tables import class_names, read_table
+from ..models.checkpoints import load_weights, normalisation, read
+from ..models.classifier import Classifier
+from ..models.registry import create_net
+from ..models.store import save_model
+from ..ops import attacks, blur
+from ..seeding import seeded_int
+from .base import Stage
+
+CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_robust_accuracy")
+
+
+@dataclass
+class Split:
+    """Images of one split as uint8 (N, C, H, W) and their labels as model class indices."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def seed_for(params: Params, name: str) -> int:
+    """The model's seed: from the global ``seed`` and the model name."""
+    return seeded_int(params.seed, name)
+
+
+def load_split(corpus: str, split: str, classes: list[str]) -> Split:
+    """One split of the images table, sorted by id (independent of shards), labels mapped to ``classes``."""
+    folder = stage_dir(corpus, "images")
+    names = class_names(folder)
+    table = read_table(folder, columns=["id", "image", "label", "split"])
+    table = table.filter(pc.equal(table["split"], split)).sort_by("id")
+    index = {c: i for i, c in enumerate(classes)}
+    lut = np.array([index.get(n, -1) for n in names] or [-1], dtype=np.int64)
+    labels = lut[np.asarray(table["label"].to_numpy(zero_copy_only=False), dtype=np.int64)]
+    keep = np.flatnonzero(labels >= 0)
+    pngs = [table["image"][int(i)].as_py()["bytes"] for i in keep]
+    x = torch.cat([to_tensor(pngs[i:i + 512]).mul_(255).round_().to(torch.uint8)
+                   for i in range(0, len(pngs), 512)]) if pngs else torch.zeros(0, 1, 1, 1, dtype=torch.uint8)
+    return Split(x, torch.from_numpy(labels[keep]))
+
+
+def build_model(mp: ModelParams, classes: list[str], source: str) -> Classifier:
+    """The untrained (or checkpoint-initialised) classifier of a model entry."""
+    net, stages = create_net(mp.arch, len(classes), mp.in_channels)
+    ckpt = None
+    if mp.checkpoint:
+        ckpt = read(mp.checkpoint)
+        load_weights(net, ckpt, mp.checkpoint, mp.arch, fine_tune=bool(mp.train and mp.train.fine_tune))
+    mean, std = normalisation(mp.mean, mp.std, mp.in_channels, ckpt)
+    if len(mean) != mp.in_channels or len(std) != mp.in_channels:
+        raise UserError(f"{source}: mean/std need {mp.in_channels} values, got {len(mean)}/{len(std)}")
+    return Classifier(net, stages, mean, std, classes, arch=mp.arch)
+
+
+# ---------------------------------------------------------------- the recipe ------------------
+def augment(x: torch.Tensor, kinds: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:
+    """Random horizontal flips and padded random crops (pad 1/8 of the size, reflect)."""
+    if "hflip" in kinds:
+        flip = torch.rand(len(x), generator=gen) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    if "crop" in kinds:
+        h, w = x.shape[-2:]
+        pad = max(1, h // 8)
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        offs = torch.randint(0, 2 * pad + 1, (len(x), 2), generator=gen).tolist()
+        x = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offs)])
+    return x
+
+
+def optimiser(model: Classifier, tp: TrainParams, total_steps: int):
+    """The optimiser and a per-step LR schedule (cosine, step at 50%/75%, or constant)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if tp.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=tp.lr, weight_decay=tp.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=tp.lr, momentum=tp.momentum, weight_decay=tp.weight_decay)
+
+    def factor(step: int) -> float:
+        t = step / max(1, total_steps)
+        if tp.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * t))
+        if tp.schedule == "step":
+            return 0.1 ** ((t >= 0.5) + (t >= 0.75))
+        return 1.0
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def train_batch(model: Classifier, xb: torch.Tensor, yb: torch.Tensor, tp: TrainParams,
+                gen: torch.Generator) -> torch.Tensor:
+    """The inputs the model trains on: blurred and/or adversarial versions of the batch."""
+    if tp.blur is not None:
+        bp = tp.blur
+        sigmas = blur.draw_sigmas(*blur.distribution(bp.preset, bp.sigmas, bp.probs), len(xb),
+                                  xb.shape[-1] / bp.reference_size, gen)
+        xb = blur.blur_batch(xb, sigmas.to(xb.device))
+    adv = tp.adversarial
+    if adv is not None:
+        model.eval()  # the attack sees the model as at test time; BN statistics stay untouched
+        xb = attacks.pgd(model, xb, yb, adv.eps, adv.steps, adv.step_size, adv.norm, adv.random_start, gen)
+        model.train()
+    return xb
+
+
+def run_epoch(model: Classifier, data: Split, tp: TrainParams, opt, sched, gen: torch.Generator,
+              device: torch.device, desc: str) -> tuple[float, float]:
+    """One pass over the training split in a seeded order; returns (mean loss, accuracy)."""
+    model.train()
+    order = torch.randperm(len(data), generator=gen)
+    loss_sum, correct = 0.0, 0
+    batches = range(0, len(data), tp.batch_size)
+    with console.progress(batches, desc=desc, unit="batch", leave=False) as bar:
+        for start in bar:
+            idx = order[start:start + tp.batch_size]
+            xb = augment(data.x[idx].float().div_(255), tuple(tp.augment), gen).to(device)
+            yb = data.y[idx].to(device)
+            xb = train_batch(model, xb, yb, tp, gen)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+    model.eval()
+    return loss_sum / len(data), correct / len(data)
+
+
+def evaluate(model: Classifier, val: Split, tp: TrainParams | None, robust: bool = True) -> tuple[float | None, float | None]:
+    """Clean and (if ``robust``) L2-PGD (``eval_eps``, ``eval_steps``) accuracy on the validation split."""
+    if len(val) == 0:
+        return None, None
+    eps, steps = (tp.eval_eps, tp.eval_steps) if tp else (1.0, 10)
+    x = val.x.float().div_(255)
+    clean = attacks.accuracy(model, x, val.y)
+    return clean, attacks.accuracy(model, x, val.y, eps=eps, steps=steps) if robust else None
+
+
+def fit(model: Classifier, train: Split, val: Split, tp: TrainParams, seed: int, name: str,
+        device: torch.device) -> list[dict]:
+    """Train for ``tp.epochs``; one learning-curve row per epoch."""
+    if len(train) == 0:
+        raise UserError(f"models.{name}: the corpus has no train-split images of the model's classes")
+    gen = torch.Generator().manual_seed(seed)
+    opt, sched = optimiser(model, tp, tp.epochs * math.ceil(len(train) / tp.batch_size))
+    rows = []
+    for epoch in range(1, tp.epochs + 1):
+        loss, acc = run_epoch(model, train, tp, opt, sched, gen, device, f"train {name} {epoch}/{tp.epochs}")
+        clean, robust = evaluate(model, val, tp, robust=epoch == tp.epochs)  # PGD: costly, once
+        rows.append(dict(zip(CURVE_COLUMNS, (epoch, loss, acc, clean, robust), strict=True)))
+        console.info(f"train {name} epoch {epoch}/{tp.epochs}: loss {loss:.3f} acc {acc:.3f} "
+                     f"val {_fmt(clean)} val-robust {_fmt(robust)}")
+    return rows
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+@contextlib.contextmanager
+def deterministic(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch (restored afterwards) and use deterministic kernels (strictly on CPU)."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _set_deterministic(True, warn_only=device.type != "cpu")
+        try:
+            yield
+        finally:
+            _set_deterministic(*before)
+
+
+def _set_deterministic(mode: bool, warn_only: bool) -> None:
+    """``torch.use_deterministic_algorithms`` minus its ~7 s import of inductor when unused."""
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:  # nothing is compiled: the kernel flag is all that matters
+        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
+
+
+# ---------------------------------------------------------------- the stage -------------------
+class Train(Stage):
+    """``lwise-build train <corpus> <model>``: train or import one model into ``models/<model>/``."""
+
+    name, output = "train", "models"
+
+    def __init__(self, params: Params, corpus: str, model_name: str):
+        spec = params.model(model_name)
+        if spec.corpus != corpus:
+            raise UserError(f"models.{model_name}.corpus is {spec.corpus!r}, not {corpus!r}; "
+                            f"run `lwise-build train {spec.corpus} {model_name}`")
+        super().__init__(params, corpus)
+        self.model_name, self.spec = model_name, spec
+        self.where = f"models.{model_name}"
+
+    @property
+    def out(self) -> Path:
+        return model_dir(self.ctx.corpus, self.model_name)
+
+    @property
+    def metrics_name(self) -> str:
+        return f"train-{self.model_name}"
+
+    def prepare(self) -> None:
+        spec, corpus = self.spec, self.ctx.corpus
+        self.classes = model_classes(spec, self.model_name)
+        self.val = load_split(corpus, "validation", self.classes)
+        self.train = load_split(corpus, "train", self.classes) if spec.train else Split(self.val.x[:0], self.val.y[:0])
+        _check_size(spec, self.train if len(self.train) else self.val, self.model_name)
+
+    def write(self, tmp: Path) -> None:
+        spec, tp, device = self.spec, self.spec.train, self.ctx.device
+        seed = seed_for(self.ctx.params, self.model_name)
+        start = time.perf_counter()
+        with deterministic(seed, device):
+            model = build_model(spec, self.classes, self.where).to(device)
+            self.rows = fit(model, self.train, self.val, tp, seed, self.model_name, device) if tp else []
+            last = self.rows[-1] if self.rows else None
+            clean, robust = (last["val_accuracy"], last["val_robust_accuracy"]) if last else evaluate(model, self.val, None)
+        self.seconds = time.perf_counter() - start
+        self.result = {"val_accuracy": clean, "val_robust_accuracy": robust,
+                       "eval_eps": tp.eval_eps if tp else 1.0, "eval_steps": tp.eval_steps if tp else 10,
+                       "epochs": tp.epochs if tp else 0, "train_images": len(self.train),
+                       "val_images": len(self.val)}
+        self.digest = save_model(model.cpu(), tmp, extra={"name": self.model_name, "corpus": self.ctx.corpus,
+                                                          "checkpoint": spec.checkpoint})
+        write_json(tmp / "metrics.json", {**self.result, "sha256": self.digest})  # deterministic: no timings
+
+    def metrics(self) -> dict[str, Any]:
+        # timings are printed, not stored: DVC-tracked metrics stay byte-identical across rebuilds
+        return {**self.result, "model_hash": self.digest}
+
+    def run(self) -> Path:
+        out = super().run()
+        write_curve(plots_dir(self.ctx.corpus, f"train-{self.model_name}.csv"), self.rows,
+                    self.result["val_accuracy"], self.result["val_robust_accuracy"])
+        return out
+
+    def summary(self) -> str:
+        trained = len(self.train) * (self.spec.train.epochs if self.spec.train else 0)
+        rate = f", {trained / self.seconds:.0f} images/s" if trained and self.seconds > 0 else ""
+        clean = self.result["val_accuracy"]
+        return f"{self.model_name} in {self.seconds:.1f} s{rate}" + (f"; val accuracy {clean:.3f}" if clean is not None else "")
+
+
+def model_classes(mp: ModelParams, name: str) -> list[str]:
+    """Head classes: ``classes``; else "0".."n-1" for an imported ``num_classes`` head; else the corpus labels."""
+    if mp.classes:
+        classes = list(mp.classes)
+    elif mp.num_classes and not mp.train:
+        classes = [str(i) for i in range(mp.num_classes)]
+    else:
+        classes = class_names(stage_dir(mp.corpus, "images"))
+    if mp.num_classes and len(classes) != mp.num_classes:
+        raise UserError(f"models.{name}.num_classes: {mp.num_classes}, but it has {len(classes)} classes")
+    return classes
+
+
+def _check_size(mp: ModelParams, data: Split, name: str) -> None:
+    if mp.input_size and len(data) and data.x.shape[-1] != mp.input_size:
+        raise UserError(f"models.{name}.input_size: {mp.input_size} but the {mp.corpus} images are "
+                        f"{data.x.shape[-1]} px; set corpora.{mp.corpus}.ingest.image_size to match")
+
+
+def write_curve(path: Path, rows: list[dict], clean: float | None, robust: float | None) -> None:
+    """The learning curve for ``dvc plots`` (an import-only model gets one epoch-0 row)."""
+    rows = rows or [{"epoch": 0, "val_accuracy": clean, "val_robust_accuracy": robust}]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(CURVE_COLUMNS)
+        for r in rows:
+            w.writerow([_cell(r.get(c)) for c in CURVE_COLUMNS])
+
+
+def _cell(v: object) -> str:
+    return "" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v))

@@ -1,0 +1,43 @@
+"""dvc.yaml lists, for every stage, every project module its command runs (derived from the
+imports, tests/import_graph.py), so editing any of them makes ``dvc status`` report the stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from import_graph import ROOT, STAGES, ImportGraph, covered
+
+
+def code_deps(dvc: dict, stage: str) -> list[str]:
+    return [d for d in dvc["stages"][stage]["do"]["deps"] if d.startswith("lwise_build")]
+
+
+def missing(graph: ImportGraph, dvc: dict, stage: str) -> list[str]:
+    deps = code_deps(dvc, stage)
+    return sorted(p for p in graph.stage_files(stage) if not covered(p, deps))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_module_a_stage_runs_is_a_dep(stage: str) -> None:
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    assert missing(ImportGraph(), dvc, stage) == [], "run `python tests/import_graph.py` for the list"
+    for dep in code_deps(dvc, stage):
+        assert (ROOT / dep).exists(), f"{stage}: dep {dep} does not exist"
+
+
+def test_a_removed_dep_is_reported() -> None:
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    deps = dvc["stages"]["score"]["do"]["deps"]
+    deps.remove("lwise_build/io/tables.py")
+    assert missing(ImportGraph(), dvc, "score") == ["lwise_build/io/tables.py"]
+
+
+def test_a_new_import_is_reported(tmp_path: Path) -> None:
+    """A module that starts importing another module pulls that module into its stages' deps."""
+    graph = ImportGraph()
+    before = graph.stage_files("ingest")
+    assert "lwise_build/io/figures.py" not in before
+    graph.edges["lwise_build.stages.ingest"].add("lwise_build.io.figures")
+    assert "lwise_build/io/figures.py" in graph.stage_files("ingest")
