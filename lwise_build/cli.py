@@ -62,6 +62,26 @@ def check(params: Any) -> None:
 @cli.command()
 @click.argument("corpus")
 @with_params
+def resolve(params: Any, corpus: str) -> None:
+    """Fingerprint the source and resolve every stage's params into data/<corpus>/resolved/."""
+    from .stages.resolve import Resolve
+
+    Resolve(params, corpus).run()
+
+
+@cli.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="The params file to read.")
+def status(params_path: str) -> None:
+    """Refresh every corpus's source fingerprint, then show `dvc status` (what a repro would run)."""
+    from .stages.plan import pipeline_status
+
+    click.echo(pipeline_status(params_path))
+
+
+@cli.command()
+@click.argument("corpus")
+@with_params
 def ingest(params: Any, corpus: str) -> None:
     """Canonicalise a corpus's images into data/<corpus>/images/."""
     from .stages.ingest import Ingest

@@ -126,6 +126,7 @@ class IngestParams:
     label_column: str = "label"
     split_column: str = "split"
     hf_split: str | None = param(None, doc="hf: load only this split of the dataset")
+    hf_revision: str | None = param(None, doc="hf: the dataset revision (tag, branch or commit) to use")
     max_bad_fraction: float = param(0.01, check=fraction)
     min_per_class: int = param(1, check=positive)
     shard_mb: int = param(256, check=positive, doc="target Parquet shard size")

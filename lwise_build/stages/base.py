@@ -13,6 +13,7 @@ units come from the cache and the output is assembled in a fixed order, whatever
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -25,6 +26,7 @@ import pyarrow as pa
 
 from .. import console
 from ..config.params import CorpusParams, Params
+from ..config.schema import to_plain
 from ..device import pick_device
 from ..errors import UserError
 from ..io.cache import ShardCache
@@ -85,6 +87,14 @@ class Stage:
     @property
     def out(self) -> Path:
         return self.ctx.dir(self.output)
+
+    @classmethod
+    def resolved(cls, params: Params, corpus: str) -> dict[str, Any]:
+        """The params this stage's output depends on, defaults filled in: the ``resolve`` stage
+        writes them to ``data/<corpus>/resolved/<name>.json``, the file dvc.yaml tracks."""
+        spec = params.corpus(corpus)
+        section = {cls.section: to_plain(getattr(spec, cls.section))} if cls.section else {}
+        return plain({"seed": params.seed, "device": params.device, **section})
 
     @property
     def metrics_name(self) -> str:
@@ -177,6 +187,11 @@ class UnitStage(Stage):
         if self.parallel_units and self.ctx.device.type == "cpu":
             return _run_threads(fn, items, desc)
         return [fn(item) for item in console.progress(items, desc=desc, unit="unit")]
+
+
+def plain(obj: Any) -> Any:
+    """JSON-ready plain data (dates and other scalars as text), as written to resolved files."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def _run_threads(fn: Callable[[Any], T], items: list[Any], desc: str) -> list[T]:

@@ -30,7 +30,7 @@ from ..hub.provenance import git_state, write_provenance
 from ..io.paths import model_dir, stage_dir
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
-from .base import Stage
+from .base import Stage, plain
 
 FIGURE_STAGES = ("score", "enhance", "curriculum", "metamers")
 
@@ -156,6 +156,13 @@ class Export(Stage):
     """``lwise-build export <corpus>``: the Hub folder; the old one stays until the new one loads."""
 
     name, output, section = "export", "hub", "export"
+
+    @classmethod
+    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
+        """Every section but report (the card describes them all) and the models it names."""
+        sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k != "report"}
+        return plain({"seed": params.seed, "corpus": sections,
+                      "models": {n: to_plain(params.model(n)) for n in used_models(params, corpus)}})
 
     def prepare(self) -> None:
         self.inputs = Inputs.locate(self.ctx.corpus)

@@ -20,20 +20,25 @@ import pyarrow.parquet as pq
 from datasets import ClassLabel, Features, Image, Value
 
 from .. import console
-from ..config.params import SPLITS, IngestParams
+from ..config.params import SPLITS, IngestParams, Params
+from ..config.schema import to_plain
 from ..errors import UserError
 from ..io.images import BadImage, canonical_png, image_id
 from ..io.sources import RawItem, load_source
 from ..io.staging import write_json
 from ..io.tables import write_table
 from ..seeding import seeded_hex
-from .base import Stage
+from .base import Stage, plain
 
 
 class Ingest(Stage):
     """``lwise-build ingest <corpus>``: the source's images, canonicalised, as ``data/<c>/images/``."""
 
     name, output, section = "ingest", "images", "ingest"
+
+    @classmethod
+    def resolved(cls, params: Params, corpus: str) -> dict[str, Any]:
+        return plain({"seed": params.seed, "ingest": to_plain(params.corpus(corpus).ingest)})
 
     def prepare(self) -> None:
         self.items = load_source(self.p, self.where)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from .. import console
 from ..config.params import ModelParams, Params, TrainParams
+from ..config.schema import to_plain
 from ..errors import UserError
 from ..io.images import to_tensor
 from ..io.paths import model_dir, plots_dir, stage_dir
@@ -39,7 +40,7 @@ from ..models.registry import create_net
 from ..models.store import save_model
 from ..ops import attacks, blur
 from ..seeding import seeded_int
-from .base import Stage
+from .base import Stage, plain
 
 CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_robust_accuracy")
 
@@ -235,6 +236,11 @@ class Train(Stage):
     @property
     def out(self) -> Path:
         return model_dir(self.ctx.corpus, self.model_name)
+
+    @classmethod
+    def resolved_model(cls, params: Params, model_name: str) -> dict[str, Any]:
+        """What a model's folder depends on: the seed, the device and the model's entry."""
+        return plain({"seed": params.seed, "device": params.device, "model": to_plain(params.model(model_name))})
 
     @property
     def metrics_name(self) -> str:
