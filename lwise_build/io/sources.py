@@ -16,7 +16,7 @@ import numpy as np
 from .. import console
 from ..config.params import IngestParams
 from ..errors import UserError
-from .digests import json_digest
+from .digests import bytes_digest, json_digest
 from .fingerprint import files_fingerprint
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
@@ -55,16 +55,10 @@ def fingerprint(p: IngestParams, where: str) -> dict[str, Any]:
     items = load_source(p, where)
     files = [(it.source, Path(it.meta["_path"])) for it in items if it.data is None and it.meta.get("_path")]
     digests, read = files_fingerprint(_root(p), files)
-    rows = [[it.source, it.label, it.split, digests.get(it.source) if it.data is None else _sha(it.data),
+    rows = [[it.source, it.label, it.split, digests.get(it.source) if it.data is None else bytes_digest(it.data),
              {k: v for k, v in sorted(it.meta.items()) if not k.startswith("_")}] for it in items]
     console.info(f"{where}.source: {len(items)} items, {read} files read (the rest unchanged since last time)")
     return {"source": p.source, "items": len(items), "digest": json_digest(rows)}
-
-
-def _sha(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
 
 
 def _root(p: IngestParams) -> Path:

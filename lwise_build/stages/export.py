@@ -101,9 +101,9 @@ def model_records(params: Any, corpus: str) -> dict[str, dict[str, Any]]:
     for name in used_models(params, corpus):
         folder = model_dir(params.model(name).corpus, name)
         cfg = read_config(folder) if (folder / CONFIG_FILE).is_file() else {}
-        mp = params.model(name)
-        out[name] = {"arch": cfg.get("arch", mp.arch), "sha256": cfg.get("sha256"),
-                     "checkpoint": mp.checkpoint, "train": to_plain(mp.train)}
+        spec = params.model(name)
+        out[name] = {"arch": cfg.get("arch", spec.arch), "sha256": cfg.get("sha256"),
+                     "checkpoint": spec.checkpoint, "train": to_plain(spec.train)}
     return out
 
 

@@ -59,20 +59,20 @@ class Metamers(UnitStage):
 
     def prepare(self) -> None:
         """Load models, check layers, pick references and null pairs (seeded) before any work."""
-        mp, ctx = self.p, self.ctx
-        self.judges = list(dict.fromkeys(mp.judges if mp.judges is not None else mp.generators))
-        if not mp.generators:
+        p, ctx = self.p, self.ctx
+        self.judges = list(dict.fromkeys(p.judges if p.judges is not None else p.generators))
+        if not p.generators:
             return
-        self.models = {n: ctx.model(n) for n in dict.fromkeys([*mp.generators, *self.judges])}
-        self.layers = {g: _layers(self.models[g], mp.layers.get(g), f"{self.where}.layers.{g}") for g in mp.generators}
+        self.models = {n: ctx.model(n) for n in dict.fromkeys([*p.generators, *self.judges])}
+        self.layers = {g: _layers(self.models[g], p.layers.get(g), f"{self.where}.layers.{g}") for g in p.generators}
         t = read_table(ctx.dir("images"), ["id", "label", "split"])
         ids, labels = t.column("id").to_pylist(), np.asarray(t.column("label").to_pylist())
-        in_split = np.asarray(t.column("split").to_pylist(), dtype=object) == mp.split
+        in_split = np.asarray(t.column("split").to_pylist(), dtype=object) == p.split
         if in_split.sum() < 2:
-            raise UserError(f"{self.where}.split: split {mp.split!r} needs at least 2 images (has {in_split.sum()})")
-        chosen = select_references(ids, labels, in_split, mp.per_class, ctx.seed)
+            raise UserError(f"{self.where}.split: split {p.split!r} needs at least 2 images (has {in_split.sum()})")
+        chosen = select_references(ids, labels, in_split, p.per_class, ctx.seed)
         pool = sorted(np.flatnonzero(in_split), key=lambda i: ids[i])
-        used, pairs = np.unique(M.null_pairs(len(pool), mp.null_pairs, ctx.seed), return_inverse=True)
+        used, pairs = np.unique(M.null_pairs(len(pool), p.null_pairs, ctx.seed), return_inverse=True)
         self.pairs = pairs.reshape(-1, 2)  # decode only the images the null uses
         wanted = [ids[i] for i in chosen] + [ids[pool[i]] for i in used]
         found = pngs_by_id(ctx.dir("images"), wanted)
@@ -83,21 +83,21 @@ class Metamers(UnitStage):
 
     def units(self) -> list[Unit]:
         """One unit per (generator, layer), deepest first (they take longest)."""
-        mp = self.p
-        lrs = M.get_schedule(mp.schedule).step_sizes(mp.step_size, mp.steps)
-        cells = [(g, layer) for g in mp.generators for layer in self.layers[g]]
+        p = self.p
+        lrs = M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps)
+        cells = [(g, layer) for g in p.generators for layer in self.layers[g]]
         cells.sort(key=lambda c: -self.models[c[0]].layers().index(c[1]))
         return [Unit(f"{g}/{layer}", {"": json_digest({
             "v": CACHE_VERSION, "model": self.models[g].model_hash, "layer": layer, "refs": self.ref_ids,
-            "lrs": json_digest(lrs), "noise": mp.init_noise, "seed": self.ctx.seed,
-            "batch": mp.batch_size})}, (g, layer)) for g, layer in cells]  # rounding depends on the batch
+            "lrs": json_digest(lrs), "noise": p.init_noise, "seed": self.ctx.seed,
+            "batch": p.batch_size})}, (g, layer)) for g, layer in cells]  # rounding depends on the batch
 
     def compute(self, unit: Unit, parts: list[Hashable]) -> dict[Hashable, pa.Table]:
         gen, layer = unit.payload
-        mp = self.p
-        x = M.metamers(self.models[gen], layer, self.refs, self.ref_ids, steps=mp.steps, schedule=mp.schedule,
-                       init_noise=mp.init_noise, seed=self.ctx.seed, step_size=mp.step_size,
-                       batch_size=mp.batch_size)
+        p = self.p
+        x = M.metamers(self.models[gen], layer, self.refs, self.ref_ids, steps=p.steps, schedule=p.schedule,
+                       init_noise=p.init_noise, seed=self.ctx.seed, step_size=p.step_size,
+                       batch_size=p.batch_size)
         return {"": pa.table({"reference_id": self.ref_ids, "png": pa.array(to_pngs(x), pa.binary())})}
 
     def write(self, tmp: Path) -> None:
@@ -143,13 +143,13 @@ class Metamers(UnitStage):
     def metrics(self) -> dict[str, Any]:
         if not self.p.generators:
             return {"counts": {"metamers": 0}, "generators": {}}
-        mp = self.p
+        p = self.p
         self.cells = M.judge_rates(self.table, {j: judge_column(j) for j in self.judges})
-        steps = len(M.get_schedule(mp.schedule).step_sizes(mp.step_size, mp.steps))
+        steps = len(M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps))
         return {"counts": {"references": len(self.ref_ids), "metamers": len(self.table["passes"]),
                            "passing": int(sum(self.table["passes"]))},
-                "schedule": mp.schedule, "steps": steps, "null_pairs": int(len(self.pairs)),
-                "generators": {g: {layer: self.cells[(g, layer)] for layer in self.layers[g]} for g in mp.generators}}
+                "schedule": p.schedule, "steps": steps, "null_pairs": int(len(self.pairs)),
+                "generators": {g: {layer: self.cells[(g, layer)] for layer in self.layers[g]} for g in p.generators}}
 
     def plots(self, folder: Path) -> None:
         if self.p.generators:
