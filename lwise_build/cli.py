@@ -6,6 +6,7 @@ User mistakes print one line (``error: ...``) and exit 2; ``--debug`` shows the 
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,37 @@ def check(params: Any) -> None:
     click.echo("params OK")
     for line in planned_stages(params):
         click.echo(f"  {line}")
+
+
+@cli.command("params")
+@click.option("--reference", is_flag=True, help="Print the reference of every key (docs/params.md).")
+@PARAMS_OPTION
+def params_cmd(reference: bool, params_path: str) -> None:
+    """The params file with every default filled in, or (--reference) every key documented."""
+    if reference:
+        from .config.reference import params_reference
+
+        click.echo(params_reference(), nl=False)
+        return
+    import yaml
+
+    from .config.load import load_params
+    from .config.schema import to_plain
+
+    plain = json.loads(json.dumps(to_plain(load_params(params_path)), default=str))
+    click.echo(yaml.safe_dump(plain, sort_keys=False), nl=False)
+
+
+@cli.command()
+def models() -> None:
+    """The architectures `arch:` accepts, their layers (metamer stages) and input conventions."""
+    from .models.registry import architectures, describe
+
+    for name in architectures():
+        info = describe(name)
+        click.echo(f"{name}\n  layers:   {info['layers']}\n  channels: {info['channels']}\n"
+                   f"  input:    {info['input']}")
+    click.echo("timm:<name>\n  any timm model (pip install timm); layers: its top-level children")
 
 
 @cli.command()
