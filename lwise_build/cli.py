@@ -52,10 +52,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command()
 @with_params
 def check(params: Any) -> None:
-    """Validate the params file and list the stages that would run."""
+    """Validate params and sources without running a stage; list the stages that would run."""
+    from .stages.check import check_project
     from .stages.plan import planned_stages
 
-    click.echo("params OK")
+    findings = check_project(params)
+    for f in findings:
+        click.echo(f"{f.level}: {f.text}", err=True)
+    errors = sum(f.level == "error" for f in findings)
+    if errors:
+        click.echo(f"{errors} error(s): fix them before `dvc repro`", err=True)
+        sys.exit(2)
+    warned = len(findings)
+    click.echo("params OK" + (f" ({warned} warning{'s' * (warned != 1)})" if warned else ""))
     for line in planned_stages(params):
         click.echo(f"  {line}")
 

@@ -210,7 +210,7 @@ def test_missing_source_and_unknown_scheme(data_root, tmp_path):
 
 def test_manifest_missing_column_and_missing_file(data_root, tmp_path):
     (tmp_path / "m.csv").write_text("file,label\na.png,x\n")
-    with pytest.raises(UserError, match="manifest has no column 'image'"):
+    with pytest.raises(UserError, match=r"^corpora\.c\.ingest\.image_column: manifest .* has no column 'image' \(columns: file, label\); set image_column: file$"):
         run_ingest(tmp_path, source=f"manifest:{tmp_path / 'm.csv'}")
     (tmp_path / "m.csv").write_text("image,label\na.png,x\n")
     with pytest.raises(UserError, match="1 of 1 images unreadable .* a.png: file not found"):

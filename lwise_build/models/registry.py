@@ -87,13 +87,31 @@ def describe(arch: str) -> dict[str, str]:
     for ``lwise-build models``. Torchvision nets are built on the meta device (no memory)."""
     with torch.device("meta"):
         _, stages = _ARCHS[arch](10, 3)
+    least, exact = input_rule(arch)
     if arch.startswith("smallcnn"):
-        blocks = sum(s.startswith("block") for s in stages)
         return {"layers": ", ".join(stages), "channels": "any (in_channels)",
-                "input": f"any size >= {2 ** blocks} px (adaptive pooling)"}
-    size = "exactly 224 px" if arch.startswith("vit") else \
-        f"any size >= {MIN_SIZE.get(arch, 16)} px; 224 for ImageNet weights"
+                "input": f"any size >= {least} px (adaptive pooling)"}
+    size = f"exactly {least} px" if exact else f"any size >= {least} px; 224 for ImageNet weights"
     return {"layers": ", ".join(stages), "channels": "3 (RGB)", "input": size}
+
+
+def input_rule(arch: str) -> tuple[int, bool]:
+    """(smallest input size in px, whether it is the only size) of a registered architecture."""
+    if arch.startswith("smallcnn"):
+        return 2 ** sum(s.startswith("block") for s in _small_stages(arch)), False
+    if arch.startswith("vit"):
+        return 224, True
+    return MIN_SIZE.get(arch, 16), False
+
+
+def fixed_channels(arch: str) -> int | None:
+    """The channels an architecture requires (3 for torchvision nets), None when any work."""
+    return 3 if arch in TORCHVISION else None
+
+
+def _small_stages(arch: str) -> list[str]:
+    with torch.device("meta"):
+        return _ARCHS[arch](2, 1)[1]
 
 
 def check_arch(arch: str) -> str | None:

@@ -207,7 +207,8 @@ def assign_splits(kept: list[dict], p: IngestParams, seed: int, where: str = "in
         unit = k["id"]
         if p.splits.group_by:
             if p.splits.group_by not in k["meta"]:
-                raise UserError(f"{where}.splits.group_by: no metadata column {p.splits.group_by!r}")
+                have = ", ".join(sorted(k["meta"])) or "none: image folders and builtin corpora have no metadata"
+                raise UserError(f"{where}.splits.group_by: no metadata column {p.splits.group_by!r} (columns: {have})")
             unit = f"g:{k['meta'][p.splits.group_by]}"
         units[unit].append(i)
     by_class: dict[str, list[str]] = defaultdict(list)

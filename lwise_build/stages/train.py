@@ -34,7 +34,7 @@ from ..io.staging import write_json
 from ..io.tables import class_names, read_table
 from ..models.checkpoints import load_weights, normalisation, read
 from ..models.classifier import Classifier
-from ..models.registry import create_net
+from ..models.registry import check_arch, create_net
 from ..models.store import save_model
 from ..ops import attacks, blur
 from ..seeding import seeded_int
@@ -77,6 +77,9 @@ def load_split(corpus: str, split: str, classes: list[str]) -> Split:
 
 def build_model(spec: ModelParams, classes: list[str], source: str) -> Classifier:
     """The untrained (or checkpoint-initialised) classifier of a model entry."""
+    problem = check_arch(spec.arch)
+    if problem:
+        raise UserError(f"{source}.arch: {problem}")
     net, stages = create_net(spec.arch, len(classes), spec.in_channels)
     ckpt = None
     if spec.checkpoint:
@@ -279,9 +282,13 @@ def model_classes(spec: ModelParams, name: str) -> list[str]:
 
 
 def _check_size(spec: ModelParams, data: Split, name: str) -> None:
+    """The images must be what the model takes: its input size and channels (never broadcast)."""
     if spec.input_size and len(data) and data.x.shape[-1] != spec.input_size:
         raise UserError(f"models.{name}.input_size: {spec.input_size} but the {spec.corpus} images are "
                         f"{data.x.shape[-1]} px; set corpora.{spec.corpus}.ingest.image_size to match")
+    if len(data) and data.x.shape[1] != spec.in_channels:
+        raise UserError(f"models.{name}.in_channels: {spec.in_channels} but the {spec.corpus} images have "
+                        f"{data.x.shape[1]} channel(s); set in_channels: {data.x.shape[1]}")
 
 
 def write_curve(path: Path, rows: list[dict], clean: float | None, robust: float | None) -> None:
