@@ -89,13 +89,17 @@ def test_stage_writes_one_table_per_budget_within_budget(tiny_images):
         assert np.allclose(after, t["gt_logit_after"], atol=1e-4)
     gain = np.subtract(budget_table(3.0)["gt_logit_after"], budget_table(3.0)["gt_logit_before"])
     assert gain.mean() > 0
-    metrics = json.loads((stage_dir("toy", "metrics") / "enhance.json").read_text())
+    metrics = json.loads((stage_dir("toy", "metrics") / "details" / "enhance.json").read_text())
     assert metrics["budgets"]["eps=3"]["within_budget"] and metrics["images"] == len(wanted)
     assert set(metrics["transfer"]["guides"]) == {"guide", "other"}
     assert "observer" in metrics["transfer"]["guides"]["other"]["eps=1"]["observers"]
     plots = stage_dir("toy", "plots") / "enhance"
-    assert {"grid.png", "grid_other.png", "gain_vs_budget.png", "gain.csv"} <= {p.name for p in plots.iterdir()}
-    assert (plots / "gain.csv").read_text().splitlines()[0] == "budget,guide,mean_gain,guide_accuracy,acc_observer"
+    assert {"grid.png", "grid_other.png", "gain_vs_budget.png", "gain-guide.csv", "gain-other.csv"} <= \
+        {p.name for p in plots.iterdir()}
+    assert (plots / "gain-guide.csv").read_text().splitlines()[0] == "budget,guide,mean_gain,guide_accuracy,acc_observer"
+    rows = {p.stem: json.loads(p.read_text()) for p in (stage_dir("toy", "metrics") / "enhance").iterdir()}
+    assert set(rows) == {"eps=0", "eps=0.25", "eps=1", "eps=3"} and rows["eps=0"]["gain"] == 0.0
+    assert rows["eps=3"]["gain"] == metrics["budgets"]["eps=3"]["mean_gain"] and rows["eps=3"]["within_budget"]
 
 
 def test_quantize_within_keeps_rounded_images_inside_the_budget():
@@ -173,4 +177,6 @@ def test_unknown_split_or_diverge_class_is_a_user_error(tiny_images):
 def test_no_guide_writes_an_empty_enhanced_folder(tiny_images):
     Enhance(make_params(model=None, observers=[], compare_guides=[]), "toy").run()
     assert stage_dir("toy", "enhanced").is_dir() and not list(stage_dir("toy", "enhanced").iterdir())
-    assert json.loads((stage_dir("toy", "metrics") / "enhance.json").read_text())["guide"] is None
+    details = json.loads((stage_dir("toy", "metrics") / "details" / "enhance.json").read_text())
+    assert details["guide"] is None and details["guide_reason"].startswith("enhancement is disabled")
+    assert list((stage_dir("toy", "metrics") / "enhance").iterdir()) == []

@@ -46,7 +46,7 @@ def run_ingest(tmp_path: Path, **ingest_params):
     ingest_params.setdefault("image_size", 16)
     Ingest(load_params(write_params(tmp_path, ingest_params)), "c").run()
     folder = tmp_path / "data" / "c" / "images"
-    return read_table(folder).to_pylist(), read_features(folder), json.loads((folder / "report.json").read_text())
+    return read_table(folder).to_pylist(), read_features(folder), json.loads((folder.parent / "metrics" / "details" / "ingest.json").read_text())
 
 
 def test_builtin_digits(data_root, tmp_path):

@@ -51,6 +51,7 @@ class Enhance(UnitStage):
     """L2/Linf steps towards the true class at every budget, from one shared trajectory."""
 
     name, output, section, has_plots = "enhance", "enhanced", "enhance", True
+    headline_rows = True  # metrics/enhance/eps=<b>.json, eps=0 = the originals
 
     def prepare(self) -> None:
         """Load and check the guide, observers, compare guides and splits before any work."""
@@ -132,16 +133,37 @@ class Enhance(UnitStage):
                 "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
                              "guides": self.transfer}}
 
+    def headline(self, d: dict[str, Any]) -> dict[str, Any]:
+        """Per budget (eps=0: the originals): the guide's mean gain, the change, and accuracies."""
+        if d["guide"] is None:
+            return {}
+        rows = {}
+        for key, t in d["transfer"]["guides"][d["guide"]].items():
+            b = d["budgets"].get(key, {"mean_gain": 0.0, "mean_l2": 0.0, "within_budget": True})
+            obs = [o["all"] for o in t["observers"].values()]
+            rows[key] = {"gain": b["mean_gain"], "l2": b["mean_l2"], "within_budget": b["within_budget"],
+                         "accuracy": t["guide_accuracy"]["all"], "observer_accuracy": _mean(obs) if obs else None}
+        return rows
+
+    def null_reason(self, path: tuple[str, ...]) -> str:
+        if path[-1] == "guide":
+            return "enhancement is disabled (no enhance.model)"
+        if path[-1] == "observer_accuracy":
+            return "no enhance.observers to judge the enhanced images"
+        return super().null_reason(path)
+
     def plots(self, folder: Path) -> None:
         if self.p.model is None:
-            (folder / "gain.csv").write_text("budget,guide,mean_gain,guide_accuracy\n")
-            return
+            return  # no guide, no figures
         figures(self, folder)
 
     def summary(self) -> str:
         if self.p.model is None:
             return "disabled (no enhance.model)"
-        return f"{len(self.units_)} shards x {len(self.budgets)} budgets"
+        top = budget_dir(self.budgets[-1])
+        gain = self.transfer[self.p.model][top]["mean_gain"]
+        return (f"{len(self.units_)} shards x {len(self.budgets)} budgets "
+                f"({', '.join(f'{b:g}' for b in self.budgets)}); mean gt-logit gain {gain:.2f} at {top} (sample)")
 
     # ------------------------------------------------------------ metrics ----------------------
     def _sample(self, light: pa.Table) -> pa.Table:

@@ -53,14 +53,23 @@ class Ingest(Stage):
         names = sorted_classes(k["label"] for k in kept)
         _write_rows(kept, splits, names, tmp)
         report["counts"] = _counts(kept, splits)
-        write_json(tmp / "report.json", report)
-        self.report = report
+        self.report = report  # -> metrics/details/ingest.json (the table folder holds only shards)
 
     def metrics(self) -> dict[str, Any]:
-        return {k: self.report[k] for k in ("images", "skipped", "duplicates_removed", "counts")}
+        return self.report
+
+    def headline(self, d: dict[str, Any]) -> dict[str, Any]:
+        per_split: Counter = Counter()
+        for by_split in d["counts"].values():
+            per_split.update(by_split)
+        return {"images": d["images"], "classes": len(d["counts"]), "skipped": d["skipped"],
+                "duplicates": d["duplicates_removed"], **{f"{s}_images": per_split[s] for s in SPLITS}}
 
     def summary(self) -> str:
-        return f"{self.report['images']} images, {self.report['skipped']} skipped"
+        r = self.report
+        splits = ", ".join(f"{sum(c.get(s, 0) for c in r['counts'].values())} {s}" for s in SPLITS)
+        return (f"{r['images']} images of {len(r['counts'])} classes ({splits}), {r['skipped']} skipped, "
+                f"{r['duplicates_removed']} duplicates removed")
 
 
 # ---------------------------------------------------------------- phase 1: decode -------------

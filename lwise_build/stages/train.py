@@ -255,6 +255,13 @@ class Train(Stage):
         # timings are printed, not stored: DVC-tracked metrics stay byte-identical across rebuilds
         return {**self.result, "model_hash": self.digest}
 
+    def headline(self, d: dict[str, Any]) -> dict[str, Any]:
+        return {"train_images": d["train_images"], "validation_images": d["val_images"], "epochs": d["epochs"],
+                "accuracy": d["val_accuracy"], "robust_accuracy": d["val_robust_accuracy"]}
+
+    def null_reason(self, path: tuple[str, ...]) -> str:
+        return f"no validation images of the model's classes in corpus {self.ctx.corpus!r}"
+
     def run(self) -> Path:
         out = super().run()
         write_curve(plots_dir(self.ctx.corpus, f"train-{self.model_name}.csv"), self.rows,
@@ -264,8 +271,10 @@ class Train(Stage):
     def summary(self) -> str:
         trained = len(self.train) * (self.spec.train.epochs if self.spec.train else 0)
         rate = f", {trained / self.seconds:.0f} images/s" if trained and self.seconds > 0 else ""
-        clean = self.result["val_accuracy"]
-        return f"{self.model_name} in {self.seconds:.1f} s{rate}" + (f"; val accuracy {clean:.3f}" if clean is not None else "")
+        how = f"trained {self.result['epochs']} epochs on {len(self.train)} images" if self.spec.train else "imported"
+        clean, robust = self.result["val_accuracy"], self.result["val_robust_accuracy"]
+        acc = "" if clean is None else f"; val accuracy {clean:.3f}" + ("" if robust is None else f", robust {robust:.3f}")
+        return f"{self.model_name} {how} in {self.seconds:.1f} s{rate}{acc}"
 
 
 def model_classes(spec: ModelParams, name: str) -> list[str]:
