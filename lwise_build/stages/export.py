@@ -2,7 +2,8 @@
 
 No loading script: Parquet shards per config and split (:mod:`~lwise_build.hub.configs`), a README
 dataset card (:mod:`~lwise_build.hub.card`), ``CITATION.cff``, the build's figures and ``provenance.json`` (package and
-library versions, git commit, dvc.lock hashes, params, model hashes, sha256 of every file).
+library versions, dvc.lock hashes, params, model hashes, sha256 of every file; ``publish`` adds
+the git commit). The folder depends only on the inputs and params, never on the git state.
 Every config is loaded back with ``datasets.load_dataset`` before the folder replaces the old one.
 """
 
@@ -26,7 +27,7 @@ from ..hub.configs import (
     write_default,
     write_passthrough,
 )
-from ..hub.provenance import git_state, write_provenance
+from ..hub.provenance import write_provenance
 from ..io.paths import model_dir, stage_dir
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
@@ -172,10 +173,10 @@ class Export(Stage):
         self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000)
         figures = copy_figures(self.inputs.plots, tmp)
         models = model_records(params, corpus)
-        build = git_state()
+        build: dict[str, Any] = {}  # the git state goes in at publish time: this folder does not depend on it
         meta = DatasetCitation(
             title=ep.pretty_name or f"{corpus} (lwise-build)", version=ep.version, repo_id=ep.repo_id,
-            authors=tuple(ep.authors), license=ep.license, date=str(ep.date) if ep.date else build.get("date"),
+            authors=tuple(ep.authors), license=ep.license, date=str(ep.date) if ep.date else None,
             doi=ep.doi, methods=methods_used(models, self.configs), keywords=tuple(ep.tags),
         )
         ctx = card.CardContext(params=params, corpus=corpus, configs=self.configs, figures=figures,
@@ -187,4 +188,5 @@ class Export(Stage):
 
     def summary(self) -> str:
         rows = sum(c.total for c in self.configs)
-        return f"{len(self.configs)} configs ({', '.join(c.name for c in self.configs)}), {rows} rows"
+        repo = self.p.repo_id or "no export.repo_id (set it to publish)"
+        return f"{len(self.configs)} configs ({', '.join(c.name for c in self.configs)}), {rows} rows, for {repo} v{self.p.version}"
