@@ -32,11 +32,48 @@ def with_params(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(ctx: click.Context, params_path: str, **kwargs: Any) -> Any:
         from .config.load import load_params
 
+        if "out" in kwargs:
+            guard_outputs(params_path, kwargs["out"])
         ctx.obj["params"] = load_params(params_path)
         ctx.obj["params_path"] = params_path
         return fn(params=ctx.obj["params"], **kwargs)
 
     return wrapper
+
+
+OUT_OPTION = click.option(
+    "--out", "out", type=click.Path(file_okay=False),
+    help="Read and write this run's stage outputs under DIR/<corpus>/ instead of data/ "
+         "(required with --params other than the pipeline's params.yaml).",
+)
+
+
+def stage_params(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`with_params` plus ``--out`` for the commands that write stage outputs: a params
+    file other than the pipeline's must not overwrite the DVC-tracked outputs under data/."""
+
+    @OUT_OPTION
+    @with_params
+    @functools.wraps(fn)
+    def wrapper(out: str | None, **kwargs: Any) -> Any:
+        return fn(**kwargs)
+
+    return wrapper
+
+
+def guard_outputs(params_path: str, out: str | None) -> None:
+    """``--out DIR`` becomes the data root; otherwise refuse other params inside a DVC pipeline."""
+    import os
+    from pathlib import Path
+
+    from .io.paths import DATA_ROOT_ENV
+
+    if out:
+        os.environ[DATA_ROOT_ENV] = str(Path(out))
+    elif (Path("dvc.yaml").is_file() and DATA_ROOT_ENV not in os.environ
+          and Path(params_path).resolve() != Path("params.yaml").resolve()):
+        raise UserError(f"--params {params_path}: not the pipeline's params.yaml, so this run would overwrite "
+                        "the DVC-tracked outputs under data/; pass --out DIR to use DIR/<corpus>/ instead")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,7 +139,7 @@ def models() -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def resolve(params: Any, corpus: str) -> None:
     """Fingerprint the source and resolve every stage's params into data/<corpus>/resolved/."""
     from .stages.resolve import Resolve
@@ -122,7 +159,7 @@ def status(params_path: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def ingest(params: Any, corpus: str) -> None:
     """Canonicalise a corpus's images into data/<corpus>/images/."""
     from .stages.ingest import Ingest
@@ -133,7 +170,7 @@ def ingest(params: Any, corpus: str) -> None:
 @cli.command()
 @click.argument("corpus")
 @click.argument("model")
-@with_params
+@stage_params
 def train(params: Any, corpus: str, model: str) -> None:
     """Train (or import) MODEL on CORPUS into data/<corpus>/models/<model>/."""
     from .stages.train import Train
@@ -143,7 +180,7 @@ def train(params: Any, corpus: str, model: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def score(params: Any, corpus: str) -> None:
     """Difficulty columns from each scoring model into data/<corpus>/scores/."""
     from .stages.score import Score
@@ -153,7 +190,7 @@ def score(params: Any, corpus: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def enhance(params: Any, corpus: str) -> None:
     """Enhanced images at every budget into data/<corpus>/enhanced/."""
     from .stages.enhance import Enhance
@@ -163,7 +200,7 @@ def enhance(params: Any, corpus: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def curriculum(params: Any, corpus: str) -> None:
     """Trial sequences for every curriculum into data/<corpus>/curricula/."""
     from .stages.curriculum import Curriculum
@@ -173,7 +210,7 @@ def curriculum(params: Any, corpus: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def metamers(params: Any, corpus: str) -> None:
     """Model metamers and their recognisability into data/<corpus>/metamers/."""
     from .stages.metamers import Metamers
@@ -183,7 +220,7 @@ def metamers(params: Any, corpus: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def export(params: Any, corpus: str) -> None:
     """The Hugging Face dataset folder into data/<corpus>/hub/."""
     from .stages.export import Export
@@ -193,7 +230,7 @@ def export(params: Any, corpus: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def report(params: Any, corpus: str) -> None:
     """The self-contained HTML explorer into data/<corpus>/report/."""
     from .stages.report import Report
