@@ -29,12 +29,12 @@ def write_folder(root: Path) -> Path:
     return root
 
 
-def write_manifest(root: Path) -> Path:
-    """``root/lfw.csv`` with path, label, subject (4 images each) and human_accuracy columns."""
+def write_manifest(root: Path, name: str = "lfw.csv") -> Path:
+    """``root/<name>`` with path, label, subject (4 images each) and human_accuracy columns."""
     write_folder(root / "images")
     _, labels = lfw_arrays()
     rng = np.random.default_rng(0)
-    path = root / "lfw.csv"
+    path = root / name
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["path", "label", "subject", "human_accuracy"])

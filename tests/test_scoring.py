@@ -217,7 +217,7 @@ def test_metrics_against_observers(tiny_images):
     assert {p.name for p in plots.iterdir()} == {"difficulty_hist.png", "logit_vs_observer.png", "recognisability.csv"}
     assert "robust gt_logit / toy-b,robust,gt_logit,toy-b," in (plots / "recognisability.csv").read_text()
     rows = {p.stem: json.loads(p.read_text()) for p in (paths.stage_dir("toy", "metrics") / "score").iterdir()}
-    assert set(rows) == {"robust", "standard", "blur"} and rows["robust"]["judged_by"] == "observers"
+    assert set(rows) == {"robust", "standard", "blur"} and m["basis"] == "observers"
     assert rows["robust"]["auc"] == rec["gt_logit"]["vs_observer_accuracy"]["auc"]
     assert rows["robust"]["beats_standard"] == m["summary"]["robust_beats_standard"]
 

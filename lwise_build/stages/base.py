@@ -132,8 +132,12 @@ class Stage:
         return details
 
     def null_reason(self, path: tuple[str, ...]) -> str:
-        """Why the metric at ``path`` is null (stages say more where they know more)."""
+        """Why the metric at ``path`` of the details is null (stages say more where they know more)."""
         return "undefined for this build (a constant input, or too few values)"
+
+    def brief_reason(self, key: str) -> str:
+        """Why a headline figure is null, in a few words (it is a column of `dvc metrics show`)."""
+        return "undefined: see metrics/details"
 
     def write_metrics(self, details: dict[str, Any] | None) -> None:
         """``metrics/details/<name>.json`` (everything) and the headline ``metrics/<name>.json``
@@ -145,11 +149,11 @@ class Stage:
         write_json(details_path(corpus, name), details)
         head = self.headline(details)
         if not self.headline_rows:
-            write_json(metrics_path(corpus, name), explain_nulls(head, self.null_reason))
+            write_json(metrics_path(corpus, name), explain_row(head, self.brief_reason))
             return
         with staged_output(metrics_path(corpus, name).with_suffix("")) as tmp:
             for row, values in head.items():
-                write_json(tmp / f"{row}.json", explain_nulls(values, self.null_reason, (row,)))
+                write_json(tmp / f"{row}.json", explain_row(values, self.brief_reason))
 
     def plots(self, folder: Path) -> None:
         """Draw figures and plot tables into ``folder`` (a fresh folder)."""
@@ -227,13 +231,22 @@ def explain_nulls(obj: Any, reason: Callable[[tuple[str, ...]], str], path: tupl
     return out
 
 
+def explain_row(row: Mapping[str, Any], brief: Callable[[str], str]) -> dict[str, Any]:
+    """A flat headline row with one ``reason`` column for its nulls ("key: why; ..."), so that
+    `dvc metrics show` gains one narrow column, not one per null key."""
+    nulls = [k for k, v in row.items() if v is None]
+    return {**row, "reason": "; ".join(f"{k}: {brief(k)}" for k in nulls)} if nulls else dict(row)
+
+
 def unexplained_nulls(obj: Any, path: str = "") -> list[str]:
-    """Key paths of nulls without a ``<key>_reason`` sibling (tests check every metrics file)."""
+    """Key paths of nulls without a ``<key>_reason`` sibling, or a row ``reason`` naming the key
+    (tests check every metrics file)."""
     if isinstance(obj, list):
         return [p for i, v in enumerate(obj) for p in unexplained_nulls(v, f"{path}[{i}]")]
     if not isinstance(obj, Mapping):
         return []
-    bad = [f"{path}.{k}" for k, v in obj.items() if v is None and not obj.get(f"{k}_reason")]
+    said = str(obj.get("reason") or "")
+    bad = [f"{path}.{k}" for k, v in obj.items() if v is None and not obj.get(f"{k}_reason") and f"{k}:" not in said]
     return bad + [p for k, v in obj.items() for p in unexplained_nulls(v, f"{path}.{k}")]
 
 

@@ -141,9 +141,12 @@ class Enhance(UnitStage):
         for key, t in d["transfer"]["guides"][d["guide"]].items():
             b = d["budgets"].get(key, {"mean_gain": 0.0, "mean_l2": 0.0, "within_budget": True})
             obs = [o["all"] for o in t["observers"].values()]
-            rows[key] = {"gain": b["mean_gain"], "l2": b["mean_l2"], "within_budget": b["within_budget"],
-                         "accuracy": t["guide_accuracy"]["all"], "observer_accuracy": _mean(obs) if obs else None}
+            rows[key] = {"gain": b["mean_gain"], "in_budget": b["within_budget"],
+                         "observer_accuracy": _mean(obs) if obs else None}
         return rows
+
+    def brief_reason(self, key: str) -> str:
+        return "no observers"
 
     def null_reason(self, path: tuple[str, ...]) -> str:
         if path[-1] == "guide":

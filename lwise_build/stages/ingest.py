@@ -59,11 +59,7 @@ class Ingest(Stage):
         return self.report
 
     def headline(self, d: dict[str, Any]) -> dict[str, Any]:
-        per_split: Counter = Counter()
-        for by_split in d["counts"].values():
-            per_split.update(by_split)
-        return {"images": d["images"], "classes": len(d["counts"]), "skipped": d["skipped"],
-                "duplicates": d["duplicates_removed"], **{f"{s}_images": per_split[s] for s in SPLITS}}
+        return {"images": d["images"], "skipped": d["skipped"]}  # per class and split: the details
 
     def summary(self) -> str:
         r = self.report

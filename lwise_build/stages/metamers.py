@@ -157,10 +157,12 @@ class Metamers(UnitStage):
         rows = {}
         for g, layers in d.get("generators", {}).items():
             cross = [c["recognisability_others"] for c in layers.values() if c.get("recognisability_others") is not None]
-            rows[g] = {"metamers": sum(c["n"] for c in layers.values()),
-                       "passing": sum(c["n_passing"] for c in layers.values()),
-                       "recognisability": float(np.mean(cross)) if cross else None}
+            n, passing = sum(c["n"] for c in layers.values()), sum(c["n_passing"] for c in layers.values())
+            rows[g] = {"pass_rate": passing / n if n else 0.0, "recognised": float(np.mean(cross)) if cross else None}
         return rows
+
+    def brief_reason(self, key: str) -> str:
+        return "none passing"
 
     def null_reason(self, path: tuple[str, ...]) -> str:
         if path[-1] in ("recognisability", "recognisability_others"):

@@ -102,15 +102,19 @@ class Score(UnitStage):
         for alias in d["models"]:
             g = d["recognisability"][alias].get("gt_logit") or {}
             judged = g if d["basis"] == "humans" else g.get("vs_observer_accuracy") or {}
-            row = {"test_accuracy": d["accuracy"][alias].get("test"), "judged_by": d["basis"],
-                   "judged": d["n_judged"], "auc": judged.get("auc"), "spearman": judged.get("spearman"),
-                   "auc_reason": judged.get("auc_reason"), "spearman_reason": judged.get("spearman_reason")}
+            row = {"accuracy": d["accuracy"][alias].get("test"),  # judged by d["basis"]: see the details
+                   "auc": judged.get("auc"), "spearman": judged.get("spearman")}
             if alias == "robust" and "standard" in d["models"]:
-                summary = d.get("summary") or {}
-                row["beats_standard"] = summary.get("robust_beats_standard")
-                row["beats_standard_reason"] = summary.get("robust_beats_standard_reason") or d.get("summary_reason")
-            rows[alias] = {k: v for k, v in row.items() if not (k.endswith("_reason") and v is None)}
+                row["beats_standard"] = (d.get("summary") or {}).get("robust_beats_standard")
+            rows[alias] = row
         return rows
+
+    def brief_reason(self, key: str) -> str:
+        if key == "accuracy":
+            return "no test images"
+        if self.report.get("basis") == "none":
+            return "no humans or observers"
+        return "an AUC is undefined" if key == "beats_standard" else "no errors to predict"
 
     def null_reason(self, path: tuple[str, ...]) -> str:
         """Why a score metric is undefined: no judges, or judges without both outcomes."""

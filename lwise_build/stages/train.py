@@ -256,11 +256,13 @@ class Train(Stage):
         return {**self.result, "model_hash": self.digest}
 
     def headline(self, d: dict[str, Any]) -> dict[str, Any]:
-        return {"train_images": d["train_images"], "validation_images": d["val_images"], "epochs": d["epochs"],
-                "accuracy": d["val_accuracy"], "robust_accuracy": d["val_robust_accuracy"]}
+        return {"accuracy": d["val_accuracy"], "robust_accuracy": d["val_robust_accuracy"]}  # validation split
 
     def null_reason(self, path: tuple[str, ...]) -> str:
         return f"no validation images of the model's classes in corpus {self.ctx.corpus!r}"
+
+    def brief_reason(self, key: str) -> str:
+        return "no validation images"
 
     def run(self) -> Path:
         out = super().run()
