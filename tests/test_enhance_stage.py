@@ -99,7 +99,7 @@ def test_stage_writes_one_table_per_budget_within_budget(tiny_images):
     assert (plots / "gain-guide.csv").read_text().splitlines()[0] == "budget,guide,mean_gain,guide_accuracy,acc_observer"
     rows = {p.stem: json.loads(p.read_text()) for p in (stage_dir("toy", "metrics") / "enhance").iterdir()}
     assert set(rows) == {"eps=0", "eps=0.25", "eps=1", "eps=3"} and rows["eps=0"]["gain"] == 0.0
-    assert rows["eps=3"]["gain"] == metrics["budgets"]["eps=3"]["mean_gain"] and rows["eps=3"]["in_budget"]
+    assert rows["eps=3"]["gain"] == metrics["budgets"]["eps=3"]["mean_gain"] and metrics["budgets"]["eps=3"]["within_budget"]
 
 
 def test_best_within_never_stores_a_worse_image_than_the_original():

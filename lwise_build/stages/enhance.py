@@ -134,15 +134,15 @@ class Enhance(UnitStage):
                              "guides": self.transfer}}
 
     def headline(self, d: dict[str, Any]) -> dict[str, Any]:
-        """Per budget (eps=0: the originals): the guide's mean gain, the change, and accuracies."""
+        """Per budget (eps=0: the originals): the guide's mean gain and the observers' accuracy
+        (``within_budget`` and the change sizes are in the details)."""
         if d["guide"] is None:
             return {}
         rows = {}
         for key, t in d["transfer"]["guides"][d["guide"]].items():
-            b = d["budgets"].get(key, {"mean_gain": 0.0, "mean_l2": 0.0, "within_budget": True})
+            b = d["budgets"].get(key, {"mean_gain": 0.0})
             obs = [o["all"] for o in t["observers"].values()]
-            rows[key] = {"gain": b["mean_gain"], "in_budget": b["within_budget"],
-                         "observer_accuracy": _mean(obs) if obs else None}
+            rows[key] = {"gain": b["mean_gain"], "observer_accuracy": _mean(obs) if obs else None}
         return rows
 
     def brief_reason(self, key: str) -> str:
