@@ -10,7 +10,6 @@ Parquet folder) and publishes after a git commit with no extra repro.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 import shutil
@@ -21,8 +20,6 @@ from pathlib import Path
 import pytest
 import yaml
 from lfw import write_folder, write_manifest
-
-from lwise_build.stages.base import unexplained_nulls
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,15 +95,36 @@ MISTAKES = [  # (change to the README's params, the one line check must print)
 ]
 
 
+@pytest.fixture(scope="module")
+def shared_project(tmp_path_factory) -> Path:
+    return project(tmp_path_factory.mktemp("newcomer"), with_readme_corpus())
+
+
 @pytest.mark.parametrize("change,line", MISTAKES, ids=[m[1].split(":")[1].strip() + str(i) for i, m in enumerate(MISTAKES)])
-def test_check_catches_each_mistake_with_its_key_before_any_work(tmp_path, change, line):
+def test_check_catches_each_mistake_with_its_key_before_any_work(shared_project, monkeypatch, change, line):
+    from lwise_build.config.load import parse_params
+    from lwise_build.stages.check import check_project
+
     params = with_readme_corpus()
     change(params)
+    monkeypatch.chdir(shared_project)
+    try:
+        found = [f"{f.level}: {f.text}" for f in check_project(parse_params(params))]
+    except Exception as exc:  # noqa: BLE001 - a schema error is a one-line UserError too
+        found = [f"error: {exc}"]
+    assert any(out.startswith(line) for out in found), found
+    assert not (shared_project / "data").exists()  # nothing ran
+
+
+def test_check_prints_one_line_per_problem_and_exits_2(shared_project, tmp_path):
+    params = with_readme_corpus()
+    MISTAKES[0][0](params)
+    MISTAKES[1][0](params)
     proj = project(tmp_path, params)
     res = lwise("check", cwd=proj)
-    assert any(out.startswith(line) for out in res.stderr.splitlines()), res.stderr
-    assert res.returncode == (0 if line.startswith("warning") else 2)
-    assert not (proj / "data").exists()  # nothing ran
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.splitlines() == [MISTAKES[1][1] + res.stderr.splitlines()[0][len(MISTAKES[1][1]):],
+                                       MISTAKES[0][1], "2 error(s): fix them before `dvc repro`"]
 
 
 def test_readme_params_pass_check_and_an_image_folder_ingests(tmp_path):
@@ -157,56 +175,6 @@ def declared_plots(corpus: str, models: list[str]) -> list[tuple[Path, str, str]
                     filled = path.replace("${key}", key).replace("${item.corpus}", item.get("corpus", key))
                     out.append((Path(filled), props["x"], props["y"]))
     return out
-
-
-@pytest.mark.slow
-def test_readme_steps_build_the_corpus_and_publish_after_a_commit(tmp_path, monkeypatch):
-    monkeypatch.setenv("LWISE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("LWISE_DATA", raising=False)
-    proj = project(tmp_path, with_readme_corpus())
-    for cmd in ("git init -q -b main", "git config user.email t@t", "git config user.name t", "dvc init -q",
-                "dvc config core.analytics false"):
-        sh(cmd, proj)
-    _, commands = readme_steps()
-    for cmd in commands:  # literally the README's step 3
-        sh(cmd, proj)
-    data = proj / "data"
-    assert sorted(p.name for p in data.iterdir()) == ["faces"]  # the digits default was not built
-    faces = data / "faces"
-    for table in ("images", "scores", "curricula", "metamers", *(f"enhanced/{p.name}" for p in (faces / "enhanced").iterdir())):
-        assert_plain_parquet(faces / table)
-    # plots: every declared x and y exists in every data file
-    for path, x, y in declared_plots("faces", ["faces-robust", "faces-standard"]):
-        files = [proj / path] if path.suffix else sorted((proj / path).glob("*.csv"))
-        assert files, path
-        for f in files:
-            header = f.read_text().splitlines()[0].split(",")
-            assert x in header and y in header, (f, x, y, header)
-    # metrics: headline-sized rows, every null explained, details beside them
-    for f in (faces / "metrics").rglob("*.json"):
-        values = json.loads(f.read_text())
-        assert unexplained_nulls(values) == [], f
-        if "details" not in f.parts:
-            assert len(values) <= 12 and all(not isinstance(v, (dict, list)) for v in values.values()), f
-    robust = json.loads((faces / "metrics" / "score" / "robust.json").read_text())
-    assert "beats_standard" in robust and "auc" in robust
-    assert json.loads((faces / "metrics" / "details" / "score.json").read_text())["basis"] == "humans"
-    width = max(len(line) for line in sh("dvc metrics show", proj).stdout.splitlines())
-    assert width <= 200, width
-    # publish after a commit: no extra repro, the exported folder does not record git
-    sh("git add -A && git commit -q -m build", proj)
-    bare = tmp_path / "remote.git"
-    sh(f"git init -q --bare {bare}", proj)
-    res = lwise("publish", "faces", "--to", str(bare), cwd=proj)
-    assert res.returncode == 0 and "published my-lab/faces v0.1.0" in res.stdout, res.stderr
-    head = sh("git rev-parse HEAD", proj).stdout.strip()
-    pushed = json.loads(sh(f"git --git-dir={bare} show v0.1.0:provenance.json", proj).stdout)
-    assert pushed["git"]["commit"] == head and pushed["git"]["dirty"] is False
-    assert json.loads((faces / "hub" / "provenance.json").read_text())["git"] is None
-    assert sh("git status --porcelain", proj).stdout == ""
-    again = lwise("publish", "faces", "--to", str(bare), cwd=proj)
-    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
-    print(f"\ndvc metrics show: {width} characters wide")
 
 
 def test_readme_commands_are_the_ones_tested():

@@ -232,21 +232,20 @@ def explain_nulls(obj: Any, reason: Callable[[tuple[str, ...]], str], path: tupl
 
 
 def explain_row(row: Mapping[str, Any], brief: Callable[[str], str]) -> dict[str, Any]:
-    """A flat headline row with one ``reason`` column for its nulls ("key: why; ..."), so that
-    `dvc metrics show` gains one narrow column, not one per null key."""
+    """A flat headline row with one short ``reason`` column for its nulls ("no observers"), so
+    that `dvc metrics show` gains one narrow column, not one per null key."""
     nulls = [k for k, v in row.items() if v is None]
-    return {**row, "reason": "; ".join(f"{k}: {brief(k)}" for k in nulls)} if nulls else dict(row)
+    return {**row, "reason": "; ".join(dict.fromkeys(brief(k) for k in nulls))} if nulls else dict(row)
 
 
 def unexplained_nulls(obj: Any, path: str = "") -> list[str]:
-    """Key paths of nulls without a ``<key>_reason`` sibling, or a row ``reason`` naming the key
-    (tests check every metrics file)."""
+    """Key paths of nulls without a ``<key>_reason`` sibling or a row ``reason`` (tests check
+    every metrics file)."""
     if isinstance(obj, list):
         return [p for i, v in enumerate(obj) for p in unexplained_nulls(v, f"{path}[{i}]")]
     if not isinstance(obj, Mapping):
         return []
-    said = str(obj.get("reason") or "")
-    bad = [f"{path}.{k}" for k, v in obj.items() if v is None and not obj.get(f"{k}_reason") and f"{k}:" not in said]
+    bad = [f"{path}.{k}" for k, v in obj.items() if v is None and not obj.get(f"{k}_reason") and not obj.get("reason")]
     return bad + [p for k, v in obj.items() for p in unexplained_nulls(v, f"{path}.{k}")]
 
 

@@ -146,7 +146,7 @@ class Enhance(UnitStage):
         return rows
 
     def brief_reason(self, key: str) -> str:
-        return "no observers"
+        return "no enhance.observers"
 
     def null_reason(self, path: tuple[str, ...]) -> str:
         if path[-1] == "guide":

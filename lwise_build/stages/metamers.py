@@ -162,7 +162,7 @@ class Metamers(UnitStage):
         return rows
 
     def brief_reason(self, key: str) -> str:
-        return "none passing"
+        return "no passing metamers"
 
     def null_reason(self, path: tuple[str, ...]) -> str:
         if path[-1] in ("recognisability", "recognisability_others"):
