@@ -264,7 +264,7 @@ corpora:
       split: test
       schedule: test
       null_pairs: 20
-      batch_size: 4
+      batch_size: 16
 """
 
 

@@ -2,15 +2,15 @@
 
 Writes ``data/<c>/metamers/`` (one row per reference, generator and layer), the recognisability
 matrix to ``data/<c>/metrics/metamers.json`` and figures to ``data/<c>/plots/metamers/``. Each
-(generator, layer) is one unit whose synthesised PNGs are cached under the generator's weights,
-the layer, the references and the schedule, so a rerun after a crash or a judge change only
-synthesises what is new (docs/methods.md, "Metamers").
+(reference, generator, layer) is one cached item keyed by the generator's weights, the layer,
+the reference and the schedule, so a rerun after a crash, a judge change or new references
+only synthesises what is new (docs/methods.md, "Metamers").
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +20,17 @@ import torch
 from datasets import ClassLabel, Features, Image, Value
 
 from ..errors import UserError
-from ..io.digests import json_digest
+from ..io.digests import bytes_digest, json_digest
 from ..io.images import to_pngs, to_tensor
 from ..io.tables import pngs_by_id, read_table, write_table
 from ..models.inference import activations, predictions
 from ..ops import metamer as M
 from ..ops.classmap import corpus_index
 from ..seeding import seeded_hex
-from .base import Unit, UnitStage
+from .base import Item, UnitStage, group_by
 from .metamers_figures import figures
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 ROWS_PER_SHARD = 2000
 STATS = ("spearman", "pearson", "snr_db")
 
@@ -81,49 +81,55 @@ class Metamers(UnitStage):
         self.refs, self.null_images = to_tensor(pngs[:len(chosen)]), to_tensor(pngs[len(chosen):])
         self.label_maps = {n: corpus_index(m.classes, ctx.classes) for n, m in self.models.items()}
 
-    def units(self) -> list[Unit]:
-        """One unit per (generator, layer), deepest first (they take longest)."""
+    def cell_items(self) -> dict[tuple[str, str], list[Item]]:
+        """Per (generator, layer), one item per reference, keyed by the generator's weights, the
+        layer, the reference, the schedule, the noise, the seed and the batch size."""
         p = self.p
         lrs = M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps)
-        cells = [(g, layer) for g in p.generators for layer in self.layers[g]]
-        cells.sort(key=lambda c: -self.models[c[0]].layers().index(c[1]))
-        return [Unit(f"{g}/{layer}", {"": json_digest({
-            "v": CACHE_VERSION, "model": self.models[g].model_hash, "layer": layer, "refs": self.ref_ids,
-            "lrs": json_digest(lrs), "noise": p.init_noise, "seed": self.ctx.seed,
-            "batch": p.batch_size})}, (g, layer)) for g, layer in cells]  # rounding depends on the batch
+        out = {}
+        for g in p.generators:
+            for layer in self.layers[g]:
+                prefix = json_digest({"v": CACHE_VERSION, "model": self.models[g].model_hash, "layer": layer,
+                                      "lrs": json_digest(lrs), "noise": p.init_noise, "seed": self.ctx.seed,
+                                      "batch": p.batch_size})
+                out[(g, layer)] = [Item(bytes_digest(f"{prefix}:{i}".encode()), (g, layer, r))
+                                   for r, i in enumerate(self.ref_ids)]
+        return out
 
-    def compute(self, unit: Unit, parts: list[Hashable]) -> dict[Hashable, pa.Table]:
-        gen, layer = unit.payload
+    def batches(self, items: list[Item]) -> list[list[Item]]:
+        """References of one (generator, layer) together, deepest layers first (they take longest)."""
+        depth = {(g, layer): -self.models[g].layers().index(layer) for g, layer, _ in (it.payload for it in items)}
+        ordered = sorted(items, key=lambda it: depth[it.payload[:2]])
+        return group_by(ordered, lambda it: it.payload[:2], self.p.batch_size)
+
+    def compute(self, batch: list[Item]) -> pa.Table:
+        gen, layer = batch[0].payload[:2]
+        rows = [it.payload[2] for it in batch]
         p = self.p
-        x = M.metamers(self.models[gen], layer, self.refs, self.ref_ids, steps=p.steps, schedule=p.schedule,
-                       init_noise=p.init_noise, seed=self.ctx.seed, step_size=p.step_size,
+        x = M.metamers(self.models[gen], layer, self.refs[rows], [self.ref_ids[r] for r in rows], steps=p.steps,
+                       schedule=p.schedule, init_noise=p.init_noise, seed=self.ctx.seed, step_size=p.step_size,
                        batch_size=p.batch_size)
-        return {"": pa.table({"reference_id": self.ref_ids, "png": pa.array(to_pngs(x), pa.binary())})}
+        return pa.table({"key": [it.key for it in batch], "png": pa.array(to_pngs(x), pa.binary())})
 
     def write(self, tmp: Path) -> None:
         self.table: dict[str, list] = {}
         if not self.p.generators:
             write_table([], features(self.ctx.classes, []), tmp)
             return
-        units = self.units()
+        cells = self.cell_items()
         with _deterministic_gpu(self.ctx.device):
-            self.run_units(units, "metamers")
-            rows = dict(zip([u.name for u in units],
-                            self.map_units(lambda u: self._rows(u), units, "metamer stats"), strict=True))
-        cells = [f"{g}/{layer}" for g in self.p.generators for layer in self.layers[g]]
-        self.table = {k: [v for c in cells for v in rows[c][k]] for k in rows[cells[0]]}
+            self.ensure([it for its in cells.values() for it in its], "metamers")
+            rows = self.map_units(lambda c: self._rows(c, cells[c]), list(cells), "metamer stats")
+        self.table = {k: [v for r in rows for v in r[k]] for k in rows[0]}
         n = len(self.table["reference_id"])
         shards = [{k: v[i:i + ROWS_PER_SHARD] for k, v in self.table.items()} for i in range(0, n, ROWS_PER_SHARD)]
         write_table(shards, features(self.ctx.classes, self.judges), tmp)
 
-    def _rows(self, unit: Unit) -> dict[str, list]:
+    def _rows(self, cell: tuple[str, str], items: list[Item]) -> dict[str, list]:
         """The rows of one cell: stats on the stored pixels against the null, then the judges."""
-        gen, layer = unit.payload
+        gen, layer = cell
         model = self.models[gen]
-        cached = self.result(unit)
-        if cached.column("reference_id").to_pylist() != self.ref_ids:
-            raise UserError(f"metamers: the cache entry of {unit.name} is for other references; clear it")
-        pngs = cached.column("png").to_pylist()
+        pngs = self.lookup([it.key for it in items], ["png"]).column("png").to_pylist()
         stored = to_tensor(pngs)
         ref_acts, met_acts = activations(model, layer, self.refs), activations(model, layer, stored)
         null = M.null_thresholds(activations(model, layer, self.null_images), self.pairs)
