@@ -22,6 +22,11 @@ PARAMS_OPTION = click.option(
 )
 
 
+EXECUTOR_OPTION = click.option(
+    "--executor", type=click.Choice(["local", "ray"]), default=None,
+    help="Where the heavy work runs (default: the params' executor); the outputs are the same.")
+
+
 def with_params(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--params`` to a command and pass the validated :class:`Params` as ``params``."""
 
@@ -102,22 +107,24 @@ def train(params: Any, corpus: str, model: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
+@EXECUTOR_OPTION
 @with_params
-def score(params: Any, corpus: str) -> None:
+def score(params: Any, corpus: str, executor: str | None) -> None:
     """Difficulty columns from each scoring model into data/<corpus>/scores/."""
     from .stages.score import Score
 
-    Score(params, corpus).run()
+    Score(params, corpus, executor=executor).run()
 
 
 @cli.command()
 @click.argument("corpus")
+@EXECUTOR_OPTION
 @with_params
-def enhance(params: Any, corpus: str) -> None:
+def enhance(params: Any, corpus: str, executor: str | None) -> None:
     """Enhanced images at every budget into data/<corpus>/enhanced/."""
     from .stages.enhance import Enhance
 
-    Enhance(params, corpus).run()
+    Enhance(params, corpus, executor=executor).run()
 
 
 @cli.command()
@@ -132,12 +139,13 @@ def curriculum(params: Any, corpus: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
+@EXECUTOR_OPTION
 @with_params
-def metamers(params: Any, corpus: str) -> None:
+def metamers(params: Any, corpus: str, executor: str | None) -> None:
     """Model metamers and their recognisability into data/<corpus>/metamers/."""
     from .stages.metamers import Metamers
 
-    Metamers(params, corpus).run()
+    Metamers(params, corpus, executor=executor).run()
 
 
 @cli.command()

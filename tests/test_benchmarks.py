@@ -20,6 +20,7 @@ TINY = {
     "bench_score.py": (["--n", "16", "--batch", "8", "--repeats", "1", "--workers", "0"],
                        "ratio scoring / model-only"),
     "bench_ingest.py": (["--images", "12"], "workers=1"),
+    "bench_ray.py": (["--images", "32", "--budgets", "0.5"], "same results on every executor: True"),
     "bench_incremental.py": (["--images", "60", "--add", "0.1", "--budgets", "0.5"],
                              "outputs byte-identical to a clean build: True"),
 }

@@ -283,6 +283,27 @@ class ReportParams:
 
 
 @dataclass(frozen=True)
+class RayParams:
+    """Where and how ``executor: ray`` runs the heavy stages (docs/architecture.md, "Executors")."""
+
+    address: str = param("", doc='"" starts Ray on this machine; "auto" or "host:port" joins a running cluster')
+    actors: int = param(2, check=positive, doc="actors per stage; each loads the stage's models once")
+    cpus_per_actor: float = param(1.0, check=positive)
+    gpus_per_actor: float = param(0.0, check=non_negative, doc="1 = one model copy per GPU")
+    threads_per_actor: int = param(1, check=positive, doc="torch threads inside each actor")
+    data_root: str | None = param(None, doc="data/ as the actors see it: a shared folder, or "
+                                  "s3://bucket/prefix they copy their inputs from; default this machine's")
+
+
+@dataclass(frozen=True)
+class ExecutorParams:
+    """What runs the heavy stages' units: this process, or a Ray cluster. Outputs are the same."""
+
+    kind: Literal["local", "ray"] = "local"
+    ray: RayParams = RayParams()
+
+
+@dataclass(frozen=True)
 class CorpusParams:
     ingest: IngestParams
     score: ScoreParams = ScoreParams()
@@ -291,6 +312,7 @@ class CorpusParams:
     metamers: MetamerParams = MetamerParams()
     export: ExportParams = ExportParams()
     report: ReportParams = ReportParams()
+    executor: ExecutorParams | None = param(None, doc="overrides the global executor for this corpus")
 
 
 @dataclass(frozen=True)
@@ -299,6 +321,7 @@ class Params:
     device: str = param("auto", doc="auto | cpu | cuda | cuda:N | mps")
     corpora: dict[str, CorpusParams] = param({})
     models: dict[str, ModelParams] = param({})
+    executor: ExecutorParams = ExecutorParams()
 
     def corpus(self, name: str) -> CorpusParams:
         if name not in self.corpora:

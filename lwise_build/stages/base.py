@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,7 +32,7 @@ from ..errors import UserError
 from ..io.cache import ItemCache
 from ..io.paths import metrics_path, plots_dir, stage_dir
 from ..io.staging import staged_output, write_json
-from ..io.tables import class_names
+from ..io.tables import class_names, png_bytes, read_rows
 
 T = TypeVar("T")
 
@@ -152,6 +152,11 @@ class UnitStage(Stage):
     """
 
     parallel_units: ClassVar[bool] = False  # CPU: run batches side by side, one thread each
+    remote: ClassVar[bool] = True  # may run on Ray (ingest reads local source files: it may not)
+
+    def __init__(self, params: Params, corpus: str, executor: str | None = None):
+        super().__init__(params, corpus)
+        self.executor = executor  # "local" or "ray"; None: the corpus's, else the global setting
 
     @cached_property
     def cache(self) -> ItemCache:
@@ -165,21 +170,30 @@ class UnitStage(Stage):
         """One row per item of ``batch`` with its ``key`` (the only place real work happens)."""
         raise NotImplementedError
 
-    def ensure(self, items: list[Item], desc: str,
-               load: Callable[[list[Item]], list[Item]] | None = None) -> None:
-        """Compute the items the cache lacks (``load`` attaches what compute needs, e.g. image
-        bytes, to just those) and say how many were reused."""
+    def attach(self, batch: list[Item]) -> list[Item]:
+        """The batch with what compute needs that its keys do not carry (e.g. image bytes, read
+        from the stage's input tables); runs where compute runs (in a Ray actor, say)."""
+        return batch
+
+    def ensure(self, items: list[Item], desc: str) -> None:
+        """Compute the items the cache lacks, on the configured executor, and say how many were
+        reused; results land in the cache, never straight in the output."""
         if not items:
             return
         missing = set(self.cache.missing(it.key for it in items))
         todo = list({it.key: it for it in items if it.key in missing}.values())
         total = len({it.key for it in items})
         if todo:
-            batches = self.batches(load(todo) if load else todo)
-            for table in self.map_units(self.compute, batches, desc):
+            from .executors import executor_for
+
+            for table in executor_for(self).run(self.batches(todo), f"{self.name} {desc}"):
                 self.cache.put(table)
         self.counts.append((desc, total - len(todo), len(todo)))
         console.info(f"{self.name} {self.ctx.corpus}: {desc}: {total - len(todo)} reused, {len(todo)} computed")
+
+    def work(self, batch: list[Item]) -> pa.Table:
+        """What an executor runs per batch: attach, then compute."""
+        return self.compute(self.attach(batch))
 
     @cached_property
     def counts(self) -> list[tuple[str, int, int]]:
@@ -194,11 +208,33 @@ class UnitStage(Stage):
             raise UserError(f"{self.name}: a cache entry vanished during the run ({exc}); rerun") from None
 
     def map_units(self, fn: Callable[[Any], T], items: list[Any], desc: str) -> list[T]:
-        """``fn`` over ``items`` in order; with ``parallel_units`` on a CPU, side by side in
-        threads with one torch thread each (always, so bytes do not depend on the cache state)."""
+        """``fn`` over ``items``, results in order (see :meth:`imap_units`)."""
+        results = dict(self.imap_units(lambda pair: (pair[0], fn(pair[1])), list(enumerate(items)), desc))
+        return [results[i] for i in range(len(items))]
+
+    def imap_units(self, fn: Callable[[Any], T], items: list[Any], desc: str) -> Iterator[T]:
+        """``fn`` over ``items``, each result as soon as it is done; with ``parallel_units`` on a
+        CPU side by side in threads with one torch thread each (always, so bytes do not depend on
+        the cache state)."""
         if self.parallel_units and self.ctx.device.type == "cpu":
-            return _run_threads(fn, items, desc)
-        return [fn(item) for item in console.progress(items, desc=desc, unit="batch")]
+            yield from _threads(fn, items, desc)
+            return
+        for item in console.progress(items, desc=desc, unit="batch"):
+            yield fn(item)
+
+
+def attach_pngs(images: Path, batch: list[Item], where: Callable[[Item], tuple[str, int]]) -> list[Item]:
+    """``batch`` with each item's PNG bytes appended to its payload; ``where`` gives the item's
+    (shard file name, row) in the ``images`` table. Reads only the row groups holding them."""
+    by_shard: dict[str, list[int]] = {}
+    for it in batch:
+        shard, row = where(it)
+        by_shard.setdefault(shard, []).append(row)
+    found: dict[tuple[str, int], bytes] = {}
+    for shard, rows in by_shard.items():
+        uniq = sorted(set(rows))
+        found.update(zip(((shard, r) for r in uniq), png_bytes(read_rows(images / shard, uniq, ["image"])), strict=True))
+    return [Item(it.key, (*it.payload, found[where(it)])) for it in batch]
 
 
 def chunks(items: list[Any], size: int) -> list[list[Any]]:
@@ -219,8 +255,8 @@ def plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def _run_threads(fn: Callable[[Any], T], items: list[Any], desc: str) -> list[T]:
-    """``fn`` over ``items`` in threads with one torch thread each; results in order.
+def _threads(fn: Callable[[Any], T], items: list[Any], desc: str) -> Iterator[T]:
+    """``fn`` over ``items`` in threads with one torch thread each, results as they finish.
 
     Small models on few cores run faster as parallel single-threaded units than as one
     multi-threaded unit at a time, and single-threaded results do not depend on the core count.
@@ -232,8 +268,7 @@ def _run_threads(fn: Callable[[Any], T], items: list[Any], desc: str) -> list[T]
     try:
         with ThreadPoolExecutor(max(1, min(threads, len(items)))) as pool:
             futures = [pool.submit(fn, item) for item in items]
-            for _ in console.progress(as_completed(futures), total=len(items), desc=desc, unit="unit"):
-                pass
-            return [f.result() for f in futures]
+            for done in console.progress(as_completed(futures), total=len(items), desc=desc, unit="unit"):
+                yield done.result()
     finally:
         torch.set_num_threads(threads)

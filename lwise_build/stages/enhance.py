@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from ..ops.classmap import corpus_index, head_index
 from ..ops.enhance import enhance
 from ..ops.quantize import change_sizes, quantize_within
 from ..seeding import seeded_hex
-from .base import Item, UnitStage, chunks
+from .base import Item, UnitStage, attach_pngs, chunks
 from .enhance_figures import figures
 
 CACHE_VERSION = 2
@@ -92,12 +93,20 @@ class Enhance(UnitStage):
         return {b: [Item(bytes_digest(f"{prefix}:{i}:{heads[y]}:{b!r}".encode()), (guide, i, int(heads[y]), b))
                     for i, y in zip(ids, labels, strict=True)] for b in self.budgets}
 
-    def ensure_rows(self, rows: pa.Table, guide: str, desc: str, source: Path | pa.Table) -> dict[float, list[Item]]:
-        """Every budget of ``rows`` cached; ``source`` (a shard or a table) supplies missing images."""
+    def ensure_rows(self, rows: pa.Table, guide: str, desc: str) -> dict[float, list[Item]]:
+        """Every budget of ``rows`` (id, label) enhanced by ``guide``, in the cache."""
         per_budget = self.items(rows, guide)
-        self.ensure([it for its in per_budget.values() for it in its], desc,
-                    load=lambda todo: _with_pngs(self, source, todo))
+        self.ensure([it for its in per_budget.values() for it in its], desc)
         return per_budget
+
+    @cached_property
+    def located(self) -> dict[str, tuple[str, int]]:
+        """Image id -> (images shard file, row): where attach reads an image's bytes."""
+        return {i: (p.name, row) for p in shard_paths(self.ctx.dir("images"))
+                for row, i in enumerate(pq.read_table(p, columns=["id"]).column("id").to_pylist())}
+
+    def attach(self, batch: list[Item]) -> list[Item]:
+        return attach_pngs(self.ctx.dir("images"), batch, lambda it: self.located[it.payload[1]])
 
     def batches(self, items: list[Item]) -> list[list[Item]]:
         """Images needing the same budgets of the same guide together, in fixed-size batches."""
@@ -129,7 +138,7 @@ class Enhance(UnitStage):
         self.shards = []  # per images shard: its enhanced rows and their items per budget
         for path in shard_paths(self.ctx.dir("images")):
             rows = self.selected(pq.read_table(path, columns=["id", "label", "split"]))
-            self.shards.append((rows, self.ensure_rows(rows, self.p.model, f"shard {path.name}", path)))
+            self.shards.append((rows, self.ensure_rows(rows, self.p.model, f"shard {path.name}")))
         for b in self.budgets:
             write_table((_as_rows(self.budget_rows(rows, items[b])) for rows, items in self.shards),
                         features(self.ctx.classes), tmp / budget_dir(b))
@@ -158,7 +167,7 @@ class Enhance(UnitStage):
             picked[b] = self._sampled(self.sample, ep.model)[b]
         self.per_guide = {ep.model: picked}
         for name in self.compare:
-            self.ensure_rows(self.sample, name, f"sample for {name}", self.sample)
+            self.ensure_rows(self.sample, name, f"sample for {name}")
             self.per_guide[name] = self._sampled(self.sample, name)
         models = {ep.model: self.guide, **self.compare}
         self.transfer = {g: self._judge(models[g], x0, per_b) for g, per_b in self.per_guide.items()}
@@ -234,13 +243,6 @@ def enhance_images(ep: Any, guide: Any, pngs: list[bytes], targets: list[int],
                      "gt_logit_after": gt_logits(guide, stored, y, ep.batch_size),
                      "l2": l2.tolist(), "linf": linf.tolist()}
     return result
-
-
-def _with_pngs(st: Enhance, source: Path | pa.Table, items: list[Item]) -> list[Item]:
-    """The items with their image's PNG bytes (a shard is read only when some are missing)."""
-    table = pq.read_table(source, columns=["id", "image"]) if isinstance(source, Path) else source
-    pngs = dict(zip(table.column("id").to_pylist(), png_bytes(table), strict=True))
-    return [Item(it.key, (*it.payload, pngs[it.payload[1]])) for it in items]
 
 
 def gt_logits(model: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> list[float]:

@@ -160,7 +160,7 @@ class Export(Stage):
     @classmethod
     def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
         """Every section but report (the card describes them all) and the models it names."""
-        sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k != "report"}
+        sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k not in ("report", "executor")}
         return plain({"seed": params.seed, "corpus": sections,
                       "models": {n: to_plain(params.model(n)) for n in used_models(params, corpus)}})
 

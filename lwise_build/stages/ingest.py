@@ -40,6 +40,7 @@ class Ingest(UnitStage):
     """``lwise-build ingest <corpus>``: the source's images, canonicalised, as ``data/<c>/images/``."""
 
     name, output, section = "ingest", "images", "ingest"
+    remote = False  # decodes in worker processes here; the source files are local
 
     @classmethod
     def resolved(cls, params: Params, corpus: str) -> dict[str, Any]:

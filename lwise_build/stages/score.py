@@ -23,26 +23,20 @@ from datasets import ClassLabel, Features, Value
 from ..errors import UserError
 from ..io import figures
 from ..io.digests import bytes_digest, file_digest, json_digest
-from ..io.tables import column_names, png_bytes, read_table, shard_paths, shard_sizes, write_table
+from ..io.tables import column_names, read_table, shard_paths, shard_sizes, write_table
 from ..models.cfg import WEIGHTS_FILE
 from ..models.inference import STATS, resolve_precision, score_pngs
 from ..models.store import built_dir
 from ..ops.classmap import map_targets
 from ..ops.difficulty import COLUMNS, with_difficulty
 from ..ops.recognisability import score_report
-from .base import Item, UnitStage, chunks
+from .base import Item, UnitStage, attach_pngs, chunks
 
 HUMAN_COLUMNS = ("human_accuracy", "human_correct", "human_trials")
 MAX_PANELS = 30
 CACHE_VERSION = 2
 IMAGE_BATCHES_PER_CALL = 8  # fixed-size batches per compute call: decoding runs ahead within it
 _TYPES = {"gt_logit": pa.float32(), "pred": pa.int64(), "prob": pa.float32(), "margin": pa.float32()}
-
-
-def _with_pngs(path: Path, items: list[Item]) -> list[Item]:
-    """The items with their image's PNG bytes (read from the shard only when some are missing)."""
-    pngs = png_bytes(pq.read_table(path, columns=["image"]))
-    return [Item(it.key, (*it.payload, pngs[it.payload[1]])) for it in items]
 
 
 def _stats_of(table: pa.Table) -> dict[str, np.ndarray]:
@@ -82,12 +76,16 @@ class Score(UnitStage):
                 tg = self.targets[m][start:start + n].tolist()
                 ks = [bytes_digest(f"{prefix[m]}:{i}:{t}".encode()) for i, t in zip(ids, tg, strict=True)]
                 keys[m] += ks
-                items += [Item(k, (m, row, t)) for row, (k, t) in enumerate(zip(ks, tg, strict=True))]
-            self.ensure(items, f"shard {path.name}", load=lambda todo, p=path: _with_pngs(p, todo))
+                items += [Item(k, (m, (path.name, row), t)) for row, (k, t) in enumerate(zip(ks, tg, strict=True))]
+            self.ensure(items, f"shard {path.name}")
             start += n
         self.stats = {m: _stats_of(self.lookup(keys[m], list(STATS))) for m in self.models}
         self.cols = {a: with_difficulty(self.stats[m], self.labels) for a, m in self.p.models.items()}
         _write_scores(tmp, self.meta, self.ctx.classes, self.cols, shard_sizes(images))
+
+    def attach(self, batch: list[Item]) -> list[Item]:
+        """Each item with its image's PNG bytes, read from just the row groups holding them."""
+        return attach_pngs(self.ctx.dir("images"), batch, lambda it: it.payload[1])
 
     def batches(self, items: list[Item]) -> list[list[Item]]:
         """Images needing the same models together, several fixed-size batches per call."""
