@@ -219,6 +219,8 @@ class CurriculumParams:
     seed: int = 0
     shuffle: bool = False
     difficulty: str | None = param(None, doc="score alias ranking difficulty; default the first")
+    weight: int = param(1, check=positive, doc="condition slots in participant assignment "
+                        "(the published moth and HAM10000 designs give control 2 of 7)")
 
 
 @dataclass(frozen=True)
