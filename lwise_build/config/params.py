@@ -236,7 +236,10 @@ class MetamerParams:
     steps: int | None = param(None, check=positive, doc="override the schedule's total steps")
     step_size: float | None = param(None, check=positive, doc="first L2 step (default: the schedule's)")
     init_noise: float = param(0.05, check=non_negative)
-    null_pairs: int = param(200, check=positive, doc="random pairs of natural images of `split`")
+    null_split: str = param("train", doc="split whose natural images form the null pairs")
+    null_pairs: int = param(10000, check=positive, doc="distinct random pairs (all pairs when fewer exist)")
+    null_augment: list[Literal["hflip", "crop"]] = param([], doc="train-time augmentation of the null images")
+    fake_relu: bool = param(False, doc="ReLU layers: the output ReLU's gradient is the identity")
     batch_size: int = param(64, check=positive, doc="references synthesised together")
 
 
