@@ -168,7 +168,7 @@ class EnhanceParams:
 
     model: str | None = param(None, doc="the guide model; None disables enhancement")
     objective: Literal[OBJECTIVES] = "logit"  # type: ignore[valid-type]
-    diverge_from: list[str] | None = param(None, doc="classes for logit_diverge; default all others")
+    diverge_from: list[str] | None = param(None, doc="classes for logit_diverge; default the corpus's other classes")
     norm: Literal[NORMS] = "l2"  # type: ignore[valid-type]
     step_size: float = param(0.5, check=positive)
     steps: int | None = param(None, check=positive, doc="default max(1, round(eps / step_size))")
@@ -243,6 +243,10 @@ class MetamerParams:
     batch_size: int = param(64, check=positive, doc="references synthesised together")
 
 
+def _jpeg_quality(v: int) -> str | None:
+    return None if 1 <= v <= 100 else "must be between 1 and 100"
+
+
 @dataclass(frozen=True)
 class ExportParams:
     """The Hub dataset folder."""
@@ -256,6 +260,10 @@ class ExportParams:
     authors: list[str] = param([], doc='people as "Family, Given"; any other text is an organisation')
     date: str | date | None = param(None, doc="release date YYYY-MM-DD; default the git commit date")
     max_shard_mb: int = param(500, check=positive)
+    stimulus_format: Literal["png", "jpeg"] = param(
+        "png", doc="curriculum and enhanced images: lossless PNG, or JPEG as the L-WISE reference served its"
+        " .jpg tasks (lossy; metrics/enhance.json then measures what survives)")
+    jpeg_quality: int = param(75, check=_jpeg_quality, doc="JPEG quality (the reference: PIL's default, 75)")
 
     def validate(self, path: str) -> None:
         if self.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repo_id):

@@ -157,10 +157,20 @@ def _configs(ctx: CardContext) -> list[str]:
 
 def _config_note(ctx: CardContext, cfg: ConfigInfo) -> str:
     if cfg.kind == "enhanced":
-        return f" Budget eps = {cfg.key:g}."
+        return f" Budget eps = {cfg.key:g}.{_lossy(ctx)}"
     if cfg.kind == "curriculum":
-        return f" Schedule: see *Curricula* below (`{cfg.key}`)."
+        return f" Schedule: see *Curricula* below (`{cfg.key}`).{_lossy(ctx)}"
     return ""
+
+
+def _lossy(ctx: CardContext) -> str:
+    """The stimuli's encoding when it is not the lossless default."""
+    e = ctx.params.corpus(ctx.corpus).export
+    if e.stimulus_format != "jpeg":
+        return ""
+    return (f" **Lossy:** `image` is JPEG at quality {e.jpeg_quality}, as the L-WISE reference served its .jpg "
+            "tasks; JPEG erases part of a small perturbation (the build's `metrics/enhance.json` `jpeg` measures "
+            "how much survives).")
 
 
 def _dtype(feat: Any) -> str:
@@ -226,7 +236,8 @@ def _curricula(ctx: CardContext) -> list[str]:
     for name, cur in c.curricula.items():
         if name not in built:
             continue
-        out += [f"**`curriculum-{name}`**: preset `{cur.preset}`, {cur.sequences} sequences, seed {cur.seed}, "
+        slots = f", {cur.weight} condition slots" if cur.weight != 1 else ""
+        out += [f"**`curriculum-{name}`**: preset `{cur.preset}`, {cur.sequences} sequences{slots}, seed {cur.seed}, "
                 f"training images from `{cur.train_split}`, test images from `{cur.test_split}`"
                 f"{', curriculum blocks shuffled' if is_shuffled(cur) else ''}.\n",
                 "| block | phase | trials/class | selection | budget | feedback |", "|---|---|---|---|---|---|"]

@@ -5,7 +5,9 @@ content, the guide's hash and every param that changes pixels: a rerun after a c
 adding a budget, computes only what is new; output shard i of every budget comes from input
 shard i. Stored images lie within their budget *after* rounding (:mod:`~lwise_build.ops.quantize`).
 Metrics ask whether the change transfers: observers judge images enhanced by each guide on a
-seeded sample (docs/methods.md, "Enhancement").
+seeded sample; with ``export.stimulus_format: jpeg`` they also measure how much of each budget's
+change survives JPEG (docs/methods.md, "Enhancement"). ``logit_diverge`` moves away from the other
+classes of the corpus unless ``diverge_from`` names others.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from datasets import ClassLabel, Features, Image, Value
 
 from ..errors import UserError
 from ..io.digests import json_digest
-from ..io.images import to_pngs, to_tensor
+from ..io.images import png_to_jpeg, to_pngs, to_tensor
 from ..io.paths import budget_dir
 from ..io.tables import iter_shards, png_bytes, shard_paths, write_table
 from ..models.inference import logits
 from ..ops.classmap import corpus_index, head_index
 from ..ops.enhance import enhance
-from ..ops.quantize import change_sizes, quantize_within
+from ..ops.quantize import change_sizes, quantize_within, surviving_fraction
 from ..seeding import seeded_hex
 from .base import Unit, UnitStage
 from .enhance_figures import figures
@@ -71,6 +73,13 @@ class Enhance(UnitStage):
                 raise UserError(f"{self.where}.splits: no images in split {s!r} "
                                 f"(the corpus has {', '.join(sorted(have))})")
 
+    def diverge_classes(self) -> list[str] | None:
+        """What ``logit_diverge`` averages over: ``diverge_from``, else every class of the corpus
+        (the reference's default: the classes present in the task, not the model's whole head)."""
+        if self.p.diverge_from is not None:
+            return list(self.p.diverge_from)
+        return list(self.ctx.classes) if self.p.objective == "logit_diverge" else None
+
     # ------------------------------------------------------------ units ------------------------
     def selected(self, shard: pa.Table) -> pa.Table:
         """The shard's rows of the enhanced splits, in stored order."""
@@ -84,7 +93,7 @@ class Enhance(UnitStage):
         keys = {b: json_digest({
             "v": CACHE_VERSION, "shard": content, "guide": self.ctx.model(guide).model_hash,
             "objective": ep.objective, "norm": ep.norm, "step": ep.step_size, "steps": ep.steps, "budget": b,
-            "diverge": sorted(ep.diverge_from) if ep.diverge_from is not None else None,
+            "diverge": sorted(d) if (d := self.diverge_classes()) is not None else None,
         }) for b in self.budgets}
         return Unit(name, keys, (guide, source))
 
@@ -127,10 +136,15 @@ class Enhance(UnitStage):
             self.per_guide[name] = {b: _pick([self.result(unit, b)], self.sample) for b in self.budgets}
         models = {ep.model: self.guide, **self.compare}
         self.transfer = {g: self._judge(models[g], x0, per_b) for g, per_b in self.per_guide.items()}
-        return {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
-                "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
-                "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
-                             "guides": self.transfer}}
+        out = {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
+               "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
+               "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
+                            "guides": self.transfer}}
+        if ep.objective == "logit_diverge":
+            out["diverge_from"] = self.diverge_classes()
+        if self.ctx.spec.export.stimulus_format == "jpeg":
+            out["jpeg"] = self._jpeg(x0, picked)
+        return out
 
     def plots(self, folder: Path) -> None:
         if self.p.model is None:
@@ -170,6 +184,25 @@ class Enhance(UnitStage):
                                   "observers": acc}
         return out
 
+    def _jpeg(self, x0: torch.Tensor, picked: dict[float, pa.Table]) -> dict:
+        """Per budget on the sample: the fraction of the stored change that survives JPEG (as the
+        stimuli are exported), and the guide's mean logit gain on JPEG stimuli against PNG ones."""
+        q = self.ctx.spec.export.jpeg_quality
+        labels = torch.tensor(self.sample.column("label").to_pylist(), dtype=torch.long)
+        y = torch.from_numpy(head_index(self.guide.classes, self.ctx.classes, "guide"))[labels]
+        j0 = to_tensor([png_to_jpeg(p, q) for p in png_bytes(self.sample)])
+        before = np.asarray(gt_logits(self.guide, j0, y, self.p.batch_size))
+        out = {}
+        for b, t in picked.items():
+            pngs = t.column("image").to_pylist()
+            x, jx = to_tensor(pngs), to_tensor([png_to_jpeg(p, q) for p in pngs])
+            gain_png = np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before"))
+            out[budget_dir(b)] = {
+                "surviving_fraction": _mean(surviving_fraction(x0, x, j0, jx).numpy()),
+                "mean_gain_jpeg": _mean(np.asarray(gt_logits(self.guide, jx, y, self.p.batch_size)) - before),
+                "mean_gain_png": _mean(gain_png)}
+        return {"quality": q, "images": len(labels), "budgets": out}
+
     def _accuracy(self, model: Any, x: torch.Tensor, labels: np.ndarray, splits: np.ndarray) -> dict:
         """Accuracy over the sample and per split (model classes mapped to corpus labels by name)."""
         to_corpus = corpus_index(model.classes, self.ctx.classes)
@@ -184,7 +217,7 @@ def enhance_rows(st: Enhance, rows: pa.Table, budgets: Sequence[float], guide: A
     labels = rows.column("label").to_pylist()
     y = torch.from_numpy(head_index(guide.classes, st.ctx.classes, "guide"))[torch.tensor(labels, dtype=torch.long)]
     out = enhance(guide, x0, y, budgets=budgets, objective=ep.objective, step_size=ep.step_size, norm=ep.norm,
-                  steps=ep.steps, diverge_from=ep.diverge_from, batch_size=ep.batch_size,
+                  steps=ep.steps, diverge_from=st.diverge_classes(), batch_size=ep.batch_size,
                   progress=True) if n else {b: x0 for b in budgets}
     before = gt_logits(guide, x0, y, ep.batch_size)
     result = {}
