@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +35,6 @@ def test_benchmark_runs_and_reports(script, tmp_path):
                          cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert headline in run.stdout, run.stdout
+    if script == "bench_metamers.py":  # the external reference, or a one-line skip without it
+        have = importlib.util.find_spec("plenoptic") is not None
+        assert ("plenoptic Metamer (Adam, one target at a time)" if have else "plenoptic is not installed") in run.stdout
