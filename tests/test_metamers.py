@@ -313,8 +313,8 @@ def test_stage_end_to_end_and_deterministic(tiny_images, tmp_path):
     feats = read_features(stage_dir("toy", "metamers"))
     assert feats["label"].names == tiny_images["classes"] and feats["metamer"].__class__.__name__ == "Image"
     for r in rows:
-        expected = (r["generator_pred"] == r["reference_pred"] and r["spearman"] >= r["null_spearman"]
-                    and r["pearson"] >= r["null_pearson"] and r["snr_db"] >= r["null_snr_db"])
+        expected = (r["generator_pred"] == r["reference_pred"] and r["spearman"] >= r["null_spearman"] - MS.TIE
+                    and r["pearson"] >= r["null_pearson"] - MS.TIE and r["snr_db"] >= r["null_snr_db"] - MS.TIE)
         assert r["passes"] == expected
         assert np.isfinite(r["loss"]) and r["loss"] >= 0
     metrics = json.loads(first["metrics"])
