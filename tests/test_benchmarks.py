@@ -21,6 +21,8 @@ TINY = {
     "bench_score.py": (["--n", "16", "--batch", "8", "--repeats", "1", "--workers", "0"],
                        "ratio scoring / model-only"),
     "bench_ingest.py": (["--images", "12"], "workers=1"),
+    "bench_incremental.py": (["--images", "60", "--add", "0.1", "--budgets", "0.5"],
+                             "outputs byte-identical to a clean build: True"),
 }
 
 

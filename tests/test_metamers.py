@@ -265,7 +265,7 @@ corpora:
       split: test
       schedule: test
       null_pairs: 20
-      batch_size: 4
+      batch_size: 16
 """
 
 

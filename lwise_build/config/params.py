@@ -20,6 +20,17 @@ SOURCE_SCHEMES = ("builtin", "imagefolder", "manifest", "hf")
 OBJECTIVES = ("logit", "logit_diverge", "cross_entropy")
 #: Perturbation norms of enhancement and adversarial training.
 NORMS = ("l2", "linf")
+#: Every batch of score, enhance and metamers runs padded to its batch size: at a fixed shape an
+#: image's numbers do not depend on the images beside it, so cached results are exact per image
+#: (docs/architecture.md). Below 16 rows CPU kernels can depend on an image's position.
+MIN_FIXED_BATCH = 16
+FIXED_BATCH_DOC = "every batch runs at this size (padded), so results are exact per image; at least 16"
+
+
+def fixed_batch(v: int) -> str | None:
+    return None if v >= MIN_FIXED_BATCH else f"must be at least {MIN_FIXED_BATCH} (a fixed batch shape)"
+
+
 #: The split names every stage knows, in display order.
 SPLITS = ("train", "validation", "test")
 
@@ -126,6 +137,7 @@ class IngestParams:
     label_column: str = "label"
     split_column: str = "split"
     hf_split: str | None = param(None, doc="hf: load only this split of the dataset")
+    hf_revision: str | None = param(None, doc="hf: the dataset revision (tag, branch or commit) to use")
     max_bad_fraction: float = param(0.01, check=fraction)
     min_per_class: int = param(1, check=positive)
     shard_mb: int = param(256, check=positive, doc="target Parquet shard size")
@@ -148,7 +160,7 @@ class ScoreParams:
     observers: list[str] | None = param(None, doc="model names; default: the other scored models")
     target_column: str | None = param(None, doc="metadata column with the model class to score")
     class_map: dict[str, str] = param({}, doc="corpus label -> model class name")
-    batch_size: int = param(256, check=positive)
+    batch_size: int = param(256, check=fixed_batch, doc=FIXED_BATCH_DOC)
     heldout_splits: list[str] = param(["validation", "test"], doc="splits where observers judge")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
         "auto", doc="CUDA autocast; auto = bf16 (fp16 without bf16 support); CPU always runs fp32")
@@ -174,7 +186,7 @@ class EnhanceParams:
     steps: int | None = param(None, check=positive, doc="default max(1, round(eps / step_size))")
     budgets: list[float] = param([], check=each(positive))
     splits: list[str] = param(["train", "validation", "test"])
-    batch_size: int = param(128, check=positive)
+    batch_size: int = param(128, check=fixed_batch, doc=FIXED_BATCH_DOC)
     compare_guides: list[str] = param([], doc="extra guides measured in the metrics only")
     observers: list[str] = param([], doc="models that judge the enhanced images in the metrics")
     metrics_sample: int = param(300, check=positive, doc="images per split used for the metrics")
@@ -240,7 +252,7 @@ class MetamerParams:
     null_pairs: int = param(10000, check=positive, doc="distinct random pairs (all pairs when fewer exist)")
     null_augment: list[Literal["hflip", "crop"]] = param([], doc="train-time augmentation of the null images")
     fake_relu: bool = param(False, doc="ReLU layers: the output ReLU's gradient is the identity")
-    batch_size: int = param(64, check=positive, doc="references synthesised together")
+    batch_size: int = param(64, check=fixed_batch, doc="references synthesised together; " + FIXED_BATCH_DOC)
 
 
 def _jpeg_quality(v: int) -> str | None:

@@ -18,7 +18,7 @@ from datasets import ClassLabel, Features, Image, Value
 from .. import console
 from ..config.params import SPLITS
 from ..errors import UserError
-from ..io.paths import parse_budget
+from ..io.paths import budget_dir, parse_budget
 from ..io.tables import has_table, iter_shards, read_features, read_table, shard_name, write_shard
 
 #: The split of configs that are one table (curricula, metamers).
@@ -218,10 +218,10 @@ def _shown_images(rows: list[dict[str, Any]], images: Path, enhanced: dict[float
         elif budget in enhanced:
             found = image_lookup(enhanced[budget], ids)
         else:
-            raise UserError(f"curricula use budget {budget:g}, but enhanced/eps={budget:g} was not built")
+            raise UserError(f"curricula use budget {budget:g}, but enhanced/{budget_dir(budget)} was not built")
         missing = sorted(ids - set(found))
         if missing:
-            where = "images" if budget == 0 else f"enhanced/eps={budget:g}"
+            where = "images" if budget == 0 else f"enhanced/{budget_dir(budget)}"
             raise UserError(f"curricula show image {missing[0]} at budget {budget:g}, which {where} lacks "
                             f"({len(missing)} missing); rerun the enhance stage for its split")
         shown.update({(i, budget): img for i, img in found.items()})

@@ -21,6 +21,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .. import console
 from ..errors import UserError
 from ..models.classifier import Classifier
+from ..models.inference import padded
 from ..seeding import seeded_int
 from .fake_relu import with_fake_relu
 
@@ -60,6 +61,10 @@ def get_schedule(name: str) -> Schedule:
     if name not in SCHEDULES:
         raise UserError(f"schedule: unknown metamer schedule {name!r} (known: {', '.join(SCHEDULES)})")
     return SCHEDULES[name]
+
+
+#: The id that seeds the noise of padding rows (their metamers are thrown away).
+PAD_ID = "<padding>"
 
 
 def noise_seed(seed: int, ref_id: str) -> int:
@@ -160,7 +165,9 @@ def metamers(model: Classifier, layer: str, images: torch.Tensor, ids: Sequence[
              progress: bool = False) -> torch.Tensor:
     """Metamers of ``images`` (N, C, H, W in [0, 1]) at ``layer`` of ``model``, on the model's device.
 
-    ``ids`` seed each image's init noise, so the result does not depend on batching or order.
+    ``ids`` seed each image's init noise, and every batch runs padded to ``batch_size`` (a fixed
+    shape, where a sample's numbers do not depend on its companions), so a metamer depends only on
+    its reference, id, seed and ``batch_size``, never on what it was batched with or in what order.
     ``steps`` overrides the schedule's total (keeping its halvings); ``step_size`` its first step
     (published 1.0, fast 4.0); ``fake_relu`` passes the gradient of the layer's output ReLU as
     the identity (the reference's ``*_fake_relu`` layers). Runs in the images' dtype (float64 works).
@@ -178,12 +185,14 @@ def metamers(model: Classifier, layer: str, images: torch.Tensor, ids: Sequence[
     chunks = range(0, len(images), batch_size)
     if progress:
         chunks = console.progress(chunks, desc=f"metamers {layer}", unit="batch", leave=False)
-    for start in chunks:
+    for start in chunks:  # every batch padded to batch_size: exact per reference (see below)
         ref = images[start:start + batch_size].to(device)
+        n = len(ref)
         with torch.no_grad():
-            target = fast.forward_to(ref, layer)
-        x0 = init_noise_images(ref.shape[1:], ids[start:start + batch_size], seed, init_noise)
-        out.append(_synthesise(fast, layer, target, x0.to(device, ref.dtype), lrs).cpu())
+            target = fast.forward_to(padded(ref, batch_size), layer)
+        batch_ids = [*ids[start:start + batch_size], *[PAD_ID] * (batch_size - n)]
+        x0 = init_noise_images(ref.shape[1:], batch_ids, seed, init_noise)
+        out.append(_synthesise(fast, layer, target, x0.to(device, ref.dtype), lrs)[:n].cpu())
     if not out:
         return torch.empty((0, *images.shape[1:]))
     return torch.cat(out)

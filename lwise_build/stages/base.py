@@ -13,8 +13,9 @@ units come from the cache and the output is assembled in a fixed order, whatever
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,9 +26,10 @@ import pyarrow as pa
 
 from .. import console
 from ..config.params import CorpusParams, Params
+from ..config.schema import to_plain
 from ..device import pick_device
 from ..errors import UserError
-from ..io.cache import ShardCache
+from ..io.cache import ItemCache
 from ..io.paths import metrics_path, plots_dir, stage_dir
 from ..io.staging import staged_output, write_json
 from ..io.tables import class_names
@@ -86,6 +88,14 @@ class Stage:
     def out(self) -> Path:
         return self.ctx.dir(self.output)
 
+    @classmethod
+    def resolved(cls, params: Params, corpus: str) -> dict[str, Any]:
+        """The params this stage's output depends on, defaults filled in: the ``resolve`` stage
+        writes them to ``data/<corpus>/resolved/<name>.json``, the file dvc.yaml tracks."""
+        spec = params.corpus(corpus)
+        section = {cls.section: to_plain(getattr(spec, cls.section))} if cls.section else {}
+        return plain({"seed": params.seed, "device": params.device, **section})
+
     @property
     def metrics_name(self) -> str:
         return self.name
@@ -126,57 +136,87 @@ class Stage:
 
 
 @dataclass(frozen=True)
-class Unit:
-    """An independent piece of a heavy stage's work: one result table per part, each cached
-    under its key (the hash of everything the result depends on)."""
+class Item:
+    """One item of a heavy stage's work; its result depends only on what ``key`` hashes."""
 
-    name: str
-    keys: Mapping[Hashable, str]
+    key: str
     payload: Any = None
 
 
 class UnitStage(Stage):
-    """A stage whose heavy work is a list of units, run by an executor with the unit cache."""
+    """A stage whose heavy work is items computed in batches, each result cached by its key.
 
-    parallel_units: ClassVar[bool] = False  # CPU: run units side by side, one thread each
+    Results are exact per item: every batch runs at the same fixed shape (the stage's batch
+    size, padded), where a sample's numbers do not depend on its companions, so any grouping of
+    the missing items (a clean build, an incremental one, another executor) gives the same bytes.
+    """
+
+    parallel_units: ClassVar[bool] = False  # CPU: run batches side by side, one thread each
 
     @cached_property
-    def cache(self) -> ShardCache:
-        return ShardCache(self.name)
+    def cache(self) -> ItemCache:
+        return ItemCache(self.name)
 
-    def compute(self, unit: Unit, parts: list[Hashable]) -> dict[Hashable, pa.Table]:
-        """The result tables of ``parts`` of ``unit`` (the only place real work happens)."""
+    def batches(self, items: list[Item]) -> list[list[Item]]:
+        """How missing items are grouped for computing (any grouping gives the same results)."""
         raise NotImplementedError
 
-    def run_units(self, units: list[Unit], desc: str | None = None) -> None:
-        """Make sure every part of every unit is in the cache, computing only the missing ones."""
-        todo = [(u, [p for p, k in u.keys.items() if not self.cache.has(k)]) for u in units]
-        todo = [(u, parts) for u, parts in todo if parts]
+    def compute(self, batch: list[Item]) -> pa.Table:
+        """One row per item of ``batch`` with its ``key`` (the only place real work happens)."""
+        raise NotImplementedError
+
+    def ensure(self, items: list[Item], desc: str,
+               load: Callable[[list[Item]], list[Item]] | None = None) -> None:
+        """Compute the items the cache lacks (``load`` attaches what compute needs, e.g. image
+        bytes, to just those) and say how many were reused."""
+        if not items:
+            return
+        missing = set(self.cache.missing(it.key for it in items))
+        todo = list({it.key: it for it in items if it.key in missing}.values())
+        total = len({it.key for it in items})
         if todo:
-            self._execute(todo, desc or self.name)
+            batches = self.batches(load(todo) if load else todo)
+            for table in self.map_units(self.compute, batches, desc):
+                self.cache.put(table)
+        self.counts.append((desc, total - len(todo), len(todo)))
+        console.info(f"{self.name} {self.ctx.corpus}: {desc}: {total - len(todo)} reused, {len(todo)} computed")
 
-    def result(self, unit: Unit, part: Hashable = "", columns: list[str] | None = None) -> pa.Table:
-        """One part of a unit's result, read from the cache (after :meth:`run_units`)."""
-        table = self.cache.get(unit.keys[part], columns)
-        if table is None:
-            raise UserError(f"{self.name}: the cache entry of {unit.name} vanished during the run; rerun")
-        return table
+    @cached_property
+    def counts(self) -> list[tuple[str, int, int]]:
+        """(what, reused, computed) per :meth:`ensure` call of this run."""
+        return []
 
-    def _execute(self, todo: list[tuple[Unit, list[Hashable]]], desc: str) -> None:
-        """Compute the missing parts and put them in the cache."""
-        def one(item: tuple[Unit, list[Hashable]]) -> None:
-            unit, parts = item
-            for part, table in self.compute(unit, parts).items():
-                self.cache.put(unit.keys[part], table)
-
-        self.map_units(one, todo, desc)
+    def lookup(self, keys: list[str], columns: list[str] | None = None) -> pa.Table:
+        """The cached rows of ``keys`` in that order (after :meth:`ensure`)."""
+        try:
+            return self.cache.get(keys, columns)
+        except (KeyError, OSError) as exc:
+            raise UserError(f"{self.name}: a cache entry vanished during the run ({exc}); rerun") from None
 
     def map_units(self, fn: Callable[[Any], T], items: list[Any], desc: str) -> list[T]:
         """``fn`` over ``items`` in order; with ``parallel_units`` on a CPU, side by side in
         threads with one torch thread each (always, so bytes do not depend on the cache state)."""
         if self.parallel_units and self.ctx.device.type == "cpu":
             return _run_threads(fn, items, desc)
-        return [fn(item) for item in console.progress(items, desc=desc, unit="unit")]
+        return [fn(item) for item in console.progress(items, desc=desc, unit="batch")]
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    """``items`` cut into lists of at most ``size``."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def group_by(items: list[Item], by: Callable[[Item], Hashable], size: int) -> list[list[Item]]:
+    """Items with the same ``by`` value together (first-seen order), cut into batches of ``size``."""
+    groups: dict[Hashable, list[Item]] = {}
+    for it in items:
+        groups.setdefault(by(it), []).append(it)
+    return [batch for group in groups.values() for batch in chunks(group, size)]
+
+
+def plain(obj: Any) -> Any:
+    """JSON-ready plain data (dates and other scalars as text), as written to resolved files."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def _run_threads(fn: Callable[[Any], T], items: list[Any], desc: str) -> list[T]:

@@ -32,7 +32,7 @@ from ..io.images import png_to_jpeg
 from ..io.paths import model_dir, stage_dir
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
-from .base import Stage
+from .base import Stage, plain
 
 FIGURE_STAGES = ("score", "enhance", "curriculum", "metamers")
 
@@ -108,9 +108,9 @@ def model_records(params: Any, corpus: str) -> dict[str, dict[str, Any]]:
     for name in used_models(params, corpus):
         folder = model_dir(params.model(name).corpus, name)
         cfg = read_config(folder) if (folder / CONFIG_FILE).is_file() else {}
-        mp = params.model(name)
-        out[name] = {"arch": cfg.get("arch", mp.arch), "sha256": cfg.get("sha256"),
-                     "checkpoint": mp.checkpoint, "train": to_plain(mp.train)}
+        spec = params.model(name)
+        out[name] = {"arch": cfg.get("arch", spec.arch), "sha256": cfg.get("sha256"),
+                     "checkpoint": spec.checkpoint, "train": to_plain(spec.train)}
     return out
 
 
@@ -163,6 +163,13 @@ class Export(Stage):
     """``lwise-build export <corpus>``: the Hub folder; the old one stays until the new one loads."""
 
     name, output, section = "export", "hub", "export"
+
+    @classmethod
+    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
+        """Every section but report (the card describes them all) and the models it names."""
+        sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k != "report"}
+        return plain({"seed": params.seed, "corpus": sections,
+                      "models": {n: to_plain(params.model(n)) for n in used_models(params, corpus)}})
 
     def prepare(self) -> None:
         self.inputs = Inputs.locate(self.ctx.corpus)
