@@ -1,6 +1,6 @@
 """The Ray executor against the local one: same work (enhancing a digits corpus), images/s.
 
-    python benchmarks/bench_ray.py [--images 1024] [--budgets 2 4]
+    python benchmarks/bench_ray.py [--images 1797] [--budgets 5 10]
 
 Prints, in one run: the local executor at 1 and 2 torch threads, Ray with 1 actor and with 2
 actors (one torch thread each), the scaling ratio 2 actors / 1 actor (goal >= 1.7 on 2 cores)
@@ -73,8 +73,8 @@ def enhance_once(raw: Path, work: Path, budgets: list[float], executor: str, act
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=1024)
-    ap.add_argument("--budgets", type=float, nargs="+", default=[2.0, 4.0])
+    ap.add_argument("--images", type=int, default=1797)
+    ap.add_argument("--budgets", type=float, nargs="+", default=[5.0, 10.0])
     args = ap.parse_args()
     import ray
 

@@ -180,7 +180,7 @@ class EnhanceParams:
 
     model: str | None = param(None, doc="the guide model; None disables enhancement")
     objective: Literal[OBJECTIVES] = "logit"  # type: ignore[valid-type]
-    diverge_from: list[str] | None = param(None, doc="classes for logit_diverge; default all others")
+    diverge_from: list[str] | None = param(None, doc="classes for logit_diverge; default the corpus's other classes")
     norm: Literal[NORMS] = "l2"  # type: ignore[valid-type]
     step_size: float = param(0.5, check=positive)
     steps: int | None = param(None, check=positive, doc="default max(1, round(eps / step_size))")
@@ -231,6 +231,8 @@ class CurriculumParams:
     seed: int = 0
     shuffle: bool = False
     difficulty: str | None = param(None, doc="score alias ranking difficulty; default the first")
+    weight: int = param(1, check=positive, doc="condition slots in participant assignment "
+                        "(the published moth and HAM10000 designs give control 2 of 7)")
 
 
 @dataclass(frozen=True)
@@ -246,8 +248,15 @@ class MetamerParams:
     steps: int | None = param(None, check=positive, doc="override the schedule's total steps")
     step_size: float | None = param(None, check=positive, doc="first L2 step (default: the schedule's)")
     init_noise: float = param(0.05, check=non_negative)
-    null_pairs: int = param(200, check=positive, doc="random pairs of natural images of `split`")
+    null_split: str = param("train", doc="split whose natural images form the null pairs")
+    null_pairs: int = param(10000, check=positive, doc="distinct random pairs (all pairs when fewer exist)")
+    null_augment: list[Literal["hflip", "crop"]] = param([], doc="train-time augmentation of the null images")
+    fake_relu: bool = param(False, doc="ReLU layers: the output ReLU's gradient is the identity")
     batch_size: int = param(64, check=fixed_batch, doc="references synthesised together; " + FIXED_BATCH_DOC)
+
+
+def _jpeg_quality(v: int) -> str | None:
+    return None if 1 <= v <= 100 else "must be between 1 and 100"
 
 
 @dataclass(frozen=True)
@@ -263,6 +272,10 @@ class ExportParams:
     authors: list[str] = param([], doc='people as "Family, Given"; any other text is an organisation')
     date: str | date | None = param(None, doc="release date YYYY-MM-DD; default the git commit date")
     max_shard_mb: int = param(500, check=positive)
+    stimulus_format: Literal["png", "jpeg"] = param(
+        "png", doc="curriculum and enhanced images: lossless PNG, or JPEG as the L-WISE reference served its"
+        " .jpg tasks (lossy; metrics/enhance.json then measures what survives)")
+    jpeg_quality: int = param(75, check=_jpeg_quality, doc="JPEG quality (the reference: PIL's default, 75)")
 
     def validate(self, path: str) -> None:
         if self.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repo_id):

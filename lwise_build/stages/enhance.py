@@ -5,13 +5,16 @@ every param that changes pixels: a rerun after a crash, after adding images or a
 budget computes only what is new, and gives the bytes of a clean build; output shard i of every
 budget holds the images of input shard i. Stored images lie within their budget *after* rounding (:mod:`~lwise_build.ops.quantize`).
 Metrics ask whether the change transfers: observers judge images enhanced by each guide on a
-seeded sample (docs/methods.md, "Enhancement").
+seeded sample; with ``export.stimulus_format: jpeg`` they also measure how much of each budget's
+change survives JPEG (docs/methods.md, "Enhancement"). ``logit_diverge`` moves away from the other
+classes of the corpus unless ``diverge_from`` names others.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,15 +28,15 @@ from datasets import ClassLabel, Features, Image, Value
 
 from ..errors import UserError
 from ..io.digests import bytes_digest, json_digest
-from ..io.images import to_pngs, to_tensor
+from ..io.images import png_to_jpeg, to_pngs, to_tensor
 from ..io.paths import budget_dir
 from ..io.tables import iter_shards, png_bytes, shard_paths, write_table
 from ..models.inference import logits
 from ..ops.classmap import corpus_index, head_index
 from ..ops.enhance import enhance
-from ..ops.quantize import change_sizes, quantize_within
+from ..ops.quantize import change_sizes, quantize_within, surviving_fraction
 from ..seeding import seeded_hex
-from .base import Item, UnitStage, attach_pngs, chunks
+from .base import Item, UnitStage, attach_pngs, chunks, plain
 from .enhance_figures import figures
 
 CACHE_VERSION = 2
@@ -56,6 +59,15 @@ class Enhance(UnitStage):
 
     name, output, section, has_plots = "enhance", "enhanced", "enhance", True
 
+    @classmethod
+    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
+        """The enhance section, plus the stimulus format when it is JPEG (the metrics measure it)."""
+        out = super().resolved(params, corpus)
+        ex = params.corpus(corpus).export
+        if ex.stimulus_format == "jpeg":
+            out["stimuli"] = plain({"format": ex.stimulus_format, "jpeg_quality": ex.jpeg_quality})
+        return out
+
     def prepare(self) -> None:
         """Load and check the guide, observers, compare guides and splits before any work."""
         ep, ctx = self.p, self.ctx
@@ -75,6 +87,13 @@ class Enhance(UnitStage):
                 raise UserError(f"{self.where}.splits: no images in split {s!r} "
                                 f"(the corpus has {', '.join(sorted(have))})")
 
+    def diverge_classes(self) -> list[str] | None:
+        """What ``logit_diverge`` averages over: ``diverge_from``, else every class of the corpus
+        (the reference's default: the classes present in the task, not the model's whole head)."""
+        if self.p.diverge_from is not None:
+            return list(self.p.diverge_from)
+        return list(self.ctx.classes) if self.p.objective == "logit_diverge" else None
+
     # ------------------------------------------------------------ items ------------------------
     def selected(self, shard: pa.Table) -> pa.Table:
         """The shard's rows of the enhanced splits, in stored order."""
@@ -87,7 +106,7 @@ class Enhance(UnitStage):
         ep, model = self.p, self.ctx.model(guide)
         prefix = json_digest({"v": CACHE_VERSION, "guide": model.model_hash, "objective": ep.objective,
                               "norm": ep.norm, "step": ep.step_size, "steps": ep.steps, "batch": ep.batch_size,
-                              "diverge": sorted(ep.diverge_from) if ep.diverge_from is not None else None})
+                              "diverge": sorted(d) if (d := self.diverge_classes()) is not None else None})
         heads = head_index(model.classes, self.ctx.classes, f"{self.where}: model {guide!r}")
         ids, labels = rows.column("id").to_pylist(), rows.column("label").to_pylist()
         return {b: [Item(bytes_digest(f"{prefix}:{i}:{heads[y]}:{b!r}".encode()), (guide, i, int(heads[y]), b))
@@ -125,7 +144,8 @@ class Enhance(UnitStage):
         images = list(dict.fromkeys(it.payload[1] for it in batch))
         first = {it.payload[1]: it for it in reversed(batch)}
         budgets = sorted({it.payload[3] for it in batch})
-        got = enhance_images(self.p, guide, [first[i].payload[4] for i in images],
+        ep = replace(self.p, diverge_from=self.diverge_classes())
+        got = enhance_images(ep, guide, [first[i].payload[4] for i in images],
                              [first[i].payload[2] for i in images], budgets)
         pos = {i: n for n, i in enumerate(images)}
         cols = {c: [got[it.payload[3]][c][pos[it.payload[1]]] for it in batch] for c in RESULT_COLUMNS}
@@ -171,10 +191,15 @@ class Enhance(UnitStage):
             self.per_guide[name] = self._sampled(self.sample, name)
         models = {ep.model: self.guide, **self.compare}
         self.transfer = {g: self._judge(models[g], x0, per_b) for g, per_b in self.per_guide.items()}
-        return {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
-                "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
-                "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
-                             "guides": self.transfer}}
+        out = {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
+               "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
+               "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
+                            "guides": self.transfer}}
+        if ep.objective == "logit_diverge":
+            out["diverge_from"] = self.diverge_classes()
+        if self.ctx.spec.export.stimulus_format == "jpeg":
+            out["jpeg"] = self._jpeg(x0, picked)
+        return out
 
     def _sampled(self, sample: pa.Table, guide: str) -> dict[float, pa.Table]:
         """Per budget, the sample's enhanced rows by ``guide`` (in the sample's order)."""
@@ -218,6 +243,25 @@ class Enhance(UnitStage):
             out[budget_dir(b)] = {"mean_gain": gain, "guide_accuracy": self._accuracy(guide, x, labels, splits),
                                   "observers": acc}
         return out
+
+    def _jpeg(self, x0: torch.Tensor, picked: dict[float, pa.Table]) -> dict:
+        """Per budget on the sample: the fraction of the stored change that survives JPEG (as the
+        stimuli are exported), and the guide's mean logit gain on JPEG stimuli against PNG ones."""
+        q = self.ctx.spec.export.jpeg_quality
+        labels = torch.tensor(self.sample.column("label").to_pylist(), dtype=torch.long)
+        y = torch.from_numpy(head_index(self.guide.classes, self.ctx.classes, "guide"))[labels]
+        j0 = to_tensor([png_to_jpeg(p, q) for p in png_bytes(self.sample)])
+        before = np.asarray(gt_logits(self.guide, j0, y, self.p.batch_size))
+        out = {}
+        for b, t in picked.items():
+            pngs = t.column("image").to_pylist()
+            x, jx = to_tensor(pngs), to_tensor([png_to_jpeg(p, q) for p in pngs])
+            gain_png = np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before"))
+            out[budget_dir(b)] = {
+                "surviving_fraction": _mean(surviving_fraction(x0, x, j0, jx).numpy()),
+                "mean_gain_jpeg": _mean(np.asarray(gt_logits(self.guide, jx, y, self.p.batch_size)) - before),
+                "mean_gain_png": _mean(gain_png)}
+        return {"quality": q, "images": len(labels), "budgets": out}
 
     def _accuracy(self, model: Any, x: torch.Tensor, labels: np.ndarray, splits: np.ndarray) -> dict:
         """Accuracy over the sample and per split (model classes mapped to corpus labels by name)."""

@@ -27,7 +27,7 @@ from ..io.tables import column_names, read_table, shard_paths, shard_sizes, writ
 from ..models.cfg import WEIGHTS_FILE
 from ..models.inference import STATS, resolve_precision, score_pngs
 from ..models.store import built_dir
-from ..ops.classmap import map_targets
+from ..ops.classmap import model_targets
 from ..ops.difficulty import COLUMNS, with_difficulty
 from ..ops.recognisability import score_report
 from .base import Item, UnitStage, attach_pngs, chunks
@@ -140,15 +140,9 @@ def _meta_columns(sp: Any, columns: list[str], src: Any, where: str) -> list[str
 
 def _targets(sp: Any, meta: Any, names: list[str], classes: Sequence[str], where: str) -> np.ndarray:
     """Model class index per row: target column, else label name through ``class_map``."""
-    if sp.target_column is not None:
-        return map_targets(classes, meta.column(sp.target_column).to_pylist(), f"{where}.target_column")
-    for key in sp.class_map:
-        if key not in names:
-            more = ", ..." if len(names) > 10 else ""
-            raise UserError(f"{where}.class_map: {key!r} is not a label of the corpus ({', '.join(names[:10])}{more})")
-    values = [sp.class_map.get(n, n) for n in names]
-    mapped = map_targets(classes, values, where) if names else np.zeros(0, np.int64)
-    return mapped[np.asarray(meta.column("label").to_numpy(), dtype=np.int64)]
+    values = meta.column(sp.target_column).to_pylist() if sp.target_column is not None else None
+    labels = np.asarray(meta.column("label").to_numpy(), dtype=np.int64)
+    return model_targets(classes, names, labels, where, class_map=sp.class_map, target_values=values)
 
 
 def _write_scores(tmp: Path, meta: Any, names: list[str], cols: dict, sizes: list[int]) -> None:
