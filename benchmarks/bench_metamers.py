@@ -155,13 +155,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=32, help="references")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--channels", type=int, default=1, help="3 for torchvision architectures")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, nargs="*", default=None,
                     help="CPU thread counts to run (default: torch's default, then 1 if that is more)")
     args = ap.parse_args()
     device = pick_device(args.device)
-    model, x = make_model(args.arch, device), make_images(args.n, args.size)
+    model, x = make_model(args.arch, device, args.channels), make_images(args.n, args.size, args.channels)
     default = torch.get_num_threads()
     report(model, args.layer, x, args,
            args.threads or ([default, 1] if default > 1 and device.type == "cpu" else [default]))
