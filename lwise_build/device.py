@@ -78,3 +78,4 @@ def _set_deterministic(mode: bool, warn_only: bool) -> None:
         torch.use_deterministic_algorithms(mode, warn_only=warn_only)
     else:  # nothing is compiled: the kernel flag is all that matters
         torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -72,3 +73,14 @@ def test_other_params_need_out_and_never_touch_data(tmp_path):
     assert "-> scratch/c/images" in res.stderr
     assert run("ingest", "c", cwd=tmp_path).returncode == 0  # the pipeline's own params: data/ as usual
     assert (tmp_path / "data" / "c" / "images").is_dir()
+
+
+def test_cache_subcommand_help_and_bad_duration(tmp_path):
+    assert CliRunner().invoke(cli, ["cache", "clear", "--help"]).exit_code == 0
+    env = {"LWISE_CACHE": str(tmp_path / "cache")}
+    res = subprocess.run([sys.executable, "-m", "lwise_build", "cache", "clear", "--older-than", "soon"],
+                         capture_output=True, text=True, env={**os.environ, **env})
+    assert res.returncode == 2 and res.stderr.strip().startswith("error: --older-than: expected a number")
+    res = subprocess.run([sys.executable, "-m", "lwise_build", "cache"], capture_output=True, text=True,
+                         env={**os.environ, **env})
+    assert res.returncode == 0 and "0 files" in res.stdout

@@ -8,7 +8,7 @@ image bytes embedded (never paths) and the ``datasets`` features in the Parquet 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from ..io.tables import has_table, iter_shards, read_features, read_table, shard
 
 #: The split of configs that are one table (curricula, metamers).
 SINGLE_SPLIT = "train"
+#: Re-encodes a stimulus image's bytes (``export.stimulus_format: jpeg``); None keeps the PNG.
+Encoder = Callable[[bytes], bytes] | None
 
 
 @dataclass
@@ -113,6 +115,13 @@ def _embedded(value: Any) -> dict[str, Any] | None:
     return {"bytes": value["bytes"], "path": None}
 
 
+def _as_shown(cell: dict[str, Any] | None, encode: Encoder) -> dict[str, Any] | None:
+    """An embedded image cell re-encoded as participants are shown it (unchanged without ``encode``)."""
+    if cell is None or encode is None:
+        return cell
+    return {"bytes": encode(cell["bytes"]), "path": None}
+
+
 def _relabel(features: Features, names: list[str]) -> Features:
     """The table's features with ``label`` as the corpus ClassLabel."""
     out = dict(features)
@@ -151,8 +160,9 @@ def write_default(images: Path, scores: Path | None, root: Path, max_bytes: int)
 
 def write_passthrough(folder: Path, name: str, kind: str, key: Any, names: list[str], root: Path,
                       max_bytes: int, *, split_column: str | None = "split",
-                      extra: dict[str, Any] | None = None) -> ConfigInfo:
-    """A stage table as one config (enhanced budgets, metamers), split by ``split_column``."""
+                      extra: dict[str, Any] | None = None, encode: Encoder = None) -> ConfigInfo:
+    """A stage table as one config (enhanced budgets, metamers), split by ``split_column``;
+    ``encode`` re-encodes its ``image`` column (the stimuli of an enhanced config)."""
     feats = _relabel(read_features(folder), names)
     extra = extra or {}
     feats = Features({**feats, **{k: Image() for k in extra}})
@@ -162,6 +172,8 @@ def write_passthrough(folder: Path, name: str, kind: str, key: Any, names: list[
         for col, lookup in extra.items():
             row[col] = lookup(row)
         row.update({k: _embedded(row.get(k)) for k in images})
+        if "image" in row:
+            row["image"] = _as_shown(row["image"], encode)
         writer.add(row[split_column] if split_column else SINGLE_SPLIT, row)
     return writer.close()
 
@@ -177,13 +189,14 @@ def image_lookup(folder: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
 
 
 def write_curricula(curricula: Path, images: Path, enhanced: dict[float, Path], names: list[str],
-                    root: Path, max_bytes: int) -> list[ConfigInfo]:
-    """``curriculum-<name>``: every trial in presentation order with the image as shown."""
+                    root: Path, max_bytes: int, encode: Encoder = None) -> list[ConfigInfo]:
+    """``curriculum-<name>``: every trial in presentation order with the image as shown (re-encoded
+    by ``encode`` when the stimuli are JPEG)."""
     table = read_table(curricula)
     feats = _relabel(Features.from_arrow_schema(table.schema), names)
     feats = Features({**feats, "image": Image()})
     rows = sorted(table.to_pylist(), key=lambda r: (r["curriculum"], r["sequence"], r["trial"]))
-    shown = _shown_images(rows, images, enhanced)
+    shown = {k: _as_shown(v, encode) for k, v in _shown_images(rows, images, enhanced).items()}
     infos: dict[str, ConfigWriter] = {}
     for row in rows:
         cname = f"curriculum-{row['curriculum']}"

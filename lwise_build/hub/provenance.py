@@ -78,7 +78,7 @@ def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigI
                      models: dict[str, Any], meta: DatasetCitation, build: dict[str, Any]) -> None:
     """Write ``provenance.json`` for the folder ``root`` (after every other file is in place)."""
     files = file_hashes(root)
-    sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k != "report"}
+    sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k not in ("report", "executor")}
     plain_params = json.loads(json.dumps({
         "seed": params.seed, "corpus": sections,
         "models": {n: to_plain(params.model(n)) for n in models}}, default=str))

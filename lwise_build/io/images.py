@@ -94,6 +94,15 @@ def encode_png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def png_to_jpeg(png: bytes, quality: int = 75) -> bytes:
+    """The image as the L-WISE reference served its .jpg tasks' stimuli: JPEG at ``quality``
+    (torchvision's ``save_image`` to a .jpg path: PIL's defaults, quality 75, 4:2:0 chroma)."""
+    img = Image.open(io.BytesIO(png))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
+
+
 def image_id(png: bytes) -> str:
     """The id of a canonical image: the first 16 hex digits of the SHA-256 of its PNG."""
     return bytes_digest(png)[:16]

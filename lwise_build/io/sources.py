@@ -54,14 +54,14 @@ def fingerprint(p: IngestParams, where: str) -> dict[str, Any]:
         return {"source": p.source, "hf_split": p.hf_split, "revision": _hf_revision(rest, p, where)}
     items = load_source(p, where)
     files = [(it.source, Path(it.meta["_path"])) for it in items if it.data is None and it.meta.get("_path")]
-    digests, read = files_fingerprint(_root(p), files)
+    digests, read = files_fingerprint(source_root(p), files)
     rows = [[it.source, it.label, it.split, digests.get(it.source) if it.data is None else bytes_digest(it.data),
              {k: v for k, v in sorted(it.meta.items()) if not k.startswith("_")}] for it in items]
     console.info(f"{where}.source: {len(items)} items, {read} files read (the rest unchanged since last time)")
     return {"source": p.source, "items": len(items), "digest": json_digest(rows)}
 
 
-def _root(p: IngestParams) -> Path:
+def source_root(p: IngestParams) -> Path:
     """The folder whose stat cache holds a source's files (the image folder, or the manifest's)."""
     scheme, _, rest = p.source.partition(":")
     path = Path(rest).expanduser()

@@ -21,6 +21,7 @@ from ..hub import card
 from ..hub.citation import DatasetCitation
 from ..hub.configs import (
     ConfigInfo,
+    Encoder,
     enhanced_tables,
     image_lookup,
     write_curricula,
@@ -28,6 +29,7 @@ from ..hub.configs import (
     write_passthrough,
 )
 from ..hub.provenance import write_provenance
+from ..io.images import png_to_jpeg
 from ..io.paths import model_dir, stage_dir
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
@@ -57,14 +59,19 @@ class Inputs:
                    plots=stage_dir(corpus, "plots"), **{k: v if has_table(v) else None for k, v in opt.items()})
 
 
-def build_configs(inputs: Inputs, root: Path, max_bytes: int) -> list[ConfigInfo]:
-    """Write every config whose input exists: default, enhanced-<b>, curriculum-<name>, metamers."""
+def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = None) -> list[ConfigInfo]:
+    """Write every config whose input exists: default, enhanced-<b>, curriculum-<name>, metamers.
+
+    ``encode`` re-encodes the stimuli (enhanced and curriculum images); the default config (the
+    canonical images every number refers to) and the metamers stay lossless PNG.
+    """
     names = class_names(inputs.images)
     configs = [write_default(inputs.images, inputs.scores, root, max_bytes)]
     for budget, folder in inputs.enhanced.items():
-        configs.append(write_passthrough(folder, f"enhanced-{budget:g}", "enhanced", budget, names, root, max_bytes))
+        configs.append(write_passthrough(folder, f"enhanced-{budget:g}", "enhanced", budget, names, root, max_bytes,
+                                         encode=encode))
     if inputs.curricula is not None:
-        configs += write_curricula(inputs.curricula, inputs.images, inputs.enhanced, names, root, max_bytes)
+        configs += write_curricula(inputs.curricula, inputs.images, inputs.enhanced, names, root, max_bytes, encode)
     if inputs.metamers is not None:
         refs = set(read_table(inputs.metamers, columns=["reference_id"]).column("reference_id").to_pylist())
         found = image_lookup(inputs.images, refs)
@@ -161,7 +168,7 @@ class Export(Stage):
     @classmethod
     def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
         """Every section but report (the card describes them all) and the models it names."""
-        sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k != "report"}
+        sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k not in ("report", "executor")}
         return plain({"seed": params.seed, "corpus": sections,
                       "models": {n: to_plain(params.model(n)) for n in used_models(params, corpus)}})
 
@@ -170,7 +177,8 @@ class Export(Stage):
 
     def write(self, tmp: Path) -> None:
         params, corpus, ep = self.ctx.params, self.ctx.corpus, self.p
-        self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000)
+        encode = (lambda png: png_to_jpeg(png, ep.jpeg_quality)) if ep.stimulus_format == "jpeg" else None
+        self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000, encode)
         figures = copy_figures(self.inputs.plots, tmp)
         models = model_records(params, corpus)
         build: dict[str, Any] = {}  # the git state goes in at publish time: this folder does not depend on it

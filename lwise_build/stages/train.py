@@ -37,6 +37,7 @@ from ..models.classifier import Classifier
 from ..models.registry import check_arch, create_net
 from ..models.store import save_model
 from ..ops import attacks, blur
+from ..ops.augment import augment
 from ..seeding import seeded_int
 from .base import Stage, plain
 
@@ -92,20 +93,6 @@ def build_model(spec: ModelParams, classes: list[str], source: str) -> Classifie
 
 
 # ---------------------------------------------------------------- the recipe ------------------
-def augment(x: torch.Tensor, kinds: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flips and padded random crops (pad 1/8 of the size, reflect)."""
-    if "hflip" in kinds:
-        flip = torch.rand(len(x), generator=gen) < 0.5
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-    if "crop" in kinds:
-        h, w = x.shape[-2:]
-        pad = max(1, h // 8)
-        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-        offs = torch.randint(0, 2 * pad + 1, (len(x), 2), generator=gen).tolist()
-        x = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offs)])
-    return x
-
-
 def optimiser(model: Classifier, tp: TrainParams, total_steps: int):
     """The optimiser and a per-step LR schedule (cosine, step at 50%/75%, or constant)."""
     params = [p for p in model.parameters() if p.requires_grad]
