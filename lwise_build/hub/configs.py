@@ -183,7 +183,7 @@ def write_curricula(curricula: Path, images: Path, enhanced: dict[float, Path], 
     feats = _relabel(Features.from_arrow_schema(table.schema), names)
     feats = Features({**feats, "image": Image()})
     rows = sorted(table.to_pylist(), key=lambda r: (r["curriculum"], r["sequence"], r["trial"]))
-    shown = _shown_images(rows, images, enhanced)
+    shown = shown_images(rows, images, enhanced)
     infos: dict[str, ConfigWriter] = {}
     for row in rows:
         cname = f"curriculum-{row['curriculum']}"
@@ -193,7 +193,8 @@ def write_curricula(curricula: Path, images: Path, enhanced: dict[float, Path], 
     return [w.close() for w in infos.values()]
 
 
-def _shown_images(rows: list[dict[str, Any]], images: Path, enhanced: dict[float, Path]):
+def shown_images(rows: list[dict[str, Any]], images: Path,
+                 enhanced: dict[float, Path]) -> dict[tuple[str, float], dict[str, Any]]:
     """(id, budget) -> the image a participant saw: enhanced at that budget, else natural."""
     needed: dict[float, set[str]] = {}
     for row in rows:
