@@ -82,3 +82,30 @@ def make_curricula(root: Path, corpus: dict, sequences: int = 3, train: int = 1,
     cols = {k: [r[k] for r in rows] for k in rows[0]}
     write_table([cols], table_features(CLASSES), root / "toy" / "curricula")
     return rows
+
+
+def fake_session(participant: str, condition: str, sequence: int, trials: list[dict], correct: list[bool], *,
+                 corpus: str = "toy", complete: bool = True, step_ms: int = 1000) -> list[dict]:
+    """Rows as the page saves them (a few jsPsych screens per trial), for tests without a browser."""
+    common = {"participant": participant, "participant_source": "url", "condition": condition, "sequence": sequence,
+              "corpus": corpus, "experiment_build": "0" * 16, "choice_names": CLASSES, "choice_labels": [0, 1, 2],
+              "response_mode": "buttons"}
+    rows = [{"lwise_role": "instructions", "trial_type": "html-button-response", "time_elapsed": 5000, **common}]
+    now = 5000
+    for t, ok in zip(trials, correct, strict=True):
+        choice = t["correct_choice"] if ok else (t["correct_choice"] + 1) % 2
+        for role in ("fixation", "response", "feedback" if t["feedback"] else None):
+            if role is None:
+                continue
+            now += step_ms
+            row = {"lwise_role": role, "trial_type": "html-keyboard-response", "time_elapsed": now,
+                   "block": t["block"], "phase": t["phase"], "position": t["position"], **common}
+            if role == "response":
+                label = None if t["kind"] == "catch" else [0, 1, 2][choice]
+                row.update({**t, "lwise_role": "response", "trial_type": "html-button-response", "rt": 400,
+                            "response": choice, "choice": choice, "correct": ok, "timed_out": False,
+                            "response_label": label})
+            rows.append(row)
+    if complete:
+        rows.append({"lwise_role": "end", "trial_type": "html-keyboard-response", "time_elapsed": now, **common})
+    return rows

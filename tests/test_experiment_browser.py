@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from test_report import BROWSER_ARGS, CHROMIUM
 from lwise_build.config.experiment import DEFAULT_ALIASES
 from lwise_build.config.load import parse_params
 from lwise_build.io.responses import read_responses
-from lwise_build.ops.experiment_design import SHAPES
+from lwise_build.ops.experiment_design import SHAPES, assign
 from lwise_build.stages.analyze import Analyze
 from lwise_build.stages.experiment import Experiment
 
@@ -242,14 +243,24 @@ def expected_accuracy(study) -> dict[str, float]:
     return {c: float(np.mean(v)) for c, v in out.items()}
 
 
-def test_page_runs_from_disk(study, browser):
+def test_page_runs_from_disk_and_assigns_as_python_does(study, browser):
+    """From file:// the sequence loads through its .js twin; the page's hash assignment of a
+    participant id is lwise_build.ops.experiment_design.assign."""
+    manifest = json.loads((study["root"] / "main" / "manifest.json").read_text())
+    weights = {n: c["weight"] for n, c in manifest["conditions"].items()}
+    counts = {n: len(c["sequences"]) for n, c in manifest["conditions"].items()}
     page = browser.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto((study["root"] / "main" / "index.html").as_uri() + "?participant=disk")
+    for pid in ("disk", "PID-5f3a", "Zoë 7"):
+        page.goto((study["root"] / "main" / "index.html").as_uri() + "?PROLIFIC_PID=" + quote(pid))
+        got = page.evaluate("window.lwiseExperiment.assignment")
+        assert (got["condition"], got["sequence"]) == assign(pid, weights, counts, manifest["seed"])
     page.click("#jspsych-html-button-response-btngroup button")  # instructions
     page.wait_for_selector(".lwise-image, .lwise-shape", timeout=10_000)
-    assert errors == [] and page.evaluate("window.lwiseExperiment.assignment.condition") in ("control", "lwise")
+    assert errors == []
+    page.goto((study["root"] / "main" / "index.html").as_uri() + "?condition=nope")
+    assert "Unknown condition nope" in page.inner_text("body")
     page.close()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import console
+from ..config.schema import to_plain
 from ..errors import UserError
 from ..io import figures
 from ..io.responses import Session, read_responses
@@ -158,9 +159,12 @@ class Analyze(Stage):
         cols = [k for k, f in read_features(scores_dir).items()
                 if getattr(f, "dtype", "").startswith("float") and k not in ("label",)]
         chosen = p.calibration_score or self._default_score(cols)
-        if chosen not in cols:
+        if p.calibration_score and chosen not in cols:
             raise UserError(f"{self.where}.calibration_score: {chosen!r} is not a score column "
                             f"({', '.join(cols)})")
+        if not chosen:
+            self.notes.append(f"{scores_dir} has no score columns: no calibration")
+            return None
         if len(trials) < 2:
             self.notes.append(f"fewer than 2 natural test trials in {', '.join(conds)}: no calibration")
             return None
@@ -177,13 +181,14 @@ class Analyze(Stage):
                       "conditions": conds, "trials": len(trials), "participants": len(
                           {s.participant for s in sessions if s.first("condition") in conds}),
                       "responses_sha256": self._digest(sessions), "folds": p.folds,
-                      "experiment_builds": sorted({str(s.first("experiment_build")) for s in sessions}), "fits": fits})
+                      "experiment_builds": sorted({str(s.first("experiment_build")) for s in sessions}), "fits": fits,
+                      "params": to_plain(p)})
 
     def _default_score(self, cols: list[str]) -> str:
         alias = next(iter(self.ctx.spec.score.models), None)
         if alias and f"{alias}_gt_logit" in cols:
             return f"{alias}_gt_logit"
-        return next((c for c in cols if c.endswith("_gt_logit")), cols[0] if cols else "")
+        return next((c for c in cols if c.endswith("_gt_logit")), "")
 
     def _calibration_table(self, tmp: Path, table: list[dict[str, Any]], trials: list[dict[str, Any]],
                            col: str, fit: dict[str, Any]) -> None:
