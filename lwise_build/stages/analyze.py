@@ -21,7 +21,7 @@ import numpy as np
 from .. import console
 from ..config.schema import to_plain
 from ..errors import UserError
-from ..io import figures
+from ..io import analysis_figures as figures
 from ..io.responses import Session, read_responses
 from ..io.staging import write_json
 from ..io.tables import has_table, read_features, read_table
@@ -224,8 +224,8 @@ class Analyze(Stage):
         blocks = sorted({r["block"] for r in curves})
         series = {n: [next((r["accuracy"] for r in curves if r["condition"] == n and r["block"] == b), math.nan)
                       for b in blocks] for n in names}
-        figures.line_panels(blocks, {"accuracy (main trials)": series}, folder / "learning_curves.png",
-                            title=f"{self.ctx.corpus}: accuracy per block", xlabel="block")
+        figures.block_curves(blocks, series, folder / "learning_curves.png",
+                             title=f"{self.ctx.corpus}: accuracy per block", ylabel="accuracy (main trials)")
         if self.calibration:
             c, ok = self.calibration, np.isfinite(self._x)
             grid = np.linspace(self._x[ok].min(), self._x[ok].max(), 100)

@@ -102,6 +102,11 @@
     return t.kind === "catch" ? SHAPES.map(function (s) { return s[0].toUpperCase() + s.slice(1); }) : layout.choice_names;
   }
 
+  function gridColumns(n) {
+    // at most 6 buttons per row, rows of equal length where possible (10 classes: 2 x 5)
+    return n <= 6 ? n : Math.ceil(n / Math.ceil(n / 6));
+  }
+
   function keyPrompt(names) {
     return '<p class="lwise-prompt">' + names.map(function (n, i) {
       return "<b>" + escapeHtml(P.keys[i].toUpperCase()) + "</b> = " + escapeHtml(n);
@@ -155,6 +160,8 @@
       choices: function () { return choiceNames(current(), layout); },
       button_html: function (choice) { return '<button class="jspsych-btn lwise-choice">' + escapeHtml(choice) + "</button>"; },
       enable_button_after: P.click_delay_ms,
+      grid_rows: null,
+      grid_columns: function () { return gridColumns(choiceNames(current(), layout).length); },
     };
     response.trial_duration = P.response_limit_ms;
     response.data = vars;
