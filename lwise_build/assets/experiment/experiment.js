@@ -123,77 +123,85 @@
   }
 
   // ------------------------------------------------------------ the timeline ----------------
-  function build(jsPsych, trials, layout) {
+  function helpers(jsPsych, layout) {
     var v = function (name) { return jsPsych.evaluateTimelineVariable(name); };
-    var current = function () {
-      return { kind: v("kind"), shape: v("shape"), image: v("image") };
+    return {
+      jsPsych: jsPsych, layout: layout, v: v,
+      current: function () { return { kind: v("kind"), shape: v("shape"), image: v("image") }; },
+      last: function () { return jsPsych.data.get().last(1).values()[0]; },
+      tagged: function (role) {  // screens of a trial carry its block, phase and position
+        return { lwise_role: role, block: jsPsych.timelineVariable("block"), phase: jsPsych.timelineVariable("phase"),
+          position: jsPsych.timelineVariable("position") };
+      },
+      blank: function (ms, data) {
+        return { type: jsPsychHtmlKeyboardResponse, stimulus: '<div class="lwise-blank"></div>', choices: "NO_KEYS",
+          trial_duration: ms, data: data };
+      },
     };
-    var tagged = function (role) {
-      return { lwise_role: role, block: jsPsych.timelineVariable("block"), phase: jsPsych.timelineVariable("phase"),
-        position: jsPsych.timelineVariable("position") };
+  }
+
+  function responseNode(h, trials) {
+    var withImage = P.stimulus_ms === null;
+    var shown = function () { return withImage ? stimulusHtml(h.current()) : '<div class="lwise-blank"></div>'; };
+    var names = function () { return choiceNames(h.current(), h.layout); };
+    var node = P.response === "keys" ? {
+      type: jsPsychHtmlKeyboardResponse,
+      stimulus: function () { return shown() + keyPrompt(names()); },
+      choices: function () { return P.keys.slice(0, names().length); },
+      on_load: function () { ignoreKeys(P.click_delay_ms); },
+    } : {
+      type: jsPsychHtmlButtonResponse, stimulus: shown, choices: names,
+      button_html: function (choice) { return '<button class="jspsych-btn lwise-choice">' + escapeHtml(choice) + "</button>"; },
+      enable_button_after: P.click_delay_ms, grid_rows: null,
+      grid_columns: function () { return gridColumns(names().length); },
     };
-    var blank = function (ms, data) {
-      return { type: jsPsychHtmlKeyboardResponse, stimulus: '<div class="lwise-blank"></div>', choices: "NO_KEYS",
-        trial_duration: ms, data: data };
-    };
-    var vars = { lwise_role: "response" };
-    Object.keys(trials[0]).forEach(function (k) { vars[k] = jsPsych.timelineVariable(k); });
-    var score = function (data) {
+    node.trial_duration = P.response_limit_ms;
+    node.data = { lwise_role: "response" };  // plus every trial variable
+    Object.keys(trials[0]).forEach(function (k) { node.data[k] = h.jsPsych.timelineVariable(k); });
+    node.on_finish = function (data) {
       var choice = P.response === "keys" ? (data.response === null ? null : P.keys.indexOf(data.response)) : data.response;
       data.choice = choice === -1 ? null : choice;
       data.timed_out = data.response === null;
       data.correct = data.choice === data.correct_choice;
-      data.response_label = data.kind === "catch" || data.choice === null ? null : layout.choice_labels[data.choice];
+      data.response_label = data.kind === "catch" || data.choice === null ? null : h.layout.choice_labels[data.choice];
     };
-    var withImage = P.stimulus_ms === null;
-    var response = P.response === "keys" ? {
-      type: jsPsychHtmlKeyboardResponse,
+    return node;
+  }
+
+  function feedbackNode(h) {
+    var node = {
+      type: jsPsychHtmlKeyboardResponse, choices: "NO_KEYS", data: h.tagged("feedback"),
       stimulus: function () {
-        var t = current();
-        return (withImage ? stimulusHtml(t) : '<div class="lwise-blank"></div>') + keyPrompt(choiceNames(t, layout));
-      },
-      choices: function () { return P.keys.slice(0, choiceNames(current(), layout).length); },
-      on_load: function () { ignoreKeys(P.click_delay_ms); },
-    } : {
-      type: jsPsychHtmlButtonResponse,
-      stimulus: function () { return withImage ? stimulusHtml(current()) : '<div class="lwise-blank"></div>'; },
-      choices: function () { return choiceNames(current(), layout); },
-      button_html: function (choice) { return '<button class="jspsych-btn lwise-choice">' + escapeHtml(choice) + "</button>"; },
-      enable_button_after: P.click_delay_ms,
-      grid_rows: null,
-      grid_columns: function () { return gridColumns(choiceNames(current(), layout).length); },
-    };
-    response.trial_duration = P.response_limit_ms;
-    response.data = vars;
-    response.on_finish = score;
-    var feedback = {
-      type: jsPsychHtmlKeyboardResponse, choices: "NO_KEYS",
-      stimulus: function () {
-        var last = jsPsych.data.get().last(1).values()[0];
-        var t = current();
-        var answer = t.kind === "catch" ? "a " + t.shape : escapeHtml(layout.choice_names[last.correct_choice]);
+        var last = h.last(), t = h.current();
+        var answer = t.kind === "catch" ? "a " + t.shape : escapeHtml(h.layout.choice_names[last.correct_choice]);
         var head = last.correct ? '<div class="lwise-feedback lwise-correct">Correct</div>'
           : '<div class="lwise-feedback lwise-incorrect">' + (last.timed_out ? "Too slow" : "Incorrect") + "</div>";
         return head + stimulusHtml(t) + '<p class="lwise-prompt">This is <b>' + answer + "</b>.</p>";
       },
-      trial_duration: function () {
-        return jsPsych.data.get().last(1).values()[0].correct ? P.feedback_correct_ms : P.feedback_incorrect_ms;
-      },
-      data: tagged("feedback"),
+      trial_duration: function () { return h.last().correct ? P.feedback_correct_ms : P.feedback_incorrect_ms; },
     };
+    return { timeline: [node], conditional_function: function () { return h.v("feedback") === true; } };
+  }
+
+  function trialSteps(h, trials) {
     var steps = [];
     if (P.fixation_ms > 0) {
       steps.push({ type: jsPsychHtmlKeyboardResponse, stimulus: '<div class="lwise-fixation">+</div>',
-        choices: "NO_KEYS", trial_duration: P.fixation_ms, data: tagged("fixation") });
+        choices: "NO_KEYS", trial_duration: P.fixation_ms, data: h.tagged("fixation") });
     }
-    if (!withImage) {
-      steps.push({ type: jsPsychHtmlKeyboardResponse, stimulus: function () { return stimulusHtml(current()); },
-        choices: "NO_KEYS", trial_duration: P.stimulus_ms, data: tagged("stimulus") });
-      if (P.post_stimulus_ms > 0) steps.push(blank(P.post_stimulus_ms, tagged("post_stimulus")));
+    if (P.stimulus_ms !== null) {  // a fixed-duration image, then a blank, then the choice screen
+      steps.push({ type: jsPsychHtmlKeyboardResponse, stimulus: function () { return stimulusHtml(h.current()); },
+        choices: "NO_KEYS", trial_duration: P.stimulus_ms, data: h.tagged("stimulus") });
+      if (P.post_stimulus_ms > 0) steps.push(h.blank(P.post_stimulus_ms, h.tagged("post_stimulus")));
     }
-    steps.push(response);
-    steps.push({ timeline: [feedback], conditional_function: function () { return v("feedback") === true; } });
-    if (P.gap_ms > 0) steps.push(blank(P.gap_ms, tagged("gap")));
+    steps.push(responseNode(h, trials), feedbackNode(h));
+    if (P.gap_ms > 0) steps.push(h.blank(P.gap_ms, h.tagged("gap")));
+    return steps;
+  }
+
+  function build(jsPsych, trials, layout) {
+    var h = helpers(jsPsych, layout);
+    var steps = trialSteps(h, trials);
     var images = trials.filter(function (t) { return t.image; }).map(function (t) { return t.image; });
     var timeline = [{ type: jsPsychPreload, images: Array.from(new Set(images)), show_progress_bar: true,
       continue_after_error: false, message: "Loading images…", data: { lwise_role: "preload" } }];
@@ -203,7 +211,7 @@
       if (i > 0 && P.block_breaks) timeline.push(page(breakText(i, groups), "Continue", "break"));
       timeline.push({ timeline: steps, timeline_variables: g.trials });
     });
-    timeline.push(blank(0, { lwise_role: "end" }));
+    timeline.push(h.blank(0, { lwise_role: "end" }));
     return timeline;
   }
 
