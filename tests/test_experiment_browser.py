@@ -127,7 +127,8 @@ def study(tmp_path_factory, jspsych_lib, browser):
     make_curricula(root / "data", corpus, sequences=CONTROLS, train=1, test=10)
     server = Server(jspsych_lib)
     lib = server.url + "/lib/{package}"
-    for name, extra in (("keys", {**KEYS, "post_url": server.url + "/save"}), ("main", FAST)):
+    keys = {**KEYS, "post_url": server.url + "/save", "completion_url": server.url + "/keys/README.md?pid={participant}"}
+    for name, extra in (("keys", keys), ("main", FAST)):
         Experiment(params({"library_url": lib, **extra}), "toy").run()
         shutil.copytree(root / "data" / "toy" / "experiment", root / name)
         server.mounts[name] = root / name
@@ -147,11 +148,14 @@ def study(tmp_path_factory, jspsych_lib, browser):
                                     download=responses)
     page.screenshot(path=str(shots / "completion.png"))
     keys_policy = sequence_policy(root / "keys", shots / "feedback.png")
+    page.add_init_script("window.jatos = {submitResultData: d => { window.jatosGot = d; return Promise.resolve(); }};")
     key_screens = run_participant(page, f"{server.url}/keys/condition-lwise.html?PROLIFIC_PID=k0&sequence=1",
                                   keys_policy, seed=99)
+    jatos = page.evaluate("window.jatosGot")  # before the redirect (1.5 s after the end)
+    page.wait_for_url(f"{server.url}/keys/README.md?pid=k0", timeout=10_000)
     page.close()
     yield {"root": root, "corpus": corpus, "responses": responses, "server": server, "errors": log,
-           "people": people, "screens": seen, "key_screens": key_screens, "shots": shots, "images": images}
+           "people": people, "screens": seen, "key_screens": key_screens, "jatos": jatos, "shots": shots, "images": images}
     server.close()
     mp.undo()
 
@@ -164,6 +168,8 @@ def test_every_trial_is_one_row_with_its_variables(study):
         layout = json.loads((main / "manifest.json").read_text())["conditions"][s.first("condition")]
         seq = json.loads((main / (layout["sequences"][s.first("sequence")]["file"] + ".json")).read_text())
         rows = s.trials
+        assert s.rows[0]["lwise_role"] == "preload" and s.rows[0]["success"] == "true" == s.first("success")
+        assert s.rows[0]["failed_images"] == "[]"  # every image preloaded before the first trial
         assert [r["position"] for r in rows] == [t["position"] for t in seq] and s.completed
         for r, t in zip(rows, seq, strict=True):
             assert {k: r[k] for k in t} == t  # every trial variable, typed back from jsPsych's CSV
@@ -179,7 +185,7 @@ def test_every_trial_is_one_row_with_its_variables(study):
 
 def test_keys_aliases_fixed_duration_and_post(study):
     (query, body), = study["server"].posted
-    assert query.startswith("file=lwise-toy-lwise-1-k0.json")
+    assert query.startswith("file=lwise-toy-lwise-1-k0.json") and json.loads(study["jatos"]) == json.loads(body)
     rows = [r for r in json.loads(body) if r["lwise_role"] == "response"]
     names = rows[0]["choice_names"]
     assert set(names) <= set(DEFAULT_ALIASES) and len(set(names)) == len(CLASSES)
