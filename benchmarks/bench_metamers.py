@@ -1,8 +1,16 @@
-"""Benchmark: metamers per second, batched over many references vs one reference at a time.
+"""Benchmark: metamers per second, batched over many references vs one reference at a time, and
+against the field's library, plenoptic.
 
 Same model, images, layer, seeds and steps for both (the reference code makes one metamer at a
 time); both prepare the synthesis copy of the model once, so the ratio is the gain of batching. The model is a randomly initialised digits-sized CNN (timing does not depend on training)
-on synthetic smooth grayscale images at 32 px. Prints metamers/s for each (median of interleaved
+on synthetic smooth grayscale images at 32 px.
+
+The external reference is plenoptic's ``Metamer`` (``pip install 'lwise-build[bench]'``), one
+synthesis object per target as plenoptic is used: the same synthesis copy of the model truncated at
+the same layer, the same loss (normalised activation distance, no range penalty), the same initial
+noise and number of steps, with plenoptic's own optimiser (Adam, lr 0.01); its final loss is
+measured on the metamer clamped to [0, 1], as it would be stored. Without plenoptic that part is
+skipped with a one-line message. Prints metamers/s for each (median of interleaved
 repeats), the ratio (goal >= 5x), the mean final loss of each, and the max abs difference between
 the two results. They are the same metamers mathematically (per-image losses, per-reference
 noise seeds); float rounding differs between batch sizes and the optimisation amplifies it over
@@ -20,7 +28,10 @@ The process is set up as the CLI sets it for every stage (``workloads``).
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
+import sys
+import warnings
 
 from workloads import make_images, make_model, timed  # first: sets the process up as the CLI does
 
@@ -29,7 +40,55 @@ import torch
 
 from lwise_build.device import pick_device
 from lwise_build.models.classifier import Classifier
-from lwise_build.ops.metamer import metamers, normalised_distance, synthesis_model
+from lwise_build.ops.metamer import (
+    init_noise_images,
+    metamers,
+    normalised_distance,
+    synthesis_model,
+)
+
+PLENOPTIC_MISSING = "plenoptic is not installed (pip install 'lwise-build[bench]'): skipping the external reference"
+
+
+def plenoptic_way(model: Classifier, layer: str, x: torch.Tensor, ids: list[str], steps: int):
+    """One plenoptic ``Metamer`` per reference; None when plenoptic is not installed."""
+    try:
+        import plenoptic as po
+    except ImportError:
+        return None
+    synth = sys.modules[po.Metamer.__module__]  # no progress bar per synthesis (it would be timed)
+    synth.tqdm = functools.partial(synth.tqdm, disable=True)
+
+    class Truncated(torch.nn.Module):
+        """The model's forward pass stopped at ``layer``: what plenoptic matches."""
+
+        def __init__(self, net: Classifier):
+            super().__init__()
+            self.net = net
+
+        def forward(self, img: torch.Tensor) -> torch.Tensor:
+            return self.net.forward_to(img, layer)
+
+    def loss(rep: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return normalised_distance(rep, target).sum()
+
+    device = next(iter(model.buffers())).device
+
+    def run(n: int = len(x), n_steps: int = steps) -> torch.Tensor:
+        truncated = Truncated(synthesis_model(model)).eval()  # prepared once, as for the other ways
+        po.remove_grad(truncated)
+        out = []
+        for i in range(n):
+            met = po.Metamer(x[i:i + 1].to(device), truncated, loss_function=loss, penalty_lambda=0.0)
+            met.setup(initial_image=init_noise_images(x.shape[1:], ids[i:i + 1], 0, 0.05).to(device))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                met.synthesize(max_iter=n_steps, stop_criterion=0.0, stop_iters_to_check=n_steps + 1)
+            out.append(met.metamer.detach().clamp(0, 1).cpu())
+        return torch.cat(out)
+
+    run(1, 1)  # plenoptic's one-time set-up cost (about a second) stays out of the timing
+    return run
 
 
 def measure(model: Classifier, layer: str, x: torch.Tensor, args: argparse.Namespace,
@@ -48,6 +107,9 @@ def measure(model: Classifier, layer: str, x: torch.Tensor, args: argparse.Names
         return metamers(synthesis_model(model), layer, x, ids=ids, batch_size=len(x), **kw)
 
     ways = {"one-at-a-time": one_at_a_time, "batched": batched}
+    external = plenoptic_way(model, layer, x, ids, args.steps)
+    if external is not None:
+        ways["plenoptic"] = external
     times: dict[tuple[str, int], list[float]] = {(w, t): [] for w in ways for t in thread_counts}
     outs: dict[str, torch.Tensor] = {}
     for _ in range(args.repeats):
@@ -74,8 +136,14 @@ def report(model: Classifier, layer: str, x: torch.Tensor, args: argparse.Namesp
     for threads in thread_counts:
         ratio = secs["one-at-a-time", threads] / secs["batched", threads]
         print(f"  ratio batched / one-at-a-time, {threads} thread(s): {ratio:.1f}x")
-    best = {w: min(t for (way, _), t in secs.items() if way == w) for w in ("batched", "one-at-a-time")}
+    best = {w: min(t for (way, _), t in secs.items() if way == w) for w in outs}
     print(f"  ratio, each at its best thread count: {best['one-at-a-time'] / best['batched']:.1f}x (goal >= 5x)")
+    if "plenoptic" in best:
+        print(f"  plenoptic Metamer (Adam, one target at a time): {len(x) / best['plenoptic']:.2f} metamers/s, "
+              f"mean final loss {loss['plenoptic']:.4f}; lwise-build batched {len(x) / best['batched']:.2f} "
+              f"metamers/s, mean final loss {loss['batched']:.4f} ({best['plenoptic'] / best['batched']:.1f}x faster)")
+    else:
+        print(f"  {PLENOPTIC_MISSING}")
     diff = (outs["batched"] - outs["one-at-a-time"]).abs().max().item()
     print(f"  max |batched - one-at-a-time| = {diff:.2e} (rounding, amplified over the steps)")
 
@@ -87,13 +155,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=32, help="references")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--channels", type=int, default=1, help="3 for torchvision architectures")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, nargs="*", default=None,
                     help="CPU thread counts to run (default: torch's default, then 1 if that is more)")
     args = ap.parse_args()
     device = pick_device(args.device)
-    model, x = make_model(args.arch, device), make_images(args.n, args.size)
+    model, x = make_model(args.arch, device, args.channels), make_images(args.n, args.size, args.channels)
     default = torch.get_num_threads()
     report(model, args.layer, x, args,
            args.threads or ([default, 1] if default > 1 and device.type == "cpu" else [default]))

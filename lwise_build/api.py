@@ -46,7 +46,7 @@ def score(model: torch.nn.Module, images: torch.Tensor | Iterable[Any], labels: 
         raise UserError(f"score: {len(items)} images, {len(labels)} labels and {len(targets)} targets")
     if isinstance(items, torch.Tensor):
         stats = forward_stats({"m": model}, tensor_batches(items, batch_size), {"m": targets}, dev,
-                              resolve_precision(precision, dev))["m"]
+                              resolve_precision(precision, dev), batch_size=batch_size)["m"]
     else:
         stats = score_pngs({"m": model}, items, {"m": targets}, dev, batch_size=batch_size,
                            workers=workers, precision=precision)["m"]

@@ -22,6 +22,11 @@ PARAMS_OPTION = click.option(
 )
 
 
+EXECUTOR_OPTION = click.option(
+    "--executor", type=click.Choice(["local", "ray"]), default=None,
+    help="Where the heavy work runs (default: the params' executor); the outputs are the same.")
+
+
 def with_params(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--params`` to a command and pass the validated :class:`Params` as ``params``."""
 
@@ -62,6 +67,26 @@ def check(params: Any) -> None:
 @cli.command()
 @click.argument("corpus")
 @with_params
+def resolve(params: Any, corpus: str) -> None:
+    """Fingerprint the source and resolve every stage's params into data/<corpus>/resolved/."""
+    from .stages.resolve import Resolve
+
+    Resolve(params, corpus).run()
+
+
+@cli.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="The params file to read.")
+def status(params_path: str) -> None:
+    """Refresh every corpus's source fingerprint, then show `dvc status` (what a repro would run)."""
+    from .stages.plan import pipeline_status
+
+    click.echo(pipeline_status(params_path))
+
+
+@cli.command()
+@click.argument("corpus")
+@with_params
 def ingest(params: Any, corpus: str) -> None:
     """Canonicalise a corpus's images into data/<corpus>/images/."""
     from .stages.ingest import Ingest
@@ -82,22 +107,24 @@ def train(params: Any, corpus: str, model: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
+@EXECUTOR_OPTION
 @with_params
-def score(params: Any, corpus: str) -> None:
+def score(params: Any, corpus: str, executor: str | None) -> None:
     """Difficulty columns from each scoring model into data/<corpus>/scores/."""
     from .stages.score import Score
 
-    Score(params, corpus).run()
+    Score(params, corpus, executor=executor).run()
 
 
 @cli.command()
 @click.argument("corpus")
+@EXECUTOR_OPTION
 @with_params
-def enhance(params: Any, corpus: str) -> None:
+def enhance(params: Any, corpus: str, executor: str | None) -> None:
     """Enhanced images at every budget into data/<corpus>/enhanced/."""
     from .stages.enhance import Enhance
 
-    Enhance(params, corpus).run()
+    Enhance(params, corpus, executor=executor).run()
 
 
 @cli.command()
@@ -112,12 +139,13 @@ def curriculum(params: Any, corpus: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
+@EXECUTOR_OPTION
 @with_params
-def metamers(params: Any, corpus: str) -> None:
+def metamers(params: Any, corpus: str, executor: str | None) -> None:
     """Model metamers and their recognisability into data/<corpus>/metamers/."""
     from .stages.metamers import Metamers
 
-    Metamers(params, corpus).run()
+    Metamers(params, corpus, executor=executor).run()
 
 
 @cli.command()
@@ -138,6 +166,43 @@ def report(params: Any, corpus: str) -> None:
     from .stages.report import Report
 
     Report(params, corpus).run()
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def cache(ctx: click.Context) -> None:
+    """The unit cache ($LWISE_CACHE): finished work reused across builds. Alone: its size."""
+    if ctx.invoked_subcommand is None:
+        from .io.cache import cache_report
+        from .io.paths import cache_root
+
+        rows = cache_report()
+        click.echo(f"{cache_root()}: {_size(sum(r[2] for r in rows))} in {sum(r[1] for r in rows)} files")
+        for stage, files, size in rows:
+            click.echo(f"  {stage:<14} {files:>8} files  {_size(size):>10}")
+
+
+@cache.command("clear")
+@click.option("--older-than", "older_than", help="Only files unused for this long: 30d, 12h, 45m.")
+@click.option("--stage", help="Only this stage's part of the cache (e.g. enhance).")
+def cache_clear(older_than: str | None, stage: str | None) -> None:
+    """Delete cached work (it is recomputed when next needed)."""
+    from .io.cache import clear_cache
+
+    files, size = clear_cache(_duration(older_than) if older_than else None, stage)
+    click.echo(f"removed {files} files ({_size(size)})")
+
+
+def _size(n: int) -> str:
+    return next(f"{n / f:.1f} {u}" for f, u in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1, "B")) if n >= f or f == 1)
+
+
+def _duration(text: str) -> float:
+    """``30d``, ``12h``, ``45m`` or ``90s`` in seconds (a one-line error otherwise)."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+        raise UserError(f"--older-than: expected a number and d, h, m or s (e.g. 30d), got {text!r}")
+    return float(text[:-1]) * units[text[-1]]
 
 
 @cli.command()

@@ -1,11 +1,15 @@
-"""Where the work runs: the torch device from the ``device`` param (``auto`` prefers CUDA, then
-MPS, then CPU), and how CPU memory is reused. torch is imported only when a device is picked."""
+"""Where and how the work runs: the torch device from the ``device`` param (``auto`` prefers
+CUDA, then MPS, then CPU), CPU memory reuse, and seeded deterministic kernels. torch is imported
+only when one of these is used."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
+import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .errors import UserError
@@ -49,3 +53,29 @@ def keep_freed_memory(trim_mib: int = 256) -> bool:
     mallopt = ctypes.CDLL(None).mallopt  # the running process's own C library
     m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, trim_mib << 20))
+
+
+@contextlib.contextmanager
+def deterministic(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch (restored afterwards) and use deterministic kernels (strictly on CPU)."""
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _set_deterministic(True, warn_only=device.type != "cpu")
+        try:
+            yield
+        finally:
+            _set_deterministic(*before)
+
+
+def _set_deterministic(mode: bool, warn_only: bool) -> None:
+    """``torch.use_deterministic_algorithms`` minus its ~7 s import of inductor when unused."""
+    import torch
+
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:  # nothing is compiled: the kernel flag is all that matters
+        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
+

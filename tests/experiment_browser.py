@@ -56,6 +56,13 @@ class Server:
                 head, _, rest = path.split("?")[0].lstrip("/").partition("/")
                 return str(server.mounts.get(head, Path("/nonexistent")) / rest)
 
+            def do_GET(self) -> None:  # noqa: N802 - the http.server name
+                if self.path.startswith("/favicon.ico"):  # pages without an icon link (the redirect target)
+                    self.send_response(204)
+                    self.end_headers()
+                    return
+                super().do_GET()
+
             def do_POST(self) -> None:  # noqa: N802 - the http.server name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 query = self.path.partition("?")[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,9 @@ TINY = {
     "bench_score.py": (["--n", "16", "--batch", "8", "--repeats", "1", "--workers", "0"],
                        "ratio scoring / model-only"),
     "bench_ingest.py": (["--images", "12"], "workers=1"),
+    "bench_ray.py": (["--images", "80", "--budgets", "0.5"], "same results on every executor: True"),
+    "bench_incremental.py": (["--images", "60", "--add", "0.1", "--budgets", "0.5"],
+                             "outputs byte-identical to a clean build: True"),
 }
 
 
@@ -34,3 +38,6 @@ def test_benchmark_runs_and_reports(script, tmp_path):
                          cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert headline in run.stdout, run.stdout
+    if script == "bench_metamers.py":  # the external reference, or a one-line skip without it
+        have = importlib.util.find_spec("plenoptic") is not None
+        assert ("plenoptic Metamer (Adam, one target at a time)" if have else "plenoptic is not installed") in run.stdout

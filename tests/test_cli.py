@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -53,3 +54,14 @@ def test_check_lists_stages(tmp_path):
     (tmp_path / "params.yaml").write_text("corpora:\n  c:\n    ingest: {source: builtin:digits}\n")
     res = run("check", cwd=tmp_path)
     assert res.returncode == 0 and "ingest@c -> data/c/images" in res.stdout
+
+
+def test_cache_subcommand_help_and_bad_duration(tmp_path):
+    assert CliRunner().invoke(cli, ["cache", "clear", "--help"]).exit_code == 0
+    env = {"LWISE_CACHE": str(tmp_path / "cache")}
+    res = subprocess.run([sys.executable, "-m", "lwise_build", "cache", "clear", "--older-than", "soon"],
+                         capture_output=True, text=True, env={**os.environ, **env})
+    assert res.returncode == 2 and res.stderr.strip().startswith("error: --older-than: expected a number")
+    res = subprocess.run([sys.executable, "-m", "lwise_build", "cache"], capture_output=True, text=True,
+                         env={**os.environ, **env})
+    assert res.returncode == 0 and "0 files" in res.stdout

@@ -129,22 +129,22 @@ def test_resumes_after_a_crash_and_after_adding_a_budget(data_root, monkeypatch)
     two_shard_images(data_root)
     save_models(data_root, ["guide"])
     params = make_params(budgets=[0.5, 2.0], observers=[], compare_guides=[], splits=["train", "test"])
-    calls, real = [], enhance_stage.enhance_rows
+    calls, real = [], enhance_stage.enhance_images
 
-    def crashing(setup, shard, budgets, guide):
-        calls.append((shard.column("id")[0].as_py(), list(budgets)))
+    def crashing(ep, guide, pngs, targets, budgets):
+        calls.append((pngs[0], list(budgets)))
         if len(calls) == 2:
             raise RuntimeError("simulated crash")
-        return real(setup, shard, budgets, guide)
+        return real(ep, guide, pngs, targets, budgets)
 
-    monkeypatch.setattr(enhance_stage, "enhance_rows", crashing)
+    monkeypatch.setattr(enhance_stage, "enhance_images", crashing)
     with pytest.raises(RuntimeError, match="simulated"):
         Enhance(params, "toy").run()
     assert not stage_dir("toy", "enhanced").exists()  # nothing half-written
     first_shard = calls[0][0]
     calls.clear()
-    monkeypatch.setattr(enhance_stage, "enhance_rows", lambda *a: (calls.append((a[1].column("id")[0].as_py(),
-                                                                                 list(a[2]))), real(*a))[1])
+    monkeypatch.setattr(enhance_stage, "enhance_images",
+                        lambda *a: (calls.append((a[2][0], list(a[4]))), real(*a))[1])
     Enhance(params, "toy").run()
     assert len(calls) == 1 and calls[0][0] != first_shard  # only the second shard was computed
     assert len(list((stage_dir("toy", "enhanced") / "eps=2").glob("*.parquet"))) == 2

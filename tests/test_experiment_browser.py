@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import numpy as np
@@ -16,6 +17,7 @@ from experiment_browser import Server, images_of, npm_install, run_participant, 
 from experiment_tiny import B0, B1, CLASSES, make_corpus, make_curricula, p_correct
 from test_report import BROWSER_ARGS, CHROMIUM
 
+from lwise_build.config.curricula import participant_condition
 from lwise_build.config.experiment import DEFAULT_ALIASES
 from lwise_build.config.load import parse_params
 from lwise_build.io.responses import read_responses
@@ -262,9 +264,17 @@ def test_page_runs_from_disk_and_assigns_as_python_does(study, browser):
         page.goto((study["root"] / "main" / "index.html").as_uri() + "?PROLIFIC_PID=" + quote(pid))
         got = page.evaluate("window.lwiseExperiment.assignment")
         assert (got["condition"], got["sequence"]) == assign(pid, weights, counts, manifest["seed"])
+    slots = {n: SimpleNamespace(weight=int(w), sequences=counts[n]) for n, w in weights.items()}
+    for index in (0, 1, 5, 11):  # blocked assignment by participant number, as the reference deployed it
+        page.goto((study["root"] / "main" / "index.html").as_uri() + f"?index={index}")
+        got = page.evaluate("window.lwiseExperiment.assignment")
+        assert (got["condition"], got["sequence"], got["how"]) == (*participant_condition(slots, index), "index")
+    page.goto((study["root"] / "main" / "index.html").as_uri() + "?index=12")  # 2 x 6 sequences: no 13th
+    assert "does not exist" in page.inner_text("body")
+    page.goto((study["root"] / "main" / "index.html").as_uri() + "?participant=disk")
     page.click("#jspsych-html-button-response-btngroup button")  # instructions
     page.wait_for_selector(".lwise-image, .lwise-shape", timeout=10_000)
-    assert errors == []
+    assert len(errors) == 1 and "Sequence 6 does not exist (condition control has 6 sequences" in errors[0]
     page.goto((study["root"] / "main" / "index.html").as_uri() + "?condition=nope")
     assert "Unknown condition nope" in page.inner_text("body")
     page.close()

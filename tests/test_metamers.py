@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from lwise_build.models.inference import activations
 from lwise_build.models.registry import create_net
 from lwise_build.models.store import save_model
 from lwise_build.ops import metamer as M
+from lwise_build.ops import metamer_stats as MS
 
 
 def toy_model(seed: int = 0, arch: str = "smallcnn-tiny", classes=("bar", "dot", "ring")) -> Classifier:
@@ -93,9 +95,9 @@ def test_metamers_match_far_better_than_null_while_differing_in_pixels():
     layer = "avgpool"
     out = metamers(model, layer, x, schedule="fast", steps=120)
     ref = activations(model, layer, x)
-    stats = M.match_stats(ref, activations(model, layer, out))
+    stats = MS.match_stats(ref, activations(model, layer, out))
     pool = toy_images(30, seed=1)
-    null = M.null_thresholds(activations(model, layer, pool), M.null_pairs(len(pool), 100, 0))
+    null = MS.null_thresholds(activations(model, layer, pool), MS.null_pairs(len(pool), 100, 0))
     for key in ("spearman", "pearson", "snr_db"):
         assert (stats[key] > null[key]).all(), (key, stats[key], null[key])
     assert stats["snr_db"].min() > null["snr_db"] + 3  # far better (2x closer), not just better
@@ -180,11 +182,16 @@ def test_keep_freed_memory_stops_page_faults_in_synthesis():
     pytest.importorskip("resource")
 
     def faults(mode: str) -> float:
-        run = subprocess.run([sys.executable, "-c", _FAULTS_PER_STEP, mode], capture_output=True, text=True)
-        if run.returncode == 3:
-            pytest.skip("not glibc")
-        assert run.returncode == 0, run.stderr
-        return float(run.stdout)
+        """Fewest faults per step of three runs (other processes' load only ever adds faults)."""
+        out = []
+        for _ in range(3):
+            run = subprocess.run([sys.executable, "-c", _FAULTS_PER_STEP, mode], capture_output=True, text=True,
+                                 env={**os.environ, "OMP_NUM_THREADS": "1"})
+            if run.returncode == 3:
+                pytest.skip("not glibc")
+            assert run.returncode == 0, run.stderr
+            out.append(float(run.stdout))
+        return min(out)
 
     default, keep = faults("default"), faults("keep")
     assert keep < 100, (default, keep)
@@ -216,35 +223,35 @@ def test_unknown_layer_is_a_user_error():
 # ---------------------------------------------------------------- statistics ------------------
 def test_match_stats_known_values():
     a = np.array([[1.0, 2.0, 3.0, 4.0]])
-    assert M.match_stats(a, a)["spearman"][0] == pytest.approx(1.0)
-    s = M.match_stats(a, -a)
+    assert MS.match_stats(a, a)["spearman"][0] == pytest.approx(1.0)
+    s = MS.match_stats(a, -a)
     assert s["spearman"][0] == pytest.approx(-1.0) and s["pearson"][0] == pytest.approx(-1.0)
     assert s["snr_db"][0] == pytest.approx(10 * np.log10(1 / 2))
     from scipy.stats import spearmanr
 
     rng = np.random.default_rng(0)
     a, b = rng.integers(0, 4, (3, 40)).astype(float), rng.integers(0, 4, (3, 40)).astype(float)  # many ties
-    got = M.match_stats(a, b)
+    got = MS.match_stats(a, b)
     for i in range(3):
         assert got["spearman"][i] == pytest.approx(spearmanr(a[i], b[i]).statistic)
         assert got["pearson"][i] == pytest.approx(np.corrcoef(a[i], b[i])[0, 1])
 
 
 def test_null_pairs_are_distinct_and_seeded():
-    p = M.null_pairs(5, 200, seed=7)
+    p = MS.null_pairs(5, 200, seed=7)
     assert (p[:, 0] != p[:, 1]).all() and p.max() < 5
-    assert np.array_equal(p, M.null_pairs(5, 200, seed=7))
+    assert np.array_equal(p, MS.null_pairs(5, 200, seed=7))
     with pytest.raises(UserError):
-        M.null_pairs(1, 3, 0)
+        MS.null_pairs(1, 3, 0)
 
 
 def test_passes_needs_every_statistic_and_the_label():
     stats = {"spearman": np.array([0.9, 0.9, 0.5]), "pearson": np.array([0.9, 0.9, 0.9]),
              "snr_db": np.array([9.0, 9.0, 9.0])}
     null = {"spearman": 0.6, "pearson": 0.6, "snr_db": 3.0}
-    assert M.passes(stats, null, np.array([True, False, True])).tolist() == [True, False, False]
+    assert MS.passes(stats, null, np.array([True, False, True])).tolist() == [True, False, False]
     ceiling = {"spearman": np.array([1.0, 0.99]), "pearson": np.array([0.9, 0.9]), "snr_db": np.array([9.0, 9.0])}
-    assert M.passes(ceiling, {**null, "spearman": 1.0}, np.array([True, True])).tolist() == [True, False]
+    assert MS.passes(ceiling, {**null, "spearman": 1.0}, np.array([True, True])).tolist() == [True, False]
 
 
 # ---------------------------------------------------------------- the stage -------------------
@@ -264,7 +271,7 @@ corpora:
       split: test
       schedule: test
       null_pairs: 20
-      batch_size: 4
+      batch_size: 16
 """
 
 
@@ -312,12 +319,13 @@ def test_stage_end_to_end_and_deterministic(tiny_images, tmp_path):
     feats = read_features(stage_dir("toy", "metamers"))
     assert feats["label"].names == tiny_images["classes"] and feats["metamer"].__class__.__name__ == "Image"
     for r in rows:
-        expected = (r["generator_pred"] == r["label"] and r["spearman"] >= r["null_spearman"]
-                    and r["pearson"] >= r["null_pearson"] and r["snr_db"] >= r["null_snr_db"])
+        expected = (r["generator_pred"] == r["reference_pred"] and r["spearman"] >= r["null_spearman"] - MS.TIE
+                    and r["pearson"] >= r["null_pearson"] - MS.TIE and r["snr_db"] >= r["null_snr_db"] - MS.TIE)
         assert r["passes"] == expected
         assert np.isfinite(r["loss"]) and r["loss"] >= 0
     metrics = json.loads(first["metrics"])
-    assert metrics["counts"] == {"references": 6, "metamers": 36, "passing": sum(r["passes"] for r in rows)}
+    assert metrics["counts"] == {"references": 6, "metamers": 36, "passing": sum(r["passes"] for r in rows),
+                                 "null_pairs": 20, "null_images": len(set(MS.null_pairs(36, 20, 0).ravel()))}
     cell = metrics["generators"]["toy-a"]["fc"]
     assert set(cell["recognisability"]) == {"toy-a", "toy-b", "toy-c"}
     assert {"recognisability.png", "gallery.png", "recognisability.csv"} <= set(first["plots"])

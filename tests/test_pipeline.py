@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,5 +80,57 @@ def test_dvc_repro_builds_everything(tmp_path, monkeypatch):
     assert "robust" in metrics
     again = sh("dvc", "repro", cwd=proj)
     assert "didn't change" in again.stdout or "up to date" in again.stdout
-    status = sh("dvc", "status", cwd=proj).stdout
-    assert "up to date" in status or status.strip() == ""
+    status = sh("dvc", "status", cwd=proj).stdout  # only the source/params snapshot, which always runs
+    assert status.split() == ["resolve@digits:", "always", "changed"], status
+
+
+def make_project(tmp_path: Path, params: dict) -> Path:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copy(ROOT / "dvc.yaml", proj)
+    shutil.copytree(ROOT / "lwise_build", proj / "lwise_build", ignore=shutil.ignore_patterns("__pycache__"))
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    (proj / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    sh("git", "init", "-q", cwd=proj)
+    sh("dvc", "init", "-q", cwd=proj)
+    sh("dvc", "config", "core.analytics", "false", cwd=proj)
+    return proj
+
+
+def ran(res: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", res.stdout))
+
+
+@pytest.mark.slow
+def test_source_changes_rebuild_ingest_and_optional_sections(tmp_path, monkeypatch):
+    """An image folder corpus with only ingest + score builds; adding, editing and removing an
+    image each show in `lwise-build status` and rebuild ingest; no change rebuilds nothing."""
+    from test_ingest import make_folder, save_img
+
+    raw = make_folder(tmp_path / "raw", per_class=6)
+    model = {"arch": "smallcnn-tiny", "corpus": "shapes", "input_size": 16,
+             "train": {"epochs": 1, "batch_size": 32, "optimizer": "adam", "lr": 0.01, "eval_steps": 1}}
+    params = {"models": {"shapes-m": model},
+              "corpora": {"shapes": {"ingest": {"source": f"imagefolder:{raw}", "image_size": 16,
+                                                "splits": {"train": 0.5, "validation": 0.25, "test": 0.25}},
+                                     "score": {"models": {"robust": "shapes-m"}}}}}
+    monkeypatch.setenv("LWISE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LWISE_DATA", raising=False)
+    proj = make_project(tmp_path, params)
+    first = sh("dvc", "repro", cwd=proj)
+    assert {"ingest@shapes", "score@shapes", "export@shapes", "report@shapes"} <= ran(first)
+    data = proj / "data" / "shapes"
+    assert list((data / "scores").glob("data-*.parquet")) and (data / "hub" / "README.md").is_file()
+    assert ran(sh("dvc", "repro", cwd=proj)) == {"resolve@shapes"}  # unchanged: nothing else runs
+
+    def change(edit) -> None:
+        edit()
+        status = sh(sys.executable, "-m", "lwise_build", "status", cwd=proj).stdout
+        assert "ingest@shapes" in status, status
+        assert "ingest@shapes" in ran(sh("dvc", "repro", "ingest@shapes", cwd=proj))
+
+    change(lambda: save_img(raw / "cat" / "extra.png", (10, 90, 10)))
+    change(lambda: save_img(raw / "cat" / "0.png", (250, 250, 0), size=(44, 30)))
+    change(lambda: (raw / "cat" / "extra.png").unlink())
+    status = sh(sys.executable, "-m", "lwise_build", "status", cwd=proj).stdout
+    assert "ingest@shapes" not in status

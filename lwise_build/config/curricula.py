@@ -6,6 +6,7 @@ set-aside training blocks (7-8, feedback) and 2 natural set-aside test blocks (n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from ..errors import UserError
@@ -80,3 +81,43 @@ def _with_feedback(block: BlockParams) -> BlockParams:
     if block.feedback is None:
         return replace(block, feedback=block.phase == "train")
     return block
+
+
+# ---------------------------------------------------------------- participant assignment -------
+def condition_slots(curricula: Mapping[str, CurriculumParams]) -> list[str]:
+    """The ordered condition slots: each curriculum ``weight`` times, consecutively, in params order.
+
+    The reference deployment (``deploy_experiment.py --alternate_within_blocks``) gives trial set p
+    condition ``p % n_conditions`` over a condition list in which a condition may appear more than
+    once (moths, HAM10000: 7 conditions, control twice). docs/methods.md, "Conditions".
+    """
+    return [name for name, cur in curricula.items() for _ in range(cur.weight)]
+
+
+def participant_condition(curricula: Mapping[str, CurriculumParams], participant: int) -> tuple[str, int]:
+    """(curriculum, sequence index) of participant ``participant`` (0-based).
+
+    The participant takes slot ``participant % len(slots)``; its sequence index counts the earlier
+    participants that curriculum served, so every participant of a curriculum gets its own sequence.
+    """
+    if participant < 0:
+        raise UserError(f"participant: must be >= 0, got {participant}")
+    slots = condition_slots(curricula)
+    if not slots:
+        raise UserError("curricula: no curricula to assign participants to")
+    rounds, k = divmod(participant, len(slots))
+    name = slots[k]
+    return name, rounds * curricula[name].weight + slots[:k].count(name)
+
+
+def participants_covered(curricula: Mapping[str, CurriculumParams]) -> int:
+    """How many participants (0 .. n-1) get a sequence before some curriculum runs out of them."""
+    slots = condition_slots(curricula)
+    if not slots:
+        return 0
+    first_short = []
+    for name, cur in curricula.items():
+        at = [k for k, s in enumerate(slots) if s == name]
+        rounds, j = divmod(cur.sequences, cur.weight)
+        first_short.append(rounds * len(slots) + at[j])
+    return min(first_short)

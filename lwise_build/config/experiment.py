@@ -69,6 +69,8 @@ class ExperimentParams:
                                                  "link); {participant} is filled in")
     participant_param: str = param("participant", doc="URL parameter naming the participant "
                                                       "(PROLIFIC_PID is read first)")
+    index_param: str = param("index", doc="URL parameter with a participant number 0, 1, ...: blocked "
+                                          "assignment over the condition slots (curricula weights)")
     seed: int = param(0, doc="choice order, aliases and attention-trial positions per sequence")
 
     def validate(self, path: str) -> None:
@@ -78,8 +80,9 @@ class ExperimentParams:
             raise UserError(f"{path}.keys: response=keys needs one key per choice")
         if len(set(self.aliases)) != len(self.aliases):
             raise UserError(f"{path}.aliases: every alias must be different")
-        if not re.fullmatch(r"[A-Za-z_][\w-]*", self.participant_param):
-            raise UserError(f"{path}.participant_param: must be a URL parameter name, got {self.participant_param!r}")
+        for key in ("participant_param", "index_param"):
+            if not re.fullmatch(r"[A-Za-z_][\w-]*", getattr(self, key)):
+                raise UserError(f"{path}.{key}: must be a URL parameter name, got {getattr(self, key)!r}")
         if "{package}" not in self.library_url:
             raise UserError(f"{path}.library_url: must contain {{package}}, got {self.library_url!r}")
 

@@ -21,6 +21,17 @@ SOURCE_SCHEMES = ("builtin", "imagefolder", "manifest", "hf")
 OBJECTIVES = ("logit", "logit_diverge", "cross_entropy")
 #: Perturbation norms of enhancement and adversarial training.
 NORMS = ("l2", "linf")
+#: Every batch of score, enhance and metamers runs padded to its batch size: at a fixed shape an
+#: image's numbers do not depend on the images beside it, so cached results are exact per image
+#: (docs/architecture.md). Below 16 rows CPU kernels can depend on an image's position.
+MIN_FIXED_BATCH = 16
+FIXED_BATCH_DOC = "every batch runs at this size (padded), so results are exact per image; at least 16"
+
+
+def fixed_batch(v: int) -> str | None:
+    return None if v >= MIN_FIXED_BATCH else f"must be at least {MIN_FIXED_BATCH} (a fixed batch shape)"
+
+
 #: The split names every stage knows, in display order.
 SPLITS = ("train", "validation", "test")
 
@@ -127,6 +138,7 @@ class IngestParams:
     label_column: str = "label"
     split_column: str = "split"
     hf_split: str | None = param(None, doc="hf: load only this split of the dataset")
+    hf_revision: str | None = param(None, doc="hf: the dataset revision (tag, branch or commit) to use")
     max_bad_fraction: float = param(0.01, check=fraction)
     min_per_class: int = param(1, check=positive)
     shard_mb: int = param(256, check=positive, doc="target Parquet shard size")
@@ -149,7 +161,7 @@ class ScoreParams:
     observers: list[str] | None = param(None, doc="model names; default: the other scored models")
     target_column: str | None = param(None, doc="metadata column with the model class to score")
     class_map: dict[str, str] = param({}, doc="corpus label -> model class name")
-    batch_size: int = param(256, check=positive)
+    batch_size: int = param(256, check=fixed_batch, doc=FIXED_BATCH_DOC)
     heldout_splits: list[str] = param(["validation", "test"], doc="splits where observers judge")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
         "auto", doc="CUDA autocast; auto = bf16 (fp16 without bf16 support); CPU always runs fp32")
@@ -169,13 +181,13 @@ class EnhanceParams:
 
     model: str | None = param(None, doc="the guide model; None disables enhancement")
     objective: Literal[OBJECTIVES] = "logit"  # type: ignore[valid-type]
-    diverge_from: list[str] | None = param(None, doc="classes for logit_diverge; default all others")
+    diverge_from: list[str] | None = param(None, doc="classes for logit_diverge; default the corpus's other classes")
     norm: Literal[NORMS] = "l2"  # type: ignore[valid-type]
     step_size: float = param(0.5, check=positive)
     steps: int | None = param(None, check=positive, doc="default max(1, round(eps / step_size))")
     budgets: list[float] = param([], check=each(positive))
     splits: list[str] = param(["train", "validation", "test"])
-    batch_size: int = param(128, check=positive)
+    batch_size: int = param(128, check=fixed_batch, doc=FIXED_BATCH_DOC)
     compare_guides: list[str] = param([], doc="extra guides measured in the metrics only")
     observers: list[str] = param([], doc="models that judge the enhanced images in the metrics")
     metrics_sample: int = param(300, check=positive, doc="images per split used for the metrics")
@@ -220,6 +232,8 @@ class CurriculumParams:
     seed: int = 0
     shuffle: bool = False
     difficulty: str | None = param(None, doc="score alias ranking difficulty; default the first")
+    weight: int = param(1, check=positive, doc="condition slots in participant assignment "
+                        "(the published moth and HAM10000 designs give control 2 of 7)")
 
 
 @dataclass(frozen=True)
@@ -235,8 +249,15 @@ class MetamerParams:
     steps: int | None = param(None, check=positive, doc="override the schedule's total steps")
     step_size: float | None = param(None, check=positive, doc="first L2 step (default: the schedule's)")
     init_noise: float = param(0.05, check=non_negative)
-    null_pairs: int = param(200, check=positive, doc="random pairs of natural images of `split`")
-    batch_size: int = param(64, check=positive, doc="references synthesised together")
+    null_split: str = param("train", doc="split whose natural images form the null pairs")
+    null_pairs: int = param(10000, check=positive, doc="distinct random pairs (all pairs when fewer exist)")
+    null_augment: list[Literal["hflip", "crop"]] = param([], doc="train-time augmentation of the null images")
+    fake_relu: bool = param(False, doc="ReLU layers: the output ReLU's gradient is the identity")
+    batch_size: int = param(64, check=fixed_batch, doc="references synthesised together; " + FIXED_BATCH_DOC)
+
+
+def _jpeg_quality(v: int) -> str | None:
+    return None if 1 <= v <= 100 else "must be between 1 and 100"
 
 
 @dataclass(frozen=True)
@@ -252,6 +273,10 @@ class ExportParams:
     authors: list[str] = param([], doc='people as "Family, Given"; any other text is an organisation')
     date: str | date | None = param(None, doc="release date YYYY-MM-DD; default the git commit date")
     max_shard_mb: int = param(500, check=positive)
+    stimulus_format: Literal["png", "jpeg"] = param(
+        "png", doc="curriculum and enhanced images: lossless PNG, or JPEG as the L-WISE reference served its"
+        " .jpg tasks (lossy; metrics/enhance.json then measures what survives)")
+    jpeg_quality: int = param(75, check=_jpeg_quality, doc="JPEG quality (the reference: PIL's default, 75)")
 
     def validate(self, path: str) -> None:
         if self.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repo_id):
@@ -272,6 +297,27 @@ class ReportParams:
 
 
 @dataclass(frozen=True)
+class RayParams:
+    """Where and how ``executor: ray`` runs the heavy stages (docs/architecture.md, "Executors")."""
+
+    address: str = param("", doc='"" starts Ray on this machine; "auto" or "host:port" joins a running cluster')
+    actors: int = param(2, check=positive, doc="actors per stage; each loads the stage's models once")
+    cpus_per_actor: float = param(1.0, check=positive)
+    gpus_per_actor: float = param(0.0, check=non_negative, doc="1 = one model copy per GPU")
+    threads_per_actor: int = param(1, check=positive, doc="torch threads inside each actor")
+    data_root: str | None = param(None, doc="data/ as the actors see it: a shared folder, or "
+                                  "s3://bucket/prefix they copy their inputs from; default this machine's")
+
+
+@dataclass(frozen=True)
+class ExecutorParams:
+    """What runs the heavy stages' units: this process, or a Ray cluster. Outputs are the same."""
+
+    kind: Literal["local", "ray"] = "local"
+    ray: RayParams = RayParams()
+
+
+@dataclass(frozen=True)
 class CorpusParams:
     ingest: IngestParams
     score: ScoreParams = ScoreParams()
@@ -282,6 +328,7 @@ class CorpusParams:
     report: ReportParams = ReportParams()
     experiment: ExperimentParams = ExperimentParams()
     analysis: AnalysisParams = AnalysisParams()
+    executor: ExecutorParams | None = param(None, doc="overrides the global executor for this corpus")
 
 
 @dataclass(frozen=True)
@@ -290,6 +337,7 @@ class Params:
     device: str = param("auto", doc="auto | cpu | cuda | cuda:N | mps")
     corpora: dict[str, CorpusParams] = param({})
     models: dict[str, ModelParams] = param({})
+    executor: ExecutorParams = ExecutorParams()
 
     def corpus(self, name: str) -> CorpusParams:
         if name not in self.corpora:

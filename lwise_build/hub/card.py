@@ -46,11 +46,13 @@ COLUMNS = {
     "spearman": "Spearman rho between metamer and reference activations at the layer",
     "pearson": "Pearson r between metamer and reference activations at the layer",
     "snr_db": "10 log10(|a| / |a - b|) between reference (a) and metamer (b) activations",
-    "null_spearman": "best Spearman rho over random pairs of natural images (the null)",
+    "null_spearman": "best Spearman rho over distinct random pairs of natural training images (the null)",
     "null_pearson": "best Pearson r over the null pairs",
     "null_snr_db": "best SNR over the null pairs",
-    "passes": "all three match statistics reach the best null pair and the generator predicts the reference label",
-    "generator_pred": "class the generator assigns to the metamer",
+    "passes": "the generator chooses for the metamer the class it chooses for the reference, and all three "
+              "match statistics reach the best null pair",
+    "generator_pred": "class the generator assigns to the metamer (forced choice over the corpus's classes)",
+    "reference_pred": "class the generator assigns to the natural reference (forced choice over the corpus's classes)",
     "predicted_accuracy": "predicted human accuracy on the image, from its score (see *Calibrated difficulty*)",
 }
 SCORE_COLUMNS = {
@@ -158,10 +160,20 @@ def _configs(ctx: CardContext) -> list[str]:
 
 def _config_note(ctx: CardContext, cfg: ConfigInfo) -> str:
     if cfg.kind == "enhanced":
-        return f" Budget eps = {cfg.key:g}."
+        return f" Budget eps = {cfg.key:g}.{_lossy(ctx)}"
     if cfg.kind == "curriculum":
-        return f" Schedule: see *Curricula* below (`{cfg.key}`)."
+        return f" Schedule: see *Curricula* below (`{cfg.key}`).{_lossy(ctx)}"
     return ""
+
+
+def _lossy(ctx: CardContext) -> str:
+    """The stimuli's encoding when it is not the lossless default."""
+    e = ctx.params.corpus(ctx.corpus).export
+    if e.stimulus_format != "jpeg":
+        return ""
+    return (f" **Lossy:** `image` is JPEG at quality {e.jpeg_quality}, as the L-WISE reference served its .jpg "
+            "tasks; JPEG erases part of a small perturbation (the build's `metrics/enhance.json` `jpeg` measures "
+            "how much survives).")
 
 
 def _dtype(feat: Any) -> str:
@@ -178,7 +190,7 @@ def _column_doc(ctx: CardContext, col: str) -> str:
         if col.endswith("_" + suffix) and alias in aliases:
             return f"{SCORE_COLUMNS[suffix]}, model `{aliases[alias]}`"
     if col.startswith("judge_") and col.endswith("_pred"):
-        return f"class the judge model `{col[6:-5]}` assigns to the metamer"
+        return f"class the judge model `{col[6:-5]}` assigns to the metamer (forced choice over the corpus's classes)"
     return "metadata column from the source corpus"
 
 
@@ -227,7 +239,8 @@ def _curricula(ctx: CardContext) -> list[str]:
     for name, cur in c.curricula.items():
         if name not in built:
             continue
-        out += [f"**`curriculum-{name}`**: preset `{cur.preset}`, {cur.sequences} sequences, seed {cur.seed}, "
+        slots = f", {cur.weight} condition slots" if cur.weight != 1 else ""
+        out += [f"**`curriculum-{name}`**: preset `{cur.preset}`, {cur.sequences} sequences{slots}, seed {cur.seed}, "
                 f"training images from `{cur.train_split}`, test images from `{cur.test_split}`"
                 f"{', curriculum blocks shuffled' if is_shuffled(cur) else ''}.\n",
                 "| block | phase | trials/class | selection | budget | feedback |", "|---|---|---|---|---|---|"]
@@ -249,8 +262,11 @@ def _metamer_text(ctx: CardContext) -> list[str]:
             f"Generators {', '.join(f'`{g}`' for g in m.generators)}; layers {layers}; judges {judges}. "
             f"{m.per_class} references per class from `{m.split}`; schedule `{m.schedule}`{steps}; init "
             f"clamp(0.5 + {m.init_noise:g} N(0,1)); normalised L2 gradient steps on "
-            f"|f(x) - f(x0)| / |f(x0)|; null distribution from {m.null_pairs} random natural pairs "
-            "(Feather et al., Nature Neuroscience 2023).\n"]
+            f"|f(x) - f(x0)| / |f(x0)|{'; fake-ReLU gradients at ReLU layers' if m.fake_relu else ''}; "
+            f"null distribution from up to {m.null_pairs} distinct random pairs of natural `{m.null_split}` "
+            f"images{' (augmented: ' + ', '.join(m.null_augment) + ')' if m.null_augment else ''}; valid when "
+            "the generator's forced choice matches its choice on the reference and Spearman, Pearson and "
+            "SNR all reach the null's best (Feather et al., Nature Neuroscience 2023).\n"]
 
 
 def _figures(ctx: CardContext) -> list[str]:
@@ -305,7 +321,8 @@ def _experiment(ctx: CardContext) -> list[str]:
             "```\n",
             "Open `experiment/index.html` in a browser or put the folder on any static host; `condition-<name>.html` "
             "runs one condition. `?PROLIFIC_PID=...` (or `?participant=...`) picks the condition (by weight) and the "
-            "sequence deterministically; `?condition=` and `?sequence=` fix them. Each trial: fixation "
+            "sequence deterministically, `?index=n` gives participant n of the blocked design (condition slots by "
+            "weight), `?condition=` and `?sequence=` fix them. Each trial: fixation "
             f"{p['fixation_ms']} ms, the image {stim}, {p['response']} ({p['choice_names']}, {p['choice_order']} order), "
             f"responses accepted after {p['click_delay_ms']} ms and for {p['response_limit_ms']} ms, feedback in "
             f"training blocks ({p['feedback_correct_ms']} ms after a correct, {p['feedback_incorrect_ms']} ms after a "

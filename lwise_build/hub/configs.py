@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,13 @@ from datasets import ClassLabel, Features, Image, Value
 from .. import console
 from ..config.params import SPLITS
 from ..errors import UserError
-from ..io.paths import parse_budget
+from ..io.paths import budget_dir, parse_budget
 from ..io.tables import has_table, iter_shards, read_features, read_table, shard_name, write_shard
 
 #: The split of configs that are one table (curricula, metamers).
 SINGLE_SPLIT = "train"
+#: Re-encodes a stimulus image's bytes (``export.stimulus_format: jpeg``); None keeps the PNG.
+Encoder = Callable[[bytes], bytes] | None
 
 
 @dataclass
@@ -114,6 +116,13 @@ def _embedded(value: Any) -> dict[str, Any] | None:
     return {"bytes": value["bytes"], "path": None}
 
 
+def _as_shown(cell: dict[str, Any] | None, encode: Encoder) -> dict[str, Any] | None:
+    """An embedded image cell re-encoded as participants are shown it (unchanged without ``encode``)."""
+    if cell is None or encode is None:
+        return cell
+    return {"bytes": encode(cell["bytes"]), "path": None}
+
+
 def _relabel(features: Features, names: list[str]) -> Features:
     """The table's features with ``label`` as the corpus ClassLabel."""
     out = dict(features)
@@ -168,8 +177,9 @@ def predicted(score: float | None, calibration: dict[str, Any]) -> float | None:
 
 def write_passthrough(folder: Path, name: str, kind: str, key: Any, names: list[str], root: Path,
                       max_bytes: int, *, split_column: str | None = "split",
-                      extra: dict[str, Any] | None = None) -> ConfigInfo:
-    """A stage table as one config (enhanced budgets, metamers), split by ``split_column``."""
+                      extra: dict[str, Any] | None = None, encode: Encoder = None) -> ConfigInfo:
+    """A stage table as one config (enhanced budgets, metamers), split by ``split_column``;
+    ``encode`` re-encodes its ``image`` column (the stimuli of an enhanced config)."""
     feats = _relabel(read_features(folder), names)
     extra = extra or {}
     feats = Features({**feats, **{k: Image() for k in extra}})
@@ -179,6 +189,8 @@ def write_passthrough(folder: Path, name: str, kind: str, key: Any, names: list[
         for col, lookup in extra.items():
             row[col] = lookup(row)
         row.update({k: _embedded(row.get(k)) for k in images})
+        if "image" in row:
+            row["image"] = _as_shown(row["image"], encode)
         writer.add(row[split_column] if split_column else SINGLE_SPLIT, row)
     return writer.close()
 
@@ -194,13 +206,14 @@ def image_lookup(folder: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
 
 
 def write_curricula(curricula: Path, images: Path, enhanced: dict[float, Path], names: list[str],
-                    root: Path, max_bytes: int) -> list[ConfigInfo]:
-    """``curriculum-<name>``: every trial in presentation order with the image as shown."""
+                    root: Path, max_bytes: int, encode: Encoder = None) -> list[ConfigInfo]:
+    """``curriculum-<name>``: every trial in presentation order with the image as shown (re-encoded
+    by ``encode`` when the stimuli are JPEG)."""
     table = read_table(curricula)
     feats = _relabel(Features.from_arrow_schema(table.schema), names)
     feats = Features({**feats, "image": Image()})
     rows = sorted(table.to_pylist(), key=lambda r: (r["curriculum"], r["sequence"], r["trial"]))
-    shown = shown_images(rows, images, enhanced)
+    shown = {k: _as_shown(v, encode) for k, v in shown_images(rows, images, enhanced).items()}
     infos: dict[str, ConfigWriter] = {}
     for row in rows:
         cname = f"curriculum-{row['curriculum']}"
@@ -223,10 +236,10 @@ def shown_images(rows: list[dict[str, Any]], images: Path,
         elif budget in enhanced:
             found = image_lookup(enhanced[budget], ids)
         else:
-            raise UserError(f"curricula use budget {budget:g}, but enhanced/eps={budget:g} was not built")
+            raise UserError(f"curricula use budget {budget:g}, but enhanced/{budget_dir(budget)} was not built")
         missing = sorted(ids - set(found))
         if missing:
-            where = "images" if budget == 0 else f"enhanced/eps={budget:g}"
+            where = "images" if budget == 0 else f"enhanced/{budget_dir(budget)}"
             raise UserError(f"curricula show image {missing[0]} at budget {budget:g}, which {where} lacks "
                             f"({len(missing)} missing); rerun the enhance stage for its split")
         shown.update({(i, budget): img for i, img in found.items()})

@@ -81,7 +81,7 @@ def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigI
     files = file_hashes(root)
     # the experiment and analysis params travel with their artefacts (manifest.json, calibration.json)
     sections = {k: v for k, v in to_plain(params.corpus(corpus)).items()
-                if k not in ("report", "experiment", "analysis")}
+                if k not in ("report", "executor", "experiment", "analysis")}
     plain_params = json.loads(json.dumps({
         "seed": params.seed, "corpus": sections,
         "models": {n: to_plain(params.model(n)) for n in models}}, default=str))

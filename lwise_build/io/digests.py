@@ -17,6 +17,11 @@ def file_digest(path: Path, algo: str = "sha256") -> str:
     return h.hexdigest()
 
 
+def bytes_digest(data: bytes) -> str:
+    """Hex SHA-256 of bytes in memory."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def json_digest(obj: Any) -> str:
     """Stable SHA-256 of plain data (sorted keys): cache keys and content hashes."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -7,7 +7,6 @@ Every model-derived column refers to these exact pixels. Inside the code pixels 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import warnings
 from collections.abc import Sequence
@@ -15,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from .digests import bytes_digest
 
 if TYPE_CHECKING:
     import torch
@@ -93,9 +94,18 @@ def encode_png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def png_to_jpeg(png: bytes, quality: int = 75) -> bytes:
+    """The image as the L-WISE reference served its .jpg tasks' stimuli: JPEG at ``quality``
+    (torchvision's ``save_image`` to a .jpg path: PIL's defaults, quality 75, 4:2:0 chroma)."""
+    img = Image.open(io.BytesIO(png))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
+
+
 def image_id(png: bytes) -> str:
     """The id of a canonical image: the first 16 hex digits of the SHA-256 of its PNG."""
-    return hashlib.sha256(png).hexdigest()[:16]
+    return bytes_digest(png)[:16]
 
 
 def decode_png(png: bytes) -> np.ndarray:

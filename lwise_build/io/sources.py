@@ -13,8 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import console
 from ..config.params import IngestParams
 from ..errors import UserError
+from .digests import bytes_digest, json_digest
+from .fingerprint import files_fingerprint
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
                  "validation": "validation", "dev": "validation", "test": "test", "testing": "test"}
@@ -40,6 +43,49 @@ def load_source(p: IngestParams, where: str) -> list[RawItem]:
     if not items:
         raise UserError(f"{where}.source: {p.source!r} has no images")
     return items
+
+
+def fingerprint(p: IngestParams, where: str) -> dict[str, Any]:
+    """What ingest's output depends on in the source, as a small summary (for the ``resolve``
+    stage): every item's name, label, split, metadata and content hash. Files are read only when
+    their size or mtime changed since the last time (:mod:`.fingerprint`)."""
+    scheme, _, rest = p.source.partition(":")
+    if scheme == "hf" and not _local_hf(rest):
+        return {"source": p.source, "hf_split": p.hf_split, "revision": _hf_revision(rest, p, where)}
+    items = load_source(p, where)
+    files = [(it.source, Path(it.meta["_path"])) for it in items if it.data is None and it.meta.get("_path")]
+    digests, read = files_fingerprint(source_root(p), files)
+    rows = [[it.source, it.label, it.split, digests.get(it.source) if it.data is None else bytes_digest(it.data),
+             {k: v for k, v in sorted(it.meta.items()) if not k.startswith("_")}] for it in items]
+    console.info(f"{where}.source: {len(items)} items, {read} files read (the rest unchanged since last time)")
+    return {"source": p.source, "items": len(items), "digest": json_digest(rows)}
+
+
+def source_root(p: IngestParams) -> Path:
+    """The folder whose stat cache holds a source's files (the image folder, or the manifest's)."""
+    scheme, _, rest = p.source.partition(":")
+    path = Path(rest).expanduser()
+    return path.parent if scheme == "manifest" else path
+
+
+def _local_hf(name: str) -> bool:
+    return Path(name).is_dir() and (Path(name) / "dataset_dict.json").exists()
+
+
+def _hf_revision(name: str, p: IngestParams, where: str) -> str:
+    """The commit of a Hub dataset (a pinned ``hf_revision`` as given, else resolved now)."""
+    import re
+
+    if p.hf_revision and re.fullmatch(r"[0-9a-f]{40}", p.hf_revision):
+        return p.hf_revision
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(name, revision=p.hf_revision).sha or "unresolved"
+    except Exception as exc:  # noqa: BLE001 - offline, unreachable, not found: say so, go on
+        console.warn(f"{where}.source: cannot resolve the revision of {name!r} ({type(exc).__name__}); "
+                     f"pin {where}.hf_revision so a new upstream version is noticed")
+        return p.hf_revision or "unresolved"
 
 
 def normalize_split(name: str, where: str) -> str:
@@ -141,10 +187,10 @@ def _hf(name: str, p: IngestParams, where: str) -> list[RawItem]:
     import datasets
 
     try:
-        if Path(name).is_dir() and (Path(name) / "dataset_dict.json").exists():
+        if _local_hf(name):
             dsd = datasets.load_from_disk(name)
         else:
-            dsd = datasets.load_dataset(name, split=p.hf_split)
+            dsd = datasets.load_dataset(name, split=p.hf_split, revision=p.hf_revision)
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
         raise UserError(f"{where}: cannot load Hugging Face dataset {name!r} ({str(exc).splitlines()[0]})") from None
     if isinstance(dsd, datasets.Dataset):

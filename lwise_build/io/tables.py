@@ -8,6 +8,7 @@ shard by shard, so memory stays bounded by one shard.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,6 +111,20 @@ def rows_by_id(folder: Path, ids: Iterable[str], columns: list[str], key: str = 
     wanted = pa.array(sorted(set(ids)), type=pa.string())
     parts = [t.filter(pc.is_in(t[key], value_set=wanted)) for t in iter_shards(folder, columns)]
     return pa.concat_tables(parts)
+
+
+def read_rows(path: Path, rows: list[int], columns: list[str]) -> pa.Table:
+    """Rows ``rows`` (in that order) of one Parquet shard, reading only the row groups holding them."""
+    pf = pq.ParquetFile(path)
+    starts, n = [], 0
+    for g in range(pf.num_row_groups):
+        starts.append(n)
+        n += pf.metadata.row_group(g).num_rows
+    groups = sorted({bisect.bisect_right(starts, r) - 1 for r in rows})
+    table = pf.read_row_groups(groups, columns=columns)
+    offset = {g: sum(pf.metadata.row_group(h).num_rows for h in groups[:i]) for i, g in enumerate(groups)}
+    local = [offset[bisect.bisect_right(starts, r) - 1] + r - starts[bisect.bisect_right(starts, r) - 1] for r in rows]
+    return table.take(pa.array(local, pa.int64()))
 
 
 def png_bytes(table: pa.Table, column: str = "image") -> list[bytes]:

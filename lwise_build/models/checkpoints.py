@@ -9,7 +9,6 @@ unpickle is refused, and nothing in it runs.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import shutil
 import urllib.error
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..io.digests import bytes_digest
 from ..io.paths import cache_root
 from .classifier import Classifier
 from .registry import create_net
@@ -55,7 +55,7 @@ def resolve(source: str) -> Path:
 def download(url: str) -> Path:
     """Fetch ``url`` once into ``<cache>/downloads/`` (atomic rename); later calls reuse it."""
     name = Path(urlparse(url).path).name or "checkpoint"
-    dest = cache_root() / "downloads" / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{name}"
+    dest = cache_root() / "downloads" / f"{bytes_digest(url.encode())[:16]}-{name}"
     if dest.is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)

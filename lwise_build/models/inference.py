@@ -3,6 +3,10 @@
 PNG batches are decoded ahead of the model (a background thread, or worker processes on a GPU);
 ``forward_stats`` runs several models on each decoded batch once; ``logits``, ``predictions``
 and ``activations`` are the plain batched loops (no gradients, results on the CPU).
+
+Every batch runs at the full batch size, the last one padded: at a fixed shape a sample's
+numbers do not depend on the other samples, so results are exact per image whatever it was
+batched with (what the unit cache relies on; docs/architecture.md, "Units and the cache").
 """
 
 from __future__ import annotations
@@ -100,12 +104,25 @@ def _stats(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor
             "margin": gt - others}
 
 
+def padded(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A copy of ``x`` with zero rows up to ``size`` rows, in standard (NCHW) memory layout.
+
+    Both matter: kernels differ with the batch shape and with the layout (a decoded batch is
+    channels-last in memory, a padded one would not be), and at one shape and one layout an
+    image's numbers do not depend on the images beside it.
+    """
+    out = x.new_zeros((max(size, len(x)), *x.shape[1:]))
+    out[: len(x)] = x
+    return out
+
+
 def forward_stats(models: Mapping[str, torch.nn.Module], batches: Iterable[torch.Tensor],
                   targets: Mapping[str, np.ndarray], device: torch.device, precision: str = "fp32",
-                  progress: Any = None) -> dict[str, dict[str, np.ndarray]]:
+                  progress: Any = None, batch_size: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Run every model on every batch (decoded once, shared); per model the :data:`STATS` arrays.
 
-    Batches are uint8 (scaled by 1/255 on the device) or floats in [0, 1].
+    Batches are uint8 (scaled by 1/255 on the device) or floats in [0, 1]; each is padded to
+    ``batch_size`` rows (the fixed shape that makes results exact per image).
     """
     tgt = {k: torch.as_tensor(np.asarray(v, dtype=np.int64), device=device) for k, v in targets.items()}
     out: dict[str, dict[str, list[torch.Tensor]]] = {k: {s: [] for s in STATS} for k in models}
@@ -116,10 +133,11 @@ def forward_stats(models: Mapping[str, torch.nn.Module], batches: Iterable[torch
     with torch.inference_mode(), cast:
         for batch in batches:
             x = batch.to(device, non_blocking=True)
-            x = (x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()).contiguous(memory_format=fmt)
+            x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
             n = len(x)
+            x = padded(x, batch_size).contiguous(memory_format=fmt)
             for name, model in models.items():
-                stats = _stats(model(x).float(), tgt[name][start:start + n])
+                stats = _stats(model(x)[:n].float(), tgt[name][start:start + n])
                 for s in STATS:
                     out[name][s].append(stats[s])
             start += n
@@ -140,7 +158,8 @@ def score_pngs(models: Mapping[str, torch.nn.Module], pngs: Sequence[Any], targe
     """Forward stats of every model over canonical PNGs, decoding ahead (the stage's per-shard path)."""
     w = default_workers(device) if workers is None else workers
     batches = decoded_batches(pngs, batch_size, w, pin=device.type == "cuda")
-    return forward_stats(models, batches, targets, device, resolve_precision(precision, device), progress)
+    return forward_stats(models, batches, targets, device, resolve_precision(precision, device), progress,
+                         batch_size)
 
 
 def device_of(model: torch.nn.Module) -> torch.device:
@@ -154,8 +173,11 @@ def device_of(model: torch.nn.Module) -> torch.device:
 def logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """The model's logits for ``x`` (batched, no grads), on the CPU."""
     dev = device_of(model)
+    out = []
     with torch.inference_mode():
-        out = [model(x[lo:lo + batch_size].to(dev)).cpu() for lo in range(0, len(x), batch_size)]
+        for lo in range(0, len(x), batch_size):
+            chunk = x[lo:lo + batch_size]
+            out.append(model(padded(chunk, batch_size).to(dev))[: len(chunk)].cpu())
     return torch.cat(out) if out else torch.empty(0, getattr(model, "num_classes", 0))
 
 
@@ -170,5 +192,7 @@ def activations(model: Any, layer: str, x: torch.Tensor, batch_size: int = 256) 
     out = []
     with torch.no_grad():
         for lo in range(0, len(x), batch_size):
-            out.append(model.forward_to(x[lo:lo + batch_size].to(dev), layer).flatten(1).double().cpu().numpy())
+            chunk = x[lo:lo + batch_size]
+            acts = model.forward_to(padded(chunk, batch_size).to(dev), layer)[: len(chunk)]
+            out.append(acts.flatten(1).double().cpu().numpy())
     return np.concatenate(out) if out else np.empty((0, 0))

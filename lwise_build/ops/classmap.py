@@ -7,7 +7,7 @@ one-line error naming where it came from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,3 +48,36 @@ def corpus_index(model_classes: Sequence[str], corpus_classes: Sequence[str]) ->
     """Model head index -> corpus label index by name (-1 where the corpus lacks the class)."""
     where = {c: i for i, c in enumerate(corpus_classes)}
     return np.asarray([where.get(c, -1) for c in model_classes], dtype=np.int64)
+
+
+def model_targets(model_classes: Sequence[str], names: Sequence[str], labels: Sequence[int], where: str, *,
+                  class_map: Mapping[str, str] | None = None, target_values: Sequence[Any] | None = None) -> np.ndarray:
+    """Model head index per row: ``target_values`` (a metadata column, e.g. the fine ImageNet class)
+    if given, else each label's name through ``class_map`` (scoring's mapping, docs/methods.md)."""
+    if target_values is not None:
+        return map_targets(model_classes, target_values, f"{where}.target_column")
+    class_map = class_map or {}
+    for key in class_map:
+        if key not in names:
+            more = ", ..." if len(names) > 10 else ""
+            raise UserError(f"{where}.class_map: {key!r} is not a label of the corpus ({', '.join(names[:10])}{more})")
+    values = [class_map.get(n, n) for n in names]
+    mapped = map_targets(model_classes, values, where) if names else np.zeros(0, np.int64)
+    return mapped[np.asarray(labels, dtype=np.int64)]
+
+
+def choice_groups(targets: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, ...]:
+    """Per corpus class, the head outputs its images map to (one for a plain head, several fine
+    classes for a superclass): the alternatives of a forced choice over the corpus's classes."""
+    targets, labels = np.asarray(targets, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    return tuple(np.unique(targets[labels == c]) for c in range(n_classes))
+
+
+def forced_choice(logits: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Corpus class per row chosen among the corpus's classes only: the class whose best head
+    output is highest (model_metamers_pytorch's 16-way ImageNet choice, L-WISE's mapped model)."""
+    logits = np.asarray(logits)
+    if all(len(g) == 1 for g in groups):
+        return logits[:, np.concatenate(groups)].argmax(1).astype(np.int64)
+    best = np.stack([logits[:, g].max(1) if len(g) else np.full(len(logits), -np.inf) for g in groups], 1)
+    return best.argmax(1).astype(np.int64)

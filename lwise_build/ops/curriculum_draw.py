@@ -1,15 +1,21 @@
 """Drawing one participant's trial sequence: pure, seeded, no IO (the curriculum stage's algorithm).
 
-Semantics (docs/methods.md, "Curricula"). Each (curriculum seed, curriculum name, sequence index) has its
-own RNG, so sequences and curricula are independent. Per class, in this order: the test blocks'
-images are drawn uniformly without replacement from the test split; the natural set-aside training
-blocks' images (L-WISE blocks 7-8) likewise from the training split (never enhanced); if the two
-splits are the same, the test images leave the pool first. What remains of the training split is
-the curriculum pool: block b with ``easiest = f`` ranks it by the guide's within-class difficulty
-(ties by id) and samples ``trials_per_class`` images without replacement from the easiest
-``round(pool * f)`` (Python's ``round``); ``easiest = None`` samples the whole pool. Shuffled
-curricula pool the curriculum blocks' trials per class and redistribute them over the same slots
-(budget and selection travel with the image; no image twice in a block where avoidable). Trials
+Semantics (docs/methods.md, "Curricula"), as the L-WISE reference generator draws them. Each
+(curriculum seed, curriculum name, sequence index) has its own RNG, so sequences and curricula are
+independent. Per class, in this order: the test blocks' images are drawn uniformly without
+replacement from the test split; the natural set-aside training blocks' images (L-WISE blocks 7-8)
+likewise from the training split (never enhanced); if the two splits are the same, the test images
+leave the pool first. What remains of the training split is the curriculum pool.
+
+A curriculum **with difficulty selection** (any curriculum block has ``easiest``) draws every
+curriculum block from that pool without removing what earlier blocks showed: block b with
+``easiest = f`` ranks the pool by the guide's within-class difficulty (ties by id) and samples
+``trials_per_class`` images without replacement from the easiest ``round(pool * f)`` (Python's
+``round``), so an easy image may recur across curriculum blocks but never within one. A curriculum
+**without selection** removes each block's images from the pool before the next block draws, so no
+image is shown twice to a participant. Shuffled curricula pool the curriculum blocks' trials per
+class and redistribute them over the same slots (budget and selection travel with the image; no
+image twice in a block where avoidable, a deviation from the reference, which allows it). Trials
 are shuffled within each block.
 """
 
@@ -93,6 +99,11 @@ def selection_label(block: BlockParams) -> str:
     return f"easiest:{f:.2f}" if round(f, 2) == f else f"easiest:{f:g}"
 
 
+def selects(blocks: Sequence[BlockParams]) -> bool:
+    """Whether a curriculum uses difficulty selection (then easy images may recur across blocks)."""
+    return any(b.easiest is not None for b in blocks if b.phase == "train" and not b.set_aside)
+
+
 def build_sequence(name: str, blocks: Sequence[BlockParams], pools: ClassPools, seed: int,
                    sequence: int, shuffle: bool = False) -> list[Trial]:
     """All trials of one participant's sequence, in presentation order."""
@@ -116,6 +127,7 @@ class _Draw:
         self.name, self.blocks, self.pools, self.rng = name, blocks, pools, rng
         self.slots: list[list[list[Trial]]] = [[[] for _ in pools.classes] for _ in blocks]
         self.curriculum = [i for i, b in enumerate(blocks) if b.phase == "train" and not b.set_aside]
+        self.selects = selects(blocks)
 
     def fill_class(self, c: int) -> None:
         """Draw class ``c``'s images for every block: test, then set-aside, then curriculum."""
@@ -130,9 +142,12 @@ class _Draw:
             size = len(pool.ids) if block.easiest is None else round(len(pool.ids) * block.easiest)
             if size < block.trials_per_class:
                 what = "pool" if block.easiest is None else f"easiest {block.easiest:g} of the pool"
-                self.fail(i, c, f"the {what} has {size} (pool of {len(pool.ids)} after setting aside)")
+                after = "setting aside" if self.selects else "setting aside and removing earlier blocks"
+                self.fail(i, c, f"the {what} has {size} (pool of {len(pool.ids)} after {after})")
             picks = self.rng.choice(size, size=block.trials_per_class, replace=False)
             self.slots[i][c] = [self.trial(i, c, pool, int(j)) for j in picks]
+            if not self.selects:  # no difficulty selection: nothing is ever shown twice
+                pool = pool.subset(np.setdiff1d(np.arange(len(pool.ids)), picks).tolist())
 
     def set_aside(self, c: int, wanted: list[int], pool: Pool, split: str) -> Pool:
         """Draw distinct images uniformly for the ``wanted`` blocks; return what remains of ``pool``."""

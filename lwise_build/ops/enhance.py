@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from .. import console
 from ..config.params import NORMS, OBJECTIVES
 from ..errors import UserError
+from ..models.inference import padded
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -72,32 +73,31 @@ def _settle(x0: Tensor, delta: Tensor, radius: Tensor, norm: str) -> Tensor:
     return (x0 + delta).clamp(0, 1)
 
 
-def _evaluate(loss_fn: LossFn, x: Tensor, y: Tensor, need_grad: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-row loss at ``x``, and its input gradient for the rows in ``need_grad`` (zeros elsewhere)."""
-    loss = torch.empty(len(x), device=x.device, dtype=x.dtype)
-    grad = torch.zeros_like(x)
-    rows = need_grad.nonzero()[:, 0]
-    if len(rows):
-        with torch.enable_grad():
-            xg = (x if len(rows) == len(x) else x[rows]).detach().requires_grad_(True)
-            lg = loss_fn(xg, y[rows])
-            (g,) = torch.autograd.grad(lg.sum(), xg)
-        loss[rows], grad[rows] = lg.detach(), g
-    rest = (~need_grad).nonzero()[:, 0]
-    if len(rest):
-        with torch.no_grad():
-            loss[rest] = loss_fn(x[rest], y[rest])
-    return loss, grad
+def _evaluate(loss_fn: LossFn, x: Tensor, y: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
+    """Per-row loss at ``x`` and its input gradient, in fixed-shape chunks of ``chunk`` rows
+    (padded): every row's numbers are then independent of the other rows in the batch."""
+    if not len(x):
+        return x.new_zeros(0), torch.zeros_like(x)
+    losses, grads = [], []
+    with torch.enable_grad():
+        for lo in range(0, len(x), chunk):
+            xs, ys = x[lo:lo + chunk].detach(), y[lo:lo + chunk]
+            xp = padded(xs, chunk).requires_grad_(True)
+            loss = loss_fn(xp, torch.cat([ys, ys.new_zeros(chunk - len(ys))]))
+            (g,) = torch.autograd.grad(loss.sum(), xp)
+            losses.append(loss.detach()[: len(xs)])
+            grads.append(g[: len(xs)])
+    return torch.cat(losses), torch.cat(grads)
 
 
 # ---------------------------------------------------------------- reference: one run per budget --
 def _run_reference(loss_fn: LossFn, x0: Tensor, y: Tensor, eps: float, steps: int, step: float,
-                   norm: str) -> Tensor:
+                   norm: str, chunk: int) -> Tensor:
     """The plain loop of docs/methods.md ("Enhancement") for one budget."""
     x, radius = x0.clone(), torch.full((len(x0),), float(eps), device=x0.device)
     best_loss, best_x = torch.full_like(radius, float("inf")), x0.clone()
     for t in range(steps + 1):
-        loss, g = _evaluate(loss_fn, x, y, torch.full_like(radius, t < steps, dtype=torch.bool))
+        loss, g = _evaluate(loss_fn, x, y, chunk)
         better = loss < best_loss
         best_loss, best_x = torch.where(better, loss, best_loss), torch.where(better[:, None, None, None], x, best_x)
         if t < steps:
@@ -126,7 +126,7 @@ class _Rows:
 
 
 def _run_shared(loss_fn: LossFn, x0: Tensor, y: Tensor, eps: Sequence[float], steps: Sequence[int],
-                step: float, norm: str) -> list[Tensor]:
+                step: float, norm: str, chunk: int) -> list[Tensor]:
     """Every budget from one trajectory, branching a budget off an image only where it binds."""
     n, dev = len(x0), x0.device
     eps_t, steps_t = torch.tensor(eps, device=dev), torch.tensor(steps, device=dev)
@@ -136,7 +136,7 @@ def _run_shared(loss_fn: LossFn, x0: Tensor, y: Tensor, eps: Sequence[float], st
     branched = torch.zeros(len(eps), n, dtype=torch.bool, device=dev)
     out = [x0.clone() for _ in eps]
     for t in range(int(steps_t.max()) + 1):
-        loss, g = _evaluate(loss_fn, rows.x, y[rows.img], rows.t_end > t)
+        loss, g = _evaluate(loss_fn, rows.x, y[rows.img], chunk)
         better = loss < rows.best_loss
         rows.best_loss = torch.where(better, loss, rows.best_loss)
         rows.best_x = torch.where(better[:, None, None, None], rows.x, rows.best_x)
@@ -270,9 +270,10 @@ def enhance(model: nn.Module, images: Tensor, labels: Tensor | Sequence[int], *,
         for lo in (console.progress(starts, desc="enhance", unit="batch", leave=False) if progress and len(starts) > 1 else starts):
             x0, y = images[lo:lo + batch_size].to(dev, torch.float32), labels[lo:lo + batch_size].to(dev)
             if shared:
-                res = _run_shared(loss_fn, x0, y, eps, n_steps, step_size, norm)
+                res = _run_shared(loss_fn, x0, y, eps, n_steps, step_size, norm, batch_size)
             else:
-                res = [_run_reference(loss_fn, x0, y, e, s, step_size, norm) for e, s in zip(eps, n_steps, strict=True)]
+                res = [_run_reference(loss_fn, x0, y, e, s, step_size, norm, batch_size)
+                       for e, s in zip(eps, n_steps, strict=True)]
             for e, r in zip(eps, res, strict=True):
                 out[e][lo:lo + batch_size] = r.to(images.device, images.dtype)
     return {float(b): out[float(b)] for b in dict.fromkeys(budgets)}

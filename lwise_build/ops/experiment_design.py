@@ -139,11 +139,8 @@ def assign(participant: str, weights: Mapping[str, float], sequences: Mapping[st
 
 
 def condition_weights(curricula: Mapping[str, Any], names: Sequence[str]) -> dict[str, float]:
-    """Assignment weight per condition: a curriculum's ``weight`` param when it has one, else 1.
-
-    The hook for condition weights (issue #16 adds them to the curricula params): until then
-    every curriculum is assigned uniformly.
-    """
+    """Assignment weight per condition: the curriculum's ``weight`` (its condition slots), 1 for a
+    curriculum the params do not name."""
     out = {n: float(getattr(curricula.get(n), "weight", 1.0) or 0.0) for n in names}
     if names and sum(out.values()) <= 0:
         raise UserError("experiment: the condition weights sum to 0")

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .. import console
 from ..errors import UserError
 from ..models.classifier import Classifier
+from ..models.inference import padded
 from ..seeding import seeded_int
+from .fake_relu import with_fake_relu
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ def get_schedule(name: str) -> Schedule:
     if name not in SCHEDULES:
         raise UserError(f"schedule: unknown metamer schedule {name!r} (known: {', '.join(SCHEDULES)})")
     return SCHEDULES[name]
+
+
+#: The id that seeds the noise of padding rows (their metamers are thrown away).
+PAD_ID = "<padding>"
 
 
 def noise_seed(seed: int, ref_id: str) -> int:
@@ -122,6 +127,16 @@ def _rewrite_sequential(seq: nn.Sequential) -> None:
     seq._modules.update(mods)
 
 
+def fake_relu_model(model: Classifier, layer: str) -> Classifier:
+    """A copy of a synthesis model whose ``layer`` output ReLU passes gradients as the identity
+    (``fake_relu``, docs/methods.md "Metamers"); layers without an output ReLU are unchanged."""
+    fake = copy.deepcopy(model)
+    stage, found = with_fake_relu(getattr(fake.net, layer))
+    if found:
+        setattr(fake.net, layer, stage)
+    return fake
+
+
 def _synthesise(model: Classifier, layer: str, target: torch.Tensor, x: torch.Tensor,
                 lrs: Sequence[float]) -> torch.Tensor:
     """Normalised-gradient L2 steps from ``x`` towards ``target`` activations, clamped to [0, 1]."""
@@ -146,12 +161,16 @@ def _check_model(model: Classifier, layer: str) -> None:
 
 def metamers(model: Classifier, layer: str, images: torch.Tensor, ids: Sequence[str], *,
              steps: int | None = None, schedule: str = "fast", init_noise: float = 0.05, seed: int = 0,
-             step_size: float | None = None, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+             step_size: float | None = None, batch_size: int = 64, fake_relu: bool = False,
+             progress: bool = False) -> torch.Tensor:
     """Metamers of ``images`` (N, C, H, W in [0, 1]) at ``layer`` of ``model``, on the model's device.
 
-    ``ids`` seed each image's init noise, so the result does not depend on batching or order.
+    ``ids`` seed each image's init noise, and every batch runs padded to ``batch_size`` (a fixed
+    shape, where a sample's numbers do not depend on its companions), so a metamer depends only on
+    its reference, id, seed and ``batch_size``, never on what it was batched with or in what order.
     ``steps`` overrides the schedule's total (keeping its halvings); ``step_size`` its first step
-    (published 1.0, fast 4.0). Runs in the images' dtype (float64 works).
+    (published 1.0, fast 4.0); ``fake_relu`` passes the gradient of the layer's output ReLU as
+    the identity (the reference's ``*_fake_relu`` layers). Runs in the images' dtype (float64 works).
     """
     _check_model(model, layer)
     lrs = get_schedule(schedule).step_sizes(step_size, steps)
@@ -160,68 +179,26 @@ def metamers(model: Classifier, layer: str, images: torch.Tensor, ids: Sequence[
         raise UserError(f"ids: {len(ids)} ids for {len(images)} images")
     device = next(iter(model.buffers())).device
     fast = synthesis_model(model)
+    if fake_relu:
+        fast = fake_relu_model(fast, layer)
     out = []
     chunks = range(0, len(images), batch_size)
     if progress:
         chunks = console.progress(chunks, desc=f"metamers {layer}", unit="batch", leave=False)
-    for start in chunks:
+    for start in chunks:  # every batch padded to batch_size: exact per reference (see below)
         ref = images[start:start + batch_size].to(device)
+        n = len(ref)
         with torch.no_grad():
-            target = fast.forward_to(ref, layer)
-        x0 = init_noise_images(ref.shape[1:], ids[start:start + batch_size], seed, init_noise)
-        out.append(_synthesise(fast, layer, target, x0.to(device, ref.dtype), lrs).cpu())
+            target = fast.forward_to(padded(ref, batch_size), layer)
+        batch_ids = [*ids[start:start + batch_size], *[PAD_ID] * (batch_size - n)]
+        x0 = init_noise_images(ref.shape[1:], batch_ids, seed, init_noise)
+        out.append(_synthesise(fast, layer, target, x0.to(device, ref.dtype), lrs)[:n].cpu())
     if not out:
         return torch.empty((0, *images.shape[1:]))
     return torch.cat(out)
 
 
-# ---------------------------------------------------------------- match statistics -------------
-def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (a * b).sum(axis=1) / np.where(denom > 0, denom, 1), 0.0)
-
-
-def match_stats(ref: np.ndarray, other: np.ndarray) -> dict[str, np.ndarray]:
-    """Row-wise Spearman rho, Pearson r and SNR dB ``10 log10(||a|| / ||a - b||)`` (a = reference)."""
-    spearman = _pearson(rankdata(ref, axis=1), rankdata(other, axis=1))
-    pearson = _pearson(ref, other)
-    err = np.linalg.norm(ref - other, axis=1)
-    with np.errstate(divide="ignore"):
-        snr = 10 * np.log10(np.linalg.norm(ref, axis=1) / np.maximum(err, 1e-300))
-    return {"spearman": spearman, "pearson": pearson, "snr_db": snr}
-
-
-def null_pairs(n_images: int, n_pairs: int, seed: int) -> np.ndarray:
-    """``n_pairs`` seeded random pairs (i, j) of distinct indices into ``n_images`` images."""
-    if n_images < 2:
-        raise UserError(f"metamers: the null distribution needs at least 2 natural images, got {n_images}")
-    rng = np.random.default_rng(seed)
-    i = rng.integers(0, n_images, size=n_pairs)
-    j = (i + rng.integers(1, n_images, size=n_pairs)) % n_images
-    return np.stack([i, j], axis=1)
-
-
-def null_thresholds(acts: np.ndarray, pairs: np.ndarray) -> dict[str, float]:
-    """The best value of each statistic over the null pairs of natural images (to beat)."""
-    stats = match_stats(acts[pairs[:, 0]], acts[pairs[:, 1]])
-    return {key: float(np.max(vals)) for key, vals in stats.items()}
-
-
-def passes(stats: dict[str, np.ndarray], null: dict[str, float], correct: np.ndarray) -> np.ndarray:
-    """Success: all three statistics beat the null and the generator predicts the reference label.
-
-    A tie counts as beating it: ties only happen at a rank correlation of exactly 1 (e.g. two
-    images of one class with the same ranking of 10 logits), which no metamer can exceed.
-    """
-    ok = np.asarray(correct, dtype=bool).copy()
-    for key, threshold in null.items():
-        ok &= stats[key] >= threshold
-    return ok
-
-
+# ---------------------------------------------------------------- recognisability -------------
 def judge_rates(table: Mapping[str, Sequence], judge_columns: Mapping[str, str]) -> dict[tuple[str, str], dict]:
     """Per (generator, layer) of a metamers table: counts, pass rate and, per judge, the fraction
     of PASSING metamers (and of all metamers) it assigns to the reference class.

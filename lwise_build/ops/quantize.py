@@ -39,3 +39,15 @@ def quantize_within(x0: Tensor, x: Tensor, eps: float, norm: str) -> Tensor:
         out[fits], todo = cand[fits], todo & ~fits
     out[todo] = (base + (delta * (1 - 1e-6)).trunc())[todo]
     return (out / 255.0).to(x.dtype)
+
+
+def surviving_fraction(x0: Tensor, x: Tensor, x0_shown: Tensor, x_shown: Tensor) -> Tensor:
+    """Per image, the part of the change ``d = x - x0`` still there after a lossy encoding:
+    ``<x_shown - x0_shown, d> / |d|^2`` (1 intact, 0 erased; 0 where there is no change).
+
+    ``*_shown`` are the encoded-and-decoded images a participant sees (e.g. JPEG at quality 75).
+    """
+    d = (x.double() - x0.double()).flatten(1)
+    seen = (x_shown.double() - x0_shown.double()).flatten(1)
+    size = (d * d).sum(1)
+    return torch.where(size > 0, (seen * d).sum(1) / size.clamp_min(1e-300), torch.zeros_like(size))

@@ -221,21 +221,27 @@ def score_report(aliases: Mapping[str, str], stats: Mapping[str, Mapping[str, np
         out["heldout_splits"] = list(heldout) if rows.any() else "all (no held-out rows)"
         rows = rows if rows.any() else np.ones(len(split), dtype=bool)
     out["basis"], out["n_judged"] = basis, int(rows.sum())
-    rec = {}
-    for alias, m in aliases.items():
-        scores = {"gt_logit": np.asarray(stats[m]["gt_logit"])[rows], "ease": np.asarray(ease[alias])[rows]}
-        if basis == "humans":
-            trials = None if human.get("trials") is None else np.asarray(human["trials"])[rows]
-            rec[alias] = {k: predictiveness(v, np.asarray(human["accuracy"])[rows], trials, folds[rows])
-                          for k, v in scores.items()}
-            continue
-        judges = {o: correct[o][rows] for o in observers_for(m, aliases, observers)}
-        rec[alias] = ({k: _observer_block(v, judges, folds[rows]) for k, v in scores.items()}
-                      if judges else {})
-        rec[alias]["observers"] = list(judges)
+    judged = {k: np.asarray(v)[rows] for k, v in correct.items()}
+    rec = {alias: _judge_alias(alias, m, aliases, stats, ease, rows, folds, basis, human, judged, observers)
+           for alias, m in aliases.items()}
     out["recognisability"] = rec
     out["summary"] = _summary(aliases, rec, basis)
     return clean(out)
+
+
+def _judge_alias(alias: str, model: str, aliases: Mapping[str, str], stats: Mapping, ease: Mapping,
+                 rows: np.ndarray, folds: np.ndarray, basis: str, human: Mapping | None,
+                 correct: Mapping[str, np.ndarray], observers: Sequence[str] | None) -> dict:
+    """One alias's gt-logit and ease scores judged by the humans or by its observer models."""
+    scores = {"gt_logit": np.asarray(stats[model]["gt_logit"])[rows], "ease": np.asarray(ease[alias])[rows]}
+    if basis == "humans":
+        trials = None if human.get("trials") is None else np.asarray(human["trials"])[rows]
+        return {k: predictiveness(v, np.asarray(human["accuracy"])[rows], trials, folds[rows])
+                for k, v in scores.items()}
+    judges = {o: correct[o] for o in observers_for(model, aliases, observers)}
+    block = {k: _observer_block(v, judges, folds[rows]) for k, v in scores.items()} if judges else {}
+    block["observers"] = list(judges)
+    return block
 
 
 def clean(obj):

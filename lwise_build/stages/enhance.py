@@ -1,17 +1,21 @@
 """The ``enhance`` stage: one table per budget in ``data/<corpus>/enhanced/eps=<b>/``.
 
-Each images shard is one unit with one result per budget, cached under a key of the shard's
-content, the guide's hash and every param that changes pixels: a rerun after a crash, or after
-adding a budget, computes only what is new; output shard i of every budget comes from input
-shard i. Stored images lie within their budget *after* rounding (:mod:`~lwise_build.ops.quantize`).
+Each (image, budget) is one cached item, keyed by the image, its target, the guide's hash and
+every param that changes pixels: a rerun after a crash, after adding images or after adding a
+budget computes only what is new, and gives the bytes of a clean build; output shard i of every
+budget holds the images of input shard i. Stored images lie within their budget *after* rounding (:mod:`~lwise_build.ops.quantize`).
 Metrics ask whether the change transfers: observers judge images enhanced by each guide on a
-seeded sample (docs/methods.md, "Enhancement").
+seeded sample; with ``export.stimulus_format: jpeg`` they also measure how much of each budget's
+change survives JPEG (docs/methods.md, "Enhancement"). ``logit_diverge`` moves away from the other
+classes of the corpus unless ``diverge_from`` names others.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +27,23 @@ import torch
 from datasets import ClassLabel, Features, Image, Value
 
 from ..errors import UserError
-from ..io.digests import json_digest
-from ..io.images import to_pngs, to_tensor
+from ..io.digests import bytes_digest, json_digest
+from ..io.images import png_to_jpeg, to_pngs, to_tensor
 from ..io.paths import budget_dir
 from ..io.tables import iter_shards, png_bytes, shard_paths, write_table
 from ..models.inference import logits
 from ..ops.classmap import corpus_index, head_index
 from ..ops.enhance import enhance
-from ..ops.quantize import change_sizes, quantize_within
+from ..ops.quantize import change_sizes, quantize_within, surviving_fraction
 from ..seeding import seeded_hex
-from .base import Unit, UnitStage
+from .base import Item, UnitStage, attach_pngs, chunks, plain
 from .enhance_figures import figures
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 INPUT_COLUMNS = ["id", "label", "split", "image"]
+NUMBERS = ["gt_logit_before", "gt_logit_after", "l2", "linf"]
+RESULT_COLUMNS = ["image", *NUMBERS]
+_TYPES = {"image": pa.binary(), **{c: pa.float64() for c in NUMBERS}}
 
 
 def features(classes: Sequence[str]) -> Features:
@@ -51,6 +58,15 @@ class Enhance(UnitStage):
     """L2/Linf steps towards the true class at every budget, from one shared trajectory."""
 
     name, output, section, has_plots = "enhance", "enhanced", "enhance", True
+
+    @classmethod
+    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
+        """The enhance section, plus the stimulus format when it is JPEG (the metrics measure it)."""
+        out = super().resolved(params, corpus)
+        ex = params.corpus(corpus).export
+        if ex.stimulus_format == "jpeg":
+            out["stimuli"] = plain({"format": ex.stimulus_format, "jpeg_quality": ex.jpeg_quality})
+        return out
 
     def prepare(self) -> None:
         """Load and check the guide, observers, compare guides and splits before any work."""
@@ -71,66 +87,123 @@ class Enhance(UnitStage):
                 raise UserError(f"{self.where}.splits: no images in split {s!r} "
                                 f"(the corpus has {', '.join(sorted(have))})")
 
-    # ------------------------------------------------------------ units ------------------------
+    def diverge_classes(self) -> list[str] | None:
+        """What ``logit_diverge`` averages over: ``diverge_from``, else every class of the corpus
+        (the reference's default: the classes present in the task, not the model's whole head)."""
+        if self.p.diverge_from is not None:
+            return list(self.p.diverge_from)
+        return list(self.ctx.classes) if self.p.objective == "logit_diverge" else None
+
+    # ------------------------------------------------------------ items ------------------------
     def selected(self, shard: pa.Table) -> pa.Table:
         """The shard's rows of the enhanced splits, in stored order."""
         keep = np.isin(np.asarray(shard.column("split").to_pylist(), dtype=object), list(self.p.splits))
         return shard.filter(pa.array(keep, type=pa.bool_()))
 
-    def unit(self, name: str, rows: pa.Table, guide: str, source: Path | pa.Table) -> Unit:
-        """A unit of ``rows`` (id, label, split) enhanced by ``guide``: one key per budget."""
-        ep = self.p
-        content = json_digest([rows.column(c).to_pylist() for c in ("id", "label", "split")] + [self.ctx.classes])
-        keys = {b: json_digest({
-            "v": CACHE_VERSION, "shard": content, "guide": self.ctx.model(guide).model_hash,
-            "objective": ep.objective, "norm": ep.norm, "step": ep.step_size, "steps": ep.steps, "budget": b,
-            "diverge": sorted(ep.diverge_from) if ep.diverge_from is not None else None,
-        }) for b in self.budgets}
-        return Unit(name, keys, (guide, source))
+    def items(self, rows: pa.Table, guide: str) -> dict[float, list[Item]]:
+        """Per budget, one item per row (id, label) enhanced by ``guide``; the key hashes the
+        image, its target class, the guide's weights and every param that changes pixels."""
+        ep, model = self.p, self.ctx.model(guide)
+        prefix = json_digest({"v": CACHE_VERSION, "guide": model.model_hash, "objective": ep.objective,
+                              "norm": ep.norm, "step": ep.step_size, "steps": ep.steps, "batch": ep.batch_size,
+                              "diverge": sorted(d) if (d := self.diverge_classes()) is not None else None})
+        heads = head_index(model.classes, self.ctx.classes, f"{self.where}: model {guide!r}")
+        ids, labels = rows.column("id").to_pylist(), rows.column("label").to_pylist()
+        return {b: [Item(bytes_digest(f"{prefix}:{i}:{heads[y]}:{b!r}".encode()), (guide, i, int(heads[y]), b))
+                    for i, y in zip(ids, labels, strict=True)] for b in self.budgets}
 
-    def shard_units(self) -> list[Unit]:
-        return [self.unit(f"shard {p.name}", self.selected(pq.read_table(p, columns=["id", "label", "split"])),
-                          self.p.model, p) for p in shard_paths(self.ctx.dir("images"))]
+    def ensure_rows(self, rows: pa.Table, guide: str, desc: str) -> dict[float, list[Item]]:
+        """Every budget of ``rows`` (id, label) enhanced by ``guide``, in the cache."""
+        per_budget = self.items(rows, guide)
+        self.ensure([it for its in per_budget.values() for it in its], desc)
+        return per_budget
 
-    def compute(self, unit: Unit, parts: list[Hashable]) -> dict[Hashable, pa.Table]:
-        """Enhance one unit's rows with its guide at the missing budgets."""
-        guide_name, source = unit.payload
-        rows = self.selected(pq.read_table(source, columns=INPUT_COLUMNS)) if isinstance(source, Path) else source
-        return enhance_rows(self, rows, [float(b) for b in parts], self.ctx.model(guide_name))
+    @cached_property
+    def located(self) -> dict[str, tuple[str, int]]:
+        """Image id -> (images shard file, row): where attach reads an image's bytes."""
+        return {i: (p.name, row) for p in shard_paths(self.ctx.dir("images"))
+                for row, i in enumerate(pq.read_table(p, columns=["id"]).column("id").to_pylist())}
+
+    def attach(self, batch: list[Item]) -> list[Item]:
+        return attach_pngs(self.ctx.dir("images"), batch, lambda it: self.located[it.payload[1]])
+
+    def batches(self, items: list[Item]) -> list[list[Item]]:
+        """Images needing the same budgets of the same guide together, in fixed-size batches."""
+        per_image: dict[tuple[str, str], list[Item]] = {}
+        for it in items:
+            per_image.setdefault((it.payload[0], it.payload[1]), []).append(it)
+        groups: dict[tuple, list[tuple[str, str]]] = {}
+        for (guide, image), its in per_image.items():
+            groups.setdefault((guide, tuple(sorted(it.payload[3] for it in its))), []).append((guide, image))
+        return [[it for img in part for it in per_image[img]]
+                for imgs in groups.values() for part in chunks(imgs, self.p.batch_size)]
+
+    def compute(self, batch: list[Item]) -> pa.Table:
+        """Enhance the batch's images with its guide at its budgets (one shared trajectory)."""
+        guide = self.ctx.model(batch[0].payload[0])
+        images = list(dict.fromkeys(it.payload[1] for it in batch))
+        first = {it.payload[1]: it for it in reversed(batch)}
+        budgets = sorted({it.payload[3] for it in batch})
+        ep = replace(self.p, diverge_from=self.diverge_classes())
+        got = enhance_images(ep, guide, [first[i].payload[4] for i in images],
+                             [first[i].payload[2] for i in images], budgets)
+        pos = {i: n for n, i in enumerate(images)}
+        cols = {c: [got[it.payload[3]][c][pos[it.payload[1]]] for it in batch] for c in RESULT_COLUMNS}
+        return pa.table({"key": [it.key for it in batch], **{c: pa.array(v, _TYPES[c]) for c, v in cols.items()}})
 
     # ------------------------------------------------------------ output -----------------------
     def write(self, tmp: Path) -> None:
         if self.p.model is None:
             return  # disabled: an empty folder, no budgets
-        self.units_ = self.shard_units()
-        self.run_units(self.units_, "enhance shards")
+        self.shards = []  # per images shard: its enhanced rows and their items per budget
+        for path in shard_paths(self.ctx.dir("images")):
+            rows = self.selected(pq.read_table(path, columns=["id", "label", "split"]))
+            self.shards.append((rows, self.ensure_rows(rows, self.p.model, f"shard {path.name}")))
         for b in self.budgets:
-            write_table((_as_rows(self.result(u, b)) for u in self.units_), features(self.ctx.classes),
-                        tmp / budget_dir(b))
+            write_table((_as_rows(self.budget_rows(rows, items[b])) for rows, items in self.shards),
+                        features(self.ctx.classes), tmp / budget_dir(b))
+
+    def budget_rows(self, rows: pa.Table, items: list[Item], columns: list[str] | None = None) -> pa.Table:
+        """The output rows of one budget: the images' id, label and split with their cached results."""
+        got = self.lookup([it.key for it in items], columns)
+        out = rows.select(["id", "label", "split"]).append_column(
+            "budget", pa.array([it.payload[3] for it in items], pa.float64()))
+        for name in got.column_names:
+            if name != "key":
+                out = out.append_column(name, got.column(name))
+        return out
 
     def metrics(self) -> dict[str, Any]:
         if self.p.model is None:
             return {"guide": None, "budgets": {}}
         ep = self.p
-        light = pa.concat_tables(self.result(u, self.budgets[0], ["id", "split"]) for u in self.units_)
+        light = pa.concat_tables(rows.select(["id", "split"]) for rows, _ in self.shards)
         self.sample = self._sample(light)
         x0 = to_tensor(png_bytes(self.sample))
         stats, picked = {}, {}
         for b in self.budgets:
-            parts = [self.result(u, b) for u in self.units_]
-            stats[budget_dir(b)] = budget_stats(pa.concat_tables(p.drop_columns(["image"]) for p in parts), b, ep.norm)
-            picked[b] = _pick(parts, self.sample)
+            parts = [self.budget_rows(rows, items[b], ["key", *NUMBERS]) for rows, items in self.shards]
+            stats[budget_dir(b)] = budget_stats(pa.concat_tables(parts), b, ep.norm)
+            picked[b] = self._sampled(self.sample, ep.model)[b]
         self.per_guide = {ep.model: picked}
         for name in self.compare:
-            unit = self.unit(f"sample for {name}", self.sample, name, self.sample.select(INPUT_COLUMNS))
-            self.run_units([unit], f"enhance sample ({name})")
-            self.per_guide[name] = {b: _pick([self.result(unit, b)], self.sample) for b in self.budgets}
+            self.ensure_rows(self.sample, name, f"sample for {name}")
+            self.per_guide[name] = self._sampled(self.sample, name)
         models = {ep.model: self.guide, **self.compare}
         self.transfer = {g: self._judge(models[g], x0, per_b) for g, per_b in self.per_guide.items()}
-        return {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
-                "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
-                "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
-                             "guides": self.transfer}}
+        out = {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
+               "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
+               "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
+                            "guides": self.transfer}}
+        if ep.objective == "logit_diverge":
+            out["diverge_from"] = self.diverge_classes()
+        if self.ctx.spec.export.stimulus_format == "jpeg":
+            out["jpeg"] = self._jpeg(x0, picked)
+        return out
+
+    def _sampled(self, sample: pa.Table, guide: str) -> dict[float, pa.Table]:
+        """Per budget, the sample's enhanced rows by ``guide`` (in the sample's order)."""
+        return {b: self.budget_rows(sample, its) for b, its in self.items(sample, guide).items()}
 
     def plots(self, folder: Path) -> None:
         if self.p.model is None:
@@ -141,7 +214,8 @@ class Enhance(UnitStage):
     def summary(self) -> str:
         if self.p.model is None:
             return "disabled (no enhance.model)"
-        return f"{len(self.units_)} shards x {len(self.budgets)} budgets"
+        computed = sum(c for _, _, c in self.counts)
+        return f"{len(self.shards)} shards x {len(self.budgets)} budgets; {computed} images x budgets computed"
 
     # ------------------------------------------------------------ metrics ----------------------
     def _sample(self, light: pa.Table) -> pa.Table:
@@ -170,6 +244,25 @@ class Enhance(UnitStage):
                                   "observers": acc}
         return out
 
+    def _jpeg(self, x0: torch.Tensor, picked: dict[float, pa.Table]) -> dict:
+        """Per budget on the sample: the fraction of the stored change that survives JPEG (as the
+        stimuli are exported), and the guide's mean logit gain on JPEG stimuli against PNG ones."""
+        q = self.ctx.spec.export.jpeg_quality
+        labels = torch.tensor(self.sample.column("label").to_pylist(), dtype=torch.long)
+        y = torch.from_numpy(head_index(self.guide.classes, self.ctx.classes, "guide"))[labels]
+        j0 = to_tensor([png_to_jpeg(p, q) for p in png_bytes(self.sample)])
+        before = np.asarray(gt_logits(self.guide, j0, y, self.p.batch_size))
+        out = {}
+        for b, t in picked.items():
+            pngs = t.column("image").to_pylist()
+            x, jx = to_tensor(pngs), to_tensor([png_to_jpeg(p, q) for p in pngs])
+            gain_png = np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before"))
+            out[budget_dir(b)] = {
+                "surviving_fraction": _mean(surviving_fraction(x0, x, j0, jx).numpy()),
+                "mean_gain_jpeg": _mean(np.asarray(gt_logits(self.guide, jx, y, self.p.batch_size)) - before),
+                "mean_gain_png": _mean(gain_png)}
+        return {"quality": q, "images": len(labels), "budgets": out}
+
     def _accuracy(self, model: Any, x: torch.Tensor, labels: np.ndarray, splits: np.ndarray) -> dict:
         """Accuracy over the sample and per split (model classes mapped to corpus labels by name)."""
         to_corpus = corpus_index(model.classes, self.ctx.classes)
@@ -177,27 +270,22 @@ class Enhance(UnitStage):
         return {"all": _mean(hit), **{s: _mean(hit[splits == s]) for s in sorted(set(splits))}}
 
 
-def enhance_rows(st: Enhance, rows: pa.Table, budgets: Sequence[float], guide: Any) -> dict[float, pa.Table]:
-    """Enhance ``rows`` (id, label, split, image) with ``guide`` at ``budgets``: columns per budget."""
-    ep, n = st.p, rows.num_rows
-    x0 = to_tensor(png_bytes(rows)) if n else torch.empty(0, 1, 1, 1)
-    labels = rows.column("label").to_pylist()
-    y = torch.from_numpy(head_index(guide.classes, st.ctx.classes, "guide"))[torch.tensor(labels, dtype=torch.long)]
+def enhance_images(ep: Any, guide: Any, pngs: list[bytes], targets: list[int],
+                   budgets: Sequence[float]) -> dict[float, dict[str, list]]:
+    """Enhance canonical PNGs towards ``targets`` (guide head indices) at ``budgets``: per budget
+    the stored PNG, the gt logit before and after, and the L2 / Linf size of the stored change."""
+    x0 = to_tensor(pngs)
+    y = torch.tensor(targets, dtype=torch.long)
     out = enhance(guide, x0, y, budgets=budgets, objective=ep.objective, step_size=ep.step_size, norm=ep.norm,
-                  steps=ep.steps, diverge_from=ep.diverge_from, batch_size=ep.batch_size,
-                  progress=True) if n else {b: x0 for b in budgets}
+                  steps=ep.steps, diverge_from=ep.diverge_from, batch_size=ep.batch_size, progress=True)
     before = gt_logits(guide, x0, y, ep.batch_size)
     result = {}
     for b in budgets:
         stored = quantize_within(x0, out[b], b, ep.norm)
         l2, linf = change_sizes(x0, stored)
-        result[b] = pa.table({
-            "id": rows.column("id"), "label": pa.array(labels, pa.int64()), "split": rows.column("split"),
-            "budget": pa.array([b] * n, pa.float64()), "image": pa.array(to_pngs(stored) if n else [], pa.binary()),
-            "gt_logit_before": pa.array(before, pa.float64()),
-            "gt_logit_after": pa.array(gt_logits(guide, stored, y, ep.batch_size), pa.float64()),
-            "l2": pa.array(l2.tolist(), pa.float64()), "linf": pa.array(linf.tolist(), pa.float64()),
-        })
+        result[b] = {"image": to_pngs(stored), "gt_logit_before": before,
+                     "gt_logit_after": gt_logits(guide, stored, y, ep.batch_size),
+                     "l2": l2.tolist(), "linf": linf.tolist()}
     return result
 
 

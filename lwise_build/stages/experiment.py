@@ -22,11 +22,12 @@ from ..config.experiment import JSPSYCH_PACKAGES
 from ..config.schema import to_plain
 from ..errors import UserError
 from ..hub.configs import enhanced_tables, shown_images
+from ..io.images import png_to_jpeg
 from ..io.tables import has_table, read_table
 from ..ops.experiment_design import SHAPES, check_design, condition_weights, design
 from ..ops.recognisability import clean
 from ..seeding import seeded_rng
-from .base import Stage
+from .base import Stage, plain
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "experiment"
 RUNNER = ("experiment.js", "experiment.css")
@@ -55,15 +56,21 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def write_images(shown: dict[tuple[str, float], dict[str, Any]], folder: Path) -> dict[tuple[str, float], str]:
-    """Each shown PNG once under its content hash; (id, budget) -> path relative to the page."""
+def write_images(shown: dict[tuple[str, float], dict[str, Any]], folder: Path,
+                 jpeg_quality: int | None = None) -> dict[tuple[str, float], str]:
+    """Each shown image once under its content hash; (id, budget) -> path relative to the page.
+
+    With ``jpeg_quality`` the stimuli are JPEG, as the curriculum configs carry them when
+    ``export.stimulus_format`` is ``jpeg`` (the reference's .jpg tasks); else the stored PNGs.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for key, cell in sorted(shown.items()):
-        name = hashlib.sha256(cell["bytes"]).hexdigest()[:16] + ".png"
+        data, ext = (cell["bytes"], "png") if jpeg_quality is None else (png_to_jpeg(cell["bytes"], jpeg_quality), "jpg")
+        name = f"{hashlib.sha256(data).hexdigest()[:16]}.{ext}"
         target = folder / name
         if not target.exists():
-            target.write_bytes(cell["bytes"])
+            target.write_bytes(data)
         out[key] = f"images/{name}"
     return out
 
@@ -83,6 +90,13 @@ class Experiment(Stage):
     """``lwise-build experiment <corpus>``: run-ready jsPsych experiments in ``data/<c>/experiment/``."""
 
     name, output, section = "experiment", "experiment", "experiment"
+
+    @classmethod
+    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
+        """The experiment section, the condition weights and the stimulus format it shares with export."""
+        spec = params.corpus(corpus)
+        return plain({"experiment": to_plain(spec.experiment), "weights": {n: c.weight for n, c in spec.curricula.items()},
+                      "stimulus_format": spec.export.stimulus_format, "jpeg_quality": spec.export.jpeg_quality})
 
     def prepare(self) -> None:
         folder = self.ctx.dir("curricula")
@@ -104,7 +118,8 @@ class Experiment(Stage):
             (tmp / "README.md").write_text("# No experiment\n\nThis corpus has no curricula.\n", encoding="utf-8")
             return
         shown = shown_images(self.rows, ctx.dir("images"), enhanced_tables(ctx.dir("enhanced")))
-        images = write_images(shown, tmp / "images")
+        ep = ctx.spec.export
+        images = write_images(shown, tmp / "images", ep.jpeg_quality if ep.stimulus_format == "jpeg" else None)
         digest = hashlib.sha256()
         for name, seqs in self._sequences():
             entries = []
@@ -167,8 +182,9 @@ host or from disk. jsPsych 8 loads from `{config['library_hint']}`; for an offli
 {rows}
 
 URL parameters: `PROLIFIC_PID` or `{config['params']['participant_param']}` names the participant
-(the same id always gets the same condition and sequence); `condition=<name>` and `sequence=<k>`
-fix them. The data (one jsPsych row per screen; the `lwise_role=response` rows are the trials, with
+(the same id always gets the same condition and sequence, by weight); `index=<n>` gives participant
+number n of a blocked design (each condition `weight` slots, as the reference deployed it);
+`condition=<name>` and `sequence=<k>` fix them. The data (one jsPsych row per screen; the `lwise_role=response` rows are the trials, with
 the trial variables, the response, `correct` and `rt`) are downloaded at the end as
 `lwise-{corpus}-<condition>-<sequence>-<participant>.{config['params']['data_format']}`, sent to
 `experiment.post_url` when set, and to JATOS with `jatos.submitResultData` when the page runs there.

@@ -21,6 +21,7 @@ from ..hub import card
 from ..hub.citation import DatasetCitation
 from ..hub.configs import (
     ConfigInfo,
+    Encoder,
     enhanced_tables,
     image_lookup,
     write_curricula,
@@ -28,11 +29,12 @@ from ..hub.configs import (
     write_passthrough,
 )
 from ..hub.provenance import git_state, write_provenance
+from ..io.images import png_to_jpeg
 from ..io.paths import model_dir, stage_dir
 from ..io.staging import write_json
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
-from .base import Stage
+from .base import Stage, plain
 
 FIGURE_STAGES = ("score", "enhance", "curriculum", "metamers")
 
@@ -83,14 +85,19 @@ def copy_experiment(folder: Path | None, root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in (root / "experiment").rglob("*") if p.is_file())
 
 
-def build_configs(inputs: Inputs, root: Path, max_bytes: int) -> list[ConfigInfo]:
-    """Write every config whose input exists: default, enhanced-<b>, curriculum-<name>, metamers."""
+def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = None) -> list[ConfigInfo]:
+    """Write every config whose input exists: default, enhanced-<b>, curriculum-<name>, metamers.
+
+    ``encode`` re-encodes the stimuli (enhanced and curriculum images); the default config (the
+    canonical images every number refers to) and the metamers stay lossless PNG.
+    """
     names = class_names(inputs.images)
     configs = [write_default(inputs.images, inputs.scores, root, max_bytes, inputs.calibration)]
     for budget, folder in inputs.enhanced.items():
-        configs.append(write_passthrough(folder, f"enhanced-{budget:g}", "enhanced", budget, names, root, max_bytes))
+        configs.append(write_passthrough(folder, f"enhanced-{budget:g}", "enhanced", budget, names, root, max_bytes,
+                                         encode=encode))
     if inputs.curricula is not None:
-        configs += write_curricula(inputs.curricula, inputs.images, inputs.enhanced, names, root, max_bytes)
+        configs += write_curricula(inputs.curricula, inputs.images, inputs.enhanced, names, root, max_bytes, encode)
     if inputs.metamers is not None:
         refs = set(read_table(inputs.metamers, columns=["reference_id"]).column("reference_id").to_pylist())
         found = image_lookup(inputs.images, refs)
@@ -128,9 +135,9 @@ def model_records(params: Any, corpus: str) -> dict[str, dict[str, Any]]:
     for name in used_models(params, corpus):
         folder = model_dir(params.model(name).corpus, name)
         cfg = read_config(folder) if (folder / CONFIG_FILE).is_file() else {}
-        mp = params.model(name)
-        out[name] = {"arch": cfg.get("arch", mp.arch), "sha256": cfg.get("sha256"),
-                     "checkpoint": mp.checkpoint, "train": to_plain(mp.train)}
+        spec = params.model(name)
+        out[name] = {"arch": cfg.get("arch", spec.arch), "sha256": cfg.get("sha256"),
+                     "checkpoint": spec.checkpoint, "train": to_plain(spec.train)}
     return out
 
 
@@ -184,12 +191,21 @@ class Export(Stage):
 
     name, output, section = "export", "hub", "export"
 
+    @classmethod
+    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
+        """Every section but report (the card describes them all) and the models it names."""
+        sections = {k: v for k, v in to_plain(params.corpus(corpus)).items()
+                    if k not in ("report", "executor", "experiment", "analysis")}  # those two: folder deps
+        return plain({"seed": params.seed, "corpus": sections,
+                      "models": {n: to_plain(params.model(n)) for n in used_models(params, corpus)}})
+
     def prepare(self) -> None:
         self.inputs = Inputs.locate(self.ctx.corpus)
 
     def write(self, tmp: Path) -> None:
         params, corpus, ep = self.ctx.params, self.ctx.corpus, self.p
-        self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000)
+        encode = (lambda png: png_to_jpeg(png, ep.jpeg_quality)) if ep.stimulus_format == "jpeg" else None
+        self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000, encode)
         figures = copy_figures(self.inputs.plots, tmp)
         artefacts = {"experiment": copy_experiment(self.inputs.experiment, tmp),
                      "calibration": copy_calibration(self.inputs.calibration, tmp)}

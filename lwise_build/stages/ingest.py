@@ -1,8 +1,9 @@
 """The ``ingest`` stage: raw source -> canonical images table ``data/<corpus>/images/``.
 
-IO and decoding happen in one phase (parallel across cores, one shard of PNGs in memory at a
-time, spilled to the staging folder); rows are assembled in a second phase once splits are
-known. Bad inputs are skipped, counted and listed in ``report.json``.
+IO and decoding happen in one phase (parallel across cores), each source file's canonical PNG
+cached by its content, so a rerun after adding images decodes only the new ones; rows are
+assembled in a second phase once splits are known, one shard of PNGs in memory at a time. Bad
+inputs are skipped, counted and listed in ``report.json``.
 """
 
 from __future__ import annotations
@@ -16,46 +17,88 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from datasets import ClassLabel, Features, Image, Value
 
-from .. import console
-from ..config.params import SPLITS, IngestParams
+from ..config.params import SPLITS, IngestParams, Params
+from ..config.schema import to_plain
 from ..errors import UserError
+from ..io.digests import bytes_digest, json_digest
+from ..io.fingerprint import files_fingerprint
 from ..io.images import BadImage, canonical_png, image_id
 from ..io.sources import RawItem, load_source
+from ..io.sources import source_root as _root
 from ..io.staging import write_json
 from ..io.tables import write_table
 from ..seeding import seeded_hex
-from .base import Stage
+from .base import Item, UnitStage, chunks, plain
+
+CACHE_VERSION = 1
+DECODE_BATCH = 256  # raw items per cached pack
 
 
-class Ingest(Stage):
+class Ingest(UnitStage):
     """``lwise-build ingest <corpus>``: the source's images, canonicalised, as ``data/<c>/images/``."""
 
     name, output, section = "ingest", "images", "ingest"
+    remote = False  # decodes in worker processes here; the source files are local
+
+    @classmethod
+    def resolved(cls, params: Params, corpus: str) -> dict[str, Any]:
+        return plain({"seed": params.seed, "ingest": to_plain(params.corpus(corpus).ingest)})
 
     def prepare(self) -> None:
         self.items = load_source(self.p, self.where)
 
     def write(self, tmp: Path) -> None:
-        kept, bad = _canonicalise_all(self.items, self.p, tmp / ".spill")
+        decoded = self._decode_all()
+        kept, bad = _kept(self.items, decoded, self.p.shard_mb * 2**20)
         kept, dups = _dedupe(kept)
         report = _report(self.ctx.corpus, len(self.items), kept, bad, dups)
         _check_quality(report, self.p, self.where, self.out)
         _check_classes(kept, self.p, self.where)
         splits = assign_splits(kept, self.p, self.ctx.seed, self.where)
         names = sorted_classes(k["label"] for k in kept)
-        _write_rows(kept, splits, names, tmp)
+        feats = _features(kept, names)
+        write_table(_shard_rows(self, kept, splits, names, feats), feats, tmp)
         report["counts"] = _counts(kept, splits)
         write_json(tmp / "report.json", report)
         self.report = report
+
+    def _decode_all(self) -> pa.Table:
+        """Every item's canonical PNG (or why it is bad), decoding only content not seen before."""
+        import PIL
+
+        prefix = json_digest({"v": CACHE_VERSION, "size": self.p.image_size, "gray": self.p.grayscale,
+                              "pillow": PIL.__version__})
+        files = [(it.source, Path(it.meta["_path"])) for it in self.items if it.data is None and it.meta.get("_path")]
+        content, _ = files_fingerprint(_root(self.p), files)  # the resolve stage's stat cache: no re-read
+        self.keys = [bytes_digest(f"{prefix}:{bytes_digest(it.data) if it.data is not None else content.get(it.source, '')}".encode())
+                     for it in self.items]
+        workers = self.p.workers or os.cpu_count() or 1
+        with _pool(workers) as self.pool:
+            self.ensure([Item(k, i) for i, k in enumerate(self.keys)], "decode")
+        return self.lookup(self.keys, ["id", "reason", "nbytes"])
+
+    def batches(self, items: list[Item]) -> list[list[Item]]:
+        return chunks(items, DECODE_BATCH)
+
+    def compute(self, batch: list[Item]) -> pa.Table:
+        """Decode and canonicalise a batch of raw items (in worker processes when there are several)."""
+        p = self.p
+        jobs = [(it.data, it.meta.get("_path", ""), p.image_size, p.grayscale) for it in (self.items[b.payload] for b in batch)]
+        results = list(self.pool.map(_canonicalise_one, jobs, chunksize=16) if self.pool else map(_canonicalise_one, jobs))
+        pngs = [png for png, _ in results]
+        return pa.table({"key": [it.key for it in batch], "png": pa.array(pngs, pa.binary()),
+                         "id": [image_id(png) if png else None for png in pngs],
+                         "reason": [reason for _, reason in results],
+                         "nbytes": pa.array([len(png) if png else 0 for png in pngs], pa.int64())})
 
     def metrics(self) -> dict[str, Any]:
         return {k: self.report[k] for k in ("images", "skipped", "duplicates_removed", "counts")}
 
     def summary(self) -> str:
-        return f"{self.report['images']} images, {self.report['skipped']} skipped"
+        computed = sum(c for _, _, c in self.counts)
+        return f"{self.report['images']} images, {self.report['skipped']} skipped, {computed} decoded"
 
 
 # ---------------------------------------------------------------- phase 1: decode -------------
@@ -74,29 +117,21 @@ def _canonicalise_one(args: tuple[bytes | None, str, int, bool]) -> tuple[bytes 
         return None, f"unreadable image ({exc})"
 
 
-def _canonicalise_all(items: list[RawItem], p: IngestParams, spill: Path) -> tuple[list[dict], list[dict]]:
-    """Decode all items in parallel; PNGs go to spill files one shard at a time."""
-    workers = p.workers or os.cpu_count() or 1
-    kept, bad, chunk = [], [], []
-    spill.mkdir(parents=True)
-    budget, used, n_spill = p.shard_mb * 2**20, 0, 0
-    jobs = ((it.data, it.meta.get("_path", ""), p.image_size, p.grayscale) for it in items)
-    with _pool(workers) as pool:
-        results = pool.map(_canonicalise_one, jobs, chunksize=16) if pool else map(_canonicalise_one, jobs)
-        for item, (png, reason) in console.progress(zip(items, results, strict=False), total=len(items),
-                                                    desc="ingest", unit="img"):
-            if png is None:
-                bad.append({"source": item.source, "label": item.label, "reason": reason})
-                continue
-            meta = {k: v for k, v in item.meta.items() if not k.startswith("_")}
-            kept.append({"id": image_id(png), "label": item.label, "split": item.split,
-                         "source": item.source, "meta": meta, "spill": n_spill, "row": len(chunk)})
-            chunk.append(png)
-            used += len(png)
-            if used >= budget:
-                _spill(chunk, spill / f"{n_spill}.arrow")
-                chunk, used, n_spill = [], 0, n_spill + 1
-    _spill(chunk, spill / f"{n_spill}.arrow")
+def _kept(items: list[RawItem], decoded: pa.Table, budget: int) -> tuple[list[dict], list[dict]]:
+    """Kept and bad items in source order; kept ones are numbered into output shards of about
+    ``budget`` bytes of PNG."""
+    kept, bad, used, shard = [], [], 0, 0
+    cols = decoded.to_pydict()
+    for n, item in enumerate(items):
+        if cols["id"][n] is None:
+            bad.append({"source": item.source, "label": item.label, "reason": cols["reason"][n]})
+            continue
+        meta = {k: v for k, v in item.meta.items() if not k.startswith("_")}
+        kept.append({"id": cols["id"][n], "label": item.label, "split": item.split, "source": item.source,
+                     "meta": meta, "shard": shard, "item": n})
+        used += cols["nbytes"][n]
+        if used >= budget:
+            used, shard = 0, shard + 1
     return kept, bad
 
 
@@ -115,10 +150,6 @@ class _pool:
     def __exit__(self, *exc: Any) -> None:
         if self.executor:
             self.executor.shutdown(cancel_futures=True)
-
-
-def _spill(pngs: list[bytes], path: Path) -> None:
-    pq.write_table(pa.table({"png": pa.array(pngs, pa.binary())}), path, compression="none")
 
 
 # ---------------------------------------------------------------- checks ----------------------
@@ -238,21 +269,22 @@ def _features(kept: list[dict], names: list[str]) -> Features:
     return Features(feats)
 
 
-def _shard_rows(kept: list[dict], splits: list[str], names: list[str], spill: Path,
+def _shard_rows(st: Ingest, kept: list[dict], splits: list[str], names: list[str],
                 feats: Features) -> Iterator[dict[str, list[Any]]]:
+    """The table's shards, their PNGs read from the cache one shard at a time."""
     index = {n: i for i, n in enumerate(names)}
     meta_cols = [c for c in feats if c not in ("id", "image", "label", "split", "source")]
-    by_spill: dict[int, list[int]] = defaultdict(list)
+    by_shard: dict[int, list[int]] = defaultdict(list)
     for i, k in enumerate(kept):
-        by_spill[k["spill"]].append(i)
-    for s in sorted(by_spill):
-        pngs = pq.read_table(spill / f"{s}.arrow").column("png").to_pylist()
-        rows = [kept[i] for i in by_spill[s]]
+        by_shard[k["shard"]].append(i)
+    for s in sorted(by_shard):
+        rows = [kept[i] for i in by_shard[s]]
+        pngs = st.lookup([st.keys[r["item"]] for r in rows], ["png"]).column("png").to_pylist()
         yield {
             "id": [r["id"] for r in rows],
-            "image": [{"bytes": pngs[r["row"]], "path": None} for r in rows],
+            "image": [{"bytes": png, "path": None} for png in pngs],
             "label": [index[r["label"]] for r in rows],
-            "split": [splits[i] for i in by_spill[s]],
+            "split": [splits[i] for i in by_shard[s]],
             "source": [r["source"] for r in rows],
             **{c: [_meta_value(r["meta"].get(c), feats[c]) for r in rows] for c in meta_cols},
         }
@@ -262,15 +294,6 @@ def _meta_value(v: Any, feat: Value) -> Any:
     if v is None:
         return None
     return float(v) if feat.dtype == "float64" else str(v)
-
-
-def _write_rows(kept: list[dict], splits: list[str], names: list[str], tmp: Path) -> None:
-    spill = tmp / ".spill"
-    feats = _features(kept, names)
-    write_table(_shard_rows(kept, splits, names, spill, feats), feats, tmp)
-    for f in spill.iterdir():
-        f.unlink()
-    spill.rmdir()
 
 
 def _counts(kept: list[dict], splits: list[str]) -> dict[str, dict[str, int]]:

@@ -2,15 +2,17 @@
 
 Writes ``data/<c>/metamers/`` (one row per reference, generator and layer), the recognisability
 matrix to ``data/<c>/metrics/metamers.json`` and figures to ``data/<c>/plots/metamers/``. Each
-(generator, layer) is one unit whose synthesised PNGs are cached under the generator's weights,
-the layer, the references and the schedule, so a rerun after a crash or a judge change only
-synthesises what is new (docs/methods.md, "Metamers").
+(reference, generator, layer) is one cached item keyed by the generator's weights, the layer,
+the reference and the schedule, so a rerun after a crash, a judge change or new references
+only synthesises what is new. Validity as the reference code judges it (docs/methods.md,
+"Metamers"): forced choices over the corpus's classes through scoring's class mapping, and a null
+distribution of distinct pairs of natural training images (:mod:`~lwise_build.ops.metamer_stats`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +22,23 @@ import torch
 from datasets import ClassLabel, Features, Image, Value
 
 from ..errors import UserError
-from ..io.digests import json_digest
+from ..io.digests import bytes_digest, json_digest
 from ..io.images import to_pngs, to_tensor
 from ..io.tables import pngs_by_id, read_table, write_table
-from ..models.inference import activations, predictions
+from ..models.inference import activations, logits
 from ..ops import metamer as M
-from ..ops.classmap import corpus_index
-from ..seeding import seeded_hex
-from .base import Unit, UnitStage
+from ..ops import metamer_stats as MS
+from ..ops.augment import augment
+from ..ops.classmap import choice_groups, forced_choice, model_targets
+from ..seeding import seeded_hex, seeded_int
+from .base import Item, UnitStage, group_by, plain
 from .metamers_figures import figures
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 ROWS_PER_SHARD = 2000
-STATS = ("spearman", "pearson", "snr_db")
+STATS = MS.STATS
+#: Decoded null images kept in memory at most (floats); more are decoded per use.
+MAX_NULL_PIXELS = 2**26
 
 
 def judge_column(name: str) -> str:
@@ -46,7 +52,7 @@ def features(classes: Sequence[str], judges: Sequence[str]) -> Features:
     cols = {"reference_id": Value("string"), "label": label, "generator": Value("string"),
             "layer": Value("string"), "layer_depth": Value("int32"), "metamer": Image(), "loss": Value(f),
             **{s: Value(f) for s in STATS}, **{f"null_{s}": Value(f) for s in STATS},
-            "passes": Value("bool"), "generator_pred": label}
+            "passes": Value("bool"), "generator_pred": label, "reference_pred": label}
     cols.update({judge_column(j): label for j in judges})
     return Features(cols)
 
@@ -57,99 +63,148 @@ class Metamers(UnitStage):
     name, output, section, has_plots = "metamers", "metamers", "metamers", True
     parallel_units = True
 
+    @classmethod
+    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
+        """The metamers section, plus scoring's class mapping when one is set (forced choices)."""
+        out = super().resolved(params, corpus)
+        sp = params.corpus(corpus).score
+        if sp.class_map or sp.target_column:
+            out["score_mapping"] = plain({"class_map": dict(sp.class_map), "target_column": sp.target_column})
+        return out
+
     def prepare(self) -> None:
         """Load models, check layers, pick references and null pairs (seeded) before any work."""
-        mp, ctx = self.p, self.ctx
-        self.judges = list(dict.fromkeys(mp.judges if mp.judges is not None else mp.generators))
-        if not mp.generators:
+        p, ctx = self.p, self.ctx
+        self.judges = list(dict.fromkeys(p.judges if p.judges is not None else p.generators))
+        if not p.generators:
             return
-        self.models = {n: ctx.model(n) for n in dict.fromkeys([*mp.generators, *self.judges])}
-        self.layers = {g: _layers(self.models[g], mp.layers.get(g), f"{self.where}.layers.{g}") for g in mp.generators}
-        t = read_table(ctx.dir("images"), ["id", "label", "split"])
+        self.models = {n: ctx.model(n) for n in dict.fromkeys([*p.generators, *self.judges])}
+        self.layers = {g: _layers(self.models[g], p.layers.get(g), f"{self.where}.layers.{g}") for g in p.generators}
+        sp = ctx.spec.score
+        cols = ["id", "label", "split", *([sp.target_column] if sp.target_column else [])]
+        t = read_table(ctx.dir("images"), cols)
         ids, labels = t.column("id").to_pylist(), np.asarray(t.column("label").to_pylist())
-        in_split = np.asarray(t.column("split").to_pylist(), dtype=object) == mp.split
-        if in_split.sum() < 2:
-            raise UserError(f"{self.where}.split: split {mp.split!r} needs at least 2 images (has {in_split.sum()})")
-        chosen = select_references(ids, labels, in_split, mp.per_class, ctx.seed)
-        pool = sorted(np.flatnonzero(in_split), key=lambda i: ids[i])
-        used, pairs = np.unique(M.null_pairs(len(pool), mp.null_pairs, ctx.seed), return_inverse=True)
+        split = np.asarray(t.column("split").to_pylist(), dtype=object)
+        for key, name in (("split", p.split), ("null_split", p.null_split)):
+            if (split == name).sum() < 2:
+                raise UserError(f"{self.where}.{key}: split {name!r} needs at least 2 images (has {(split == name).sum()})")
+        chosen = select_references(ids, labels, split == p.split, p.per_class, ctx.seed)
+        pool = sorted(np.flatnonzero(split == p.null_split), key=lambda i: ids[i])
+        used, pairs = np.unique(MS.null_pairs(len(pool), p.null_pairs, ctx.seed), return_inverse=True)
         self.pairs = pairs.reshape(-1, 2)  # decode only the images the null uses
-        wanted = [ids[i] for i in chosen] + [ids[pool[i]] for i in used]
-        found = pngs_by_id(ctx.dir("images"), wanted)
-        pngs = [found[i] for i in wanted]
+        self.null_ids = [ids[pool[i]] for i in used]
+        found = pngs_by_id(ctx.dir("images"), [ids[i] for i in chosen] + self.null_ids)
+        self.null_pngs = [found[i] for i in self.null_ids]
         self.ref_ids, self.ref_labels = [ids[i] for i in chosen], labels[chosen]
-        self.refs, self.null_images = to_tensor(pngs[:len(chosen)]), to_tensor(pngs[len(chosen):])
-        self.label_maps = {n: corpus_index(m.classes, ctx.classes) for n, m in self.models.items()}
+        self.refs = to_tensor([found[i] for i in self.ref_ids])
+        self.null_images = self._decode_null(np.arange(len(self.null_ids))) if (
+            len(self.null_ids) * self.refs[0].numel() <= MAX_NULL_PIXELS) else None
+        values = t.column(sp.target_column).to_pylist() if sp.target_column else None
+        self.groups = {n: choice_groups(model_targets(m.classes, ctx.classes, labels, f"corpora.{ctx.corpus}.score "
+                                                      f"(model {n})", class_map=sp.class_map, target_values=values),
+                                        labels, len(ctx.classes)) for n, m in self.models.items()}
 
-    def units(self) -> list[Unit]:
-        """One unit per (generator, layer), deepest first (they take longest)."""
-        mp = self.p
-        lrs = M.get_schedule(mp.schedule).step_sizes(mp.step_size, mp.steps)
-        cells = [(g, layer) for g in mp.generators for layer in self.layers[g]]
-        cells.sort(key=lambda c: -self.models[c[0]].layers().index(c[1]))
-        return [Unit(f"{g}/{layer}", {"": json_digest({
-            "v": CACHE_VERSION, "model": self.models[g].model_hash, "layer": layer, "refs": self.ref_ids,
-            "lrs": json_digest(lrs), "noise": mp.init_noise, "seed": self.ctx.seed,
-            "batch": mp.batch_size})}, (g, layer)) for g, layer in cells]  # rounding depends on the batch
+    def _decode_null(self, idx: np.ndarray) -> torch.Tensor:
+        """Null images ``idx`` as the model sees them (train-time augmentation seeded per image)."""
+        x = to_tensor([self.null_pngs[i] for i in idx])
+        kinds = tuple(self.p.null_augment)
+        if kinds:
+            x = torch.cat([augment(x[k:k + 1], kinds, torch.Generator().manual_seed(
+                seeded_int(self.ctx.seed, "null-augment", self.null_ids[i]))) for k, i in enumerate(idx)])
+        return x
 
-    def compute(self, unit: Unit, parts: list[Hashable]) -> dict[Hashable, pa.Table]:
-        gen, layer = unit.payload
-        mp = self.p
-        x = M.metamers(self.models[gen], layer, self.refs, self.ref_ids, steps=mp.steps, schedule=mp.schedule,
-                       init_noise=mp.init_noise, seed=self.ctx.seed, step_size=mp.step_size,
-                       batch_size=mp.batch_size)
-        return {"": pa.table({"reference_id": self.ref_ids, "png": pa.array(to_pngs(x), pa.binary())})}
+    def _null(self, model: Any, layer: str) -> dict[str, float]:
+        """The null thresholds at ``layer``: activations once per image, statistics in chunks."""
+        def acts_of(idx: np.ndarray) -> np.ndarray:
+            x = self.null_images[idx] if self.null_images is not None else self._decode_null(idx)
+            return activations(model, layer, x)
+
+        return MS.thresholds(MS.null_stats(acts_of, self.pairs))
+
+    def choices(self, name: str, x: torch.Tensor) -> np.ndarray:
+        """Model ``name``'s forced choice over the corpus's classes (corpus label indices)."""
+        return forced_choice(logits(self.models[name], x).numpy(), self.groups[name])
+
+    def cell_items(self) -> dict[tuple[str, str], list[Item]]:
+        """Per (generator, layer), one item per reference, keyed by the generator's weights, the
+        layer, the reference, the schedule, the noise, the seed and the batch size."""
+        p = self.p
+        lrs = M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps)
+        out = {}
+        for g in p.generators:
+            for layer in self.layers[g]:
+                prefix = json_digest({"v": CACHE_VERSION, "model": self.models[g].model_hash, "layer": layer,
+                                      "lrs": json_digest(lrs), "noise": p.init_noise, "seed": self.ctx.seed,
+                                      "batch": p.batch_size, **({"fake_relu": True} if p.fake_relu else {})})
+                out[(g, layer)] = [Item(bytes_digest(f"{prefix}:{i}".encode()), (g, layer, r))
+                                   for r, i in enumerate(self.ref_ids)]
+        return out
+
+    def batches(self, items: list[Item]) -> list[list[Item]]:
+        """References of one (generator, layer) together, deepest layers first (they take longest)."""
+        depth = {(g, layer): -self.models[g].layers().index(layer) for g, layer, _ in (it.payload for it in items)}
+        ordered = sorted(items, key=lambda it: depth[it.payload[:2]])
+        return group_by(ordered, lambda it: it.payload[:2], self.p.batch_size)
+
+    def compute(self, batch: list[Item]) -> pa.Table:
+        gen, layer = batch[0].payload[:2]
+        rows = [it.payload[2] for it in batch]
+        p = self.p
+        x = M.metamers(self.models[gen], layer, self.refs[rows], [self.ref_ids[r] for r in rows], steps=p.steps,
+                       schedule=p.schedule, init_noise=p.init_noise, seed=self.ctx.seed, step_size=p.step_size,
+                       batch_size=p.batch_size, fake_relu=p.fake_relu)
+        return pa.table({"key": [it.key for it in batch], "png": pa.array(to_pngs(x), pa.binary())})
 
     def write(self, tmp: Path) -> None:
         self.table: dict[str, list] = {}
         if not self.p.generators:
             write_table([], features(self.ctx.classes, []), tmp)
             return
-        units = self.units()
+        cells = self.cell_items()
+        self.ref_choice = {g: self.choices(g, self.refs) for g in self.p.generators}
         with _deterministic_gpu(self.ctx.device):
-            self.run_units(units, "metamers")
-            rows = dict(zip([u.name for u in units],
-                            self.map_units(lambda u: self._rows(u), units, "metamer stats"), strict=True))
-        cells = [f"{g}/{layer}" for g in self.p.generators for layer in self.layers[g]]
-        self.table = {k: [v for c in cells for v in rows[c][k]] for k in rows[cells[0]]}
+            self.ensure([it for its in cells.values() for it in its], "metamers")
+            rows = self.map_units(lambda c: self._rows(c, cells[c]), list(cells), "metamer stats")
+        self.table = {k: [v for r in rows for v in r[k]] for k in rows[0]}
         n = len(self.table["reference_id"])
         shards = [{k: v[i:i + ROWS_PER_SHARD] for k, v in self.table.items()} for i in range(0, n, ROWS_PER_SHARD)]
         write_table(shards, features(self.ctx.classes, self.judges), tmp)
 
-    def _rows(self, unit: Unit) -> dict[str, list]:
+    def _rows(self, cell: tuple[str, str], items: list[Item]) -> dict[str, list]:
         """The rows of one cell: stats on the stored pixels against the null, then the judges."""
-        gen, layer = unit.payload
+        gen, layer = cell
         model = self.models[gen]
-        cached = self.result(unit)
-        if cached.column("reference_id").to_pylist() != self.ref_ids:
-            raise UserError(f"metamers: the cache entry of {unit.name} is for other references; clear it")
-        pngs = cached.column("png").to_pylist()
+        pngs = self.lookup([it.key for it in items], ["png"]).column("png").to_pylist()
         stored = to_tensor(pngs)
         ref_acts, met_acts = activations(model, layer, self.refs), activations(model, layer, stored)
-        null = M.null_thresholds(activations(model, layer, self.null_images), self.pairs)
-        stats = M.match_stats(ref_acts, met_acts)
+        null = self._null(model, layer)
+        stats = MS.match_stats(ref_acts, met_acts)
         loss = M.normalised_distance(torch.from_numpy(met_acts), torch.from_numpy(ref_acts)).numpy()
-        preds = {n: self.label_maps[n][predictions(self.models[n], stored)] for n in dict.fromkeys([gen, *self.judges])}
-        ok = M.passes(stats, null, preds[gen] == self.ref_labels)
+        preds = {n: self.choices(n, stored) for n in dict.fromkeys([gen, *self.judges])}
+        on_ref = self.ref_choice[gen]
+        ok = MS.passes(stats, null, preds[gen] == on_ref)
         n = len(pngs)
         rows = {"reference_id": self.ref_ids, "label": self.ref_labels.tolist(), "generator": [gen] * n,
                 "layer": [layer] * n, "layer_depth": [model.layers().index(layer)] * n,
                 "metamer": [{"bytes": p, "path": None} for p in pngs], "loss": loss.tolist(),
                 **{s: stats[s].tolist() for s in STATS}, **{f"null_{s}": [null[s]] * n for s in STATS},
-                "passes": ok.tolist(), "generator_pred": preds[gen].tolist()}
+                "passes": ok.tolist(), "generator_pred": preds[gen].tolist(), "reference_pred": on_ref.tolist()}
         rows.update({judge_column(j): preds[j].tolist() for j in self.judges})
         return rows
 
     def metrics(self) -> dict[str, Any]:
         if not self.p.generators:
             return {"counts": {"metamers": 0}, "generators": {}}
-        mp = self.p
+        p = self.p
         self.cells = M.judge_rates(self.table, {j: judge_column(j) for j in self.judges})
-        steps = len(M.get_schedule(mp.schedule).step_sizes(mp.step_size, mp.steps))
+        steps = len(M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps))
         return {"counts": {"references": len(self.ref_ids), "metamers": len(self.table["passes"]),
-                           "passing": int(sum(self.table["passes"]))},
-                "schedule": mp.schedule, "steps": steps, "null_pairs": int(len(self.pairs)),
-                "generators": {g: {layer: self.cells[(g, layer)] for layer in self.layers[g]} for g in mp.generators}}
+                           "passing": int(sum(self.table["passes"])), "null_pairs": int(len(self.pairs)),
+                           "null_images": len(self.null_ids)},
+                "schedule": p.schedule, "steps": steps, "null_split": p.null_split,
+                "null_augment": list(p.null_augment), "fake_relu": p.fake_relu,
+                "null_rule": "every statistic >= its maximum over the null pairs",
+                "generators": {g: {layer: self.cells[(g, layer)] for layer in self.layers[g]} for g in p.generators}}
 
     def plots(self, folder: Path) -> None:
         if self.p.generators:

@@ -9,6 +9,7 @@ def planned_stages(params: Params) -> list[str]:
     """One line per DVC stage: ``name@item -> output  (what it does)``."""
     lines = []
     for corpus, c in params.corpora.items():
+        lines.append(f"resolve@{corpus} -> data/{corpus}/resolved  (source fingerprint, resolved params)")
         lines.append(f"ingest@{corpus} -> data/{corpus}/images  ({c.ingest.source}, {c.ingest.image_size} px)")
         for name, m in params.models.items():
             if m.corpus == corpus:
@@ -30,3 +31,30 @@ def planned_stages(params: Params) -> list[str]:
 
 def _describe_score(c) -> str:
     return ", ".join(f"{a}={m}" for a, m in c.score.models.items()) or "no scoring models"
+
+
+def pipeline_status(params_path: str = "params.yaml") -> str:
+    """``dvc status`` after refreshing every corpus's ``resolve`` stage (source fingerprint and
+    resolved params), so it names the stages a source change invalidates, e.g. ``ingest@c``."""
+    import subprocess
+    import sys
+
+    from ..config.load import load_params
+    from ..errors import UserError
+
+    params = load_params(params_path)
+    dvc = [sys.executable, "-m", "dvc"]
+    targets = [f"resolve@{c}" for c in params.corpora]
+    refresh = subprocess.run([*dvc, "repro", "--single-item", *targets], capture_output=True, text=True, check=False)
+    if refresh.returncode != 0:
+        last = (refresh.stderr.strip().splitlines() or ["failed"])[-1]
+        raise UserError(f"status: dvc repro of {', '.join(targets)} failed: {last}")
+    res = subprocess.run([*dvc, "status"], capture_output=True, text=True, check=False)
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    text, skip = [], False  # drop the resolve stages themselves: they always run
+    for ln in lines:
+        if not ln.startswith(("\t", " ")):
+            skip = ln.rstrip(":").startswith("resolve@")
+        if not skip:
+            text.append(ln)
+    return "\n".join(text) or "Data and pipelines are up to date (sources and params unchanged)."

@@ -1,6 +1,7 @@
 """The ``score`` stage: ``data/<c>/scores/``, ``metrics/score.json`` and ``plots/score/``.
 
-Each images shard is one unit: every scoring and observer model runs once per decoded batch
+Each (image, model) is one cached item (so adding images or a scoring model computes only what
+is new); missing items run in fixed-size batches, every model needed on a decoded batch at once
 (:func:`~lwise_build.models.inference.score_pngs`); the difficulty columns are then computed
 over the whole table, and recognisability is measured against humans or held-out observers
 (:func:`~lwise_build.ops.recognisability.score_report`; docs/methods.md, "Difficulty").
@@ -9,7 +10,7 @@ over the whole table, and recognisability is measured against humans or held-out
 from __future__ import annotations
 
 import csv
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +20,27 @@ import pyarrow.parquet as pq
 import torch
 from datasets import ClassLabel, Features, Value
 
-from .. import console
 from ..errors import UserError
 from ..io import figures
-from ..io.digests import file_digest, json_digest
-from ..io.tables import column_names, png_bytes, read_table, shard_paths, shard_sizes, write_table
+from ..io.digests import bytes_digest, file_digest, json_digest
+from ..io.tables import column_names, read_table, shard_paths, shard_sizes, write_table
 from ..models.cfg import WEIGHTS_FILE
 from ..models.inference import STATS, resolve_precision, score_pngs
 from ..models.store import built_dir
-from ..ops.classmap import map_targets
+from ..ops.classmap import model_targets
 from ..ops.difficulty import COLUMNS, with_difficulty
 from ..ops.recognisability import score_report
-from .base import Unit, UnitStage
+from .base import Item, UnitStage, attach_pngs, chunks
 
 HUMAN_COLUMNS = ("human_accuracy", "human_correct", "human_trials")
 MAX_PANELS = 30
+CACHE_VERSION = 2
+IMAGE_BATCHES_PER_CALL = 8  # fixed-size batches per compute call: decoding runs ahead within it
+_TYPES = {"gt_logit": pa.float32(), "pred": pa.int64(), "prob": pa.float32(), "margin": pa.float32()}
+
+
+def _stats_of(table: pa.Table) -> dict[str, np.ndarray]:
+    return {s: table.column(s).to_numpy() for s in STATS}
 
 
 class Score(UnitStage):
@@ -54,37 +61,55 @@ class Score(UnitStage):
                                     f"{self.where} (model {m})") for m in self.panel}
         self.precision = resolve_precision(sp.precision, self.ctx.device)
 
-    def units(self) -> list[Unit]:
-        """One unit per images shard, keyed by its bytes, the models and the targets it scores."""
-        hashes = {m: model.model_hash or file_digest(built_dir(self.ctx.params, m) / WEIGHTS_FILE)
-                  for m, model in self.models.items()}
-        units, start = [], 0
-        for path, n in zip(shard_paths(self.ctx.dir("images")), shard_sizes(self.ctx.dir("images")), strict=True):
-            tg = {m: t[start:start + n] for m, t in self.targets.items()}
-            key = json_digest([file_digest(path), hashes, self.precision, self.ctx.device.type,
-                               {m: json_digest(t.tolist()) for m, t in tg.items()}])
-            units.append(Unit(f"shard {path.name}", {"": key}, (path, tg)))
-            start += n
-        return units
-
-    def compute(self, unit: Unit, parts: list[Hashable]) -> dict[Hashable, pa.Table]:
-        path, tg = unit.payload
-        pngs = png_bytes(pq.read_table(path, columns=["image"]))
-        with console.progress(total=len(pngs), desc="score", unit="img", leave=False) as bar:
-            got = score_pngs(self.models, pngs, tg, self.ctx.device, batch_size=self.p.batch_size,
-                             workers=self.p.decode_workers, precision=self.precision, progress=bar)
-        return {"": pa.table({f"{m}|{s}": got[m][s] for m in self.models for s in STATS})}
-
     def write(self, tmp: Path) -> None:
-        sizes = shard_sizes(self.ctx.dir("images"))
-        self.stats: dict[str, dict[str, np.ndarray]] = {}
-        if self.models:
-            units = self.units()
-            self.run_units(units, "score shards")
-            table = pa.concat_tables(self.result(u) for u in units)
-            self.stats = {m: {s: table.column(f"{m}|{s}").to_numpy() for s in STATS} for m in self.models}
+        """Every (image, model) result from the cache or computed, then the score columns."""
+        images = self.ctx.dir("images")
+        prefix = {m: json_digest([CACHE_VERSION, model.model_hash or file_digest(built_dir(self.ctx.params, m) / WEIGHTS_FILE),
+                                  self.precision, self.ctx.device.type, self.p.batch_size])
+                  for m, model in self.models.items()}
+        keys: dict[str, list[str]] = {m: [] for m in self.models}
+        start = 0
+        for path, n in zip(shard_paths(images), shard_sizes(images), strict=True):
+            ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()
+            items = []
+            for m in self.models:
+                tg = self.targets[m][start:start + n].tolist()
+                ks = [bytes_digest(f"{prefix[m]}:{i}:{t}".encode()) for i, t in zip(ids, tg, strict=True)]
+                keys[m] += ks
+                items += [Item(k, (m, (path.name, row), t)) for row, (k, t) in enumerate(zip(ks, tg, strict=True))]
+            self.ensure(items, f"shard {path.name}")
+            start += n
+        self.stats = {m: _stats_of(self.lookup(keys[m], list(STATS))) for m in self.models}
         self.cols = {a: with_difficulty(self.stats[m], self.labels) for a, m in self.p.models.items()}
-        _write_scores(tmp, self.meta, self.ctx.classes, self.cols, sizes)
+        _write_scores(tmp, self.meta, self.ctx.classes, self.cols, shard_sizes(images))
+
+    def attach(self, batch: list[Item]) -> list[Item]:
+        """Each item with its image's PNG bytes, read from just the row groups holding them."""
+        return attach_pngs(self.ctx.dir("images"), batch, lambda it: it.payload[1])
+
+    def batches(self, items: list[Item]) -> list[list[Item]]:
+        """Images needing the same models together, several fixed-size batches per call."""
+        rows: dict[int, list[Item]] = {}
+        for it in items:
+            rows.setdefault(it.payload[1], []).append(it)
+        by_models: dict[tuple[str, ...], list[int]] = {}
+        for row, its in rows.items():
+            by_models.setdefault(tuple(sorted(it.payload[0] for it in its)), []).append(row)
+        per_call = self.p.batch_size * IMAGE_BATCHES_PER_CALL
+        return [[it for r in part for it in rows[r]] for group in by_models.values() for part in chunks(group, per_call)]
+
+    def compute(self, batch: list[Item]) -> pa.Table:
+        """Decode the batch's images once and run each of its models on them."""
+        rows = list(dict.fromkeys(it.payload[1] for it in batch))
+        pngs = {it.payload[1]: it.payload[3] for it in batch}
+        models = sorted({it.payload[0] for it in batch})
+        target = {(it.payload[0], it.payload[1]): it.payload[2] for it in batch}
+        got = score_pngs({m: self.models[m] for m in models}, [pngs[r] for r in rows],
+                         {m: np.asarray([target[(m, r)] for r in rows]) for m in models}, self.ctx.device,
+                         batch_size=self.p.batch_size, workers=self.p.decode_workers, precision=self.precision)
+        pos = {r: i for i, r in enumerate(rows)}
+        cols = {s: np.asarray([got[it.payload[0]][s][pos[it.payload[1]]] for it in batch]) for s in STATS}
+        return pa.table({"key": [it.key for it in batch], **{s: pa.array(cols[s], _TYPES[s]) for s in STATS}})
 
     def metrics(self) -> dict[str, Any]:
         sp = self.p
@@ -115,15 +140,9 @@ def _meta_columns(sp: Any, columns: list[str], src: Any, where: str) -> list[str
 
 def _targets(sp: Any, meta: Any, names: list[str], classes: Sequence[str], where: str) -> np.ndarray:
     """Model class index per row: target column, else label name through ``class_map``."""
-    if sp.target_column is not None:
-        return map_targets(classes, meta.column(sp.target_column).to_pylist(), f"{where}.target_column")
-    for key in sp.class_map:
-        if key not in names:
-            more = ", ..." if len(names) > 10 else ""
-            raise UserError(f"{where}.class_map: {key!r} is not a label of the corpus ({', '.join(names[:10])}{more})")
-    values = [sp.class_map.get(n, n) for n in names]
-    mapped = map_targets(classes, values, where) if names else np.zeros(0, np.int64)
-    return mapped[np.asarray(meta.column("label").to_numpy(), dtype=np.int64)]
+    values = meta.column(sp.target_column).to_pylist() if sp.target_column is not None else None
+    labels = np.asarray(meta.column("label").to_numpy(), dtype=np.int64)
+    return model_targets(classes, names, labels, where, class_map=sp.class_map, target_values=values)
 
 
 def _write_scores(tmp: Path, meta: Any, names: list[str], cols: dict, sizes: list[int]) -> None:

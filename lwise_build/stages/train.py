@@ -11,12 +11,9 @@ runs give byte-identical weights.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,8 @@ import torch.nn.functional as F
 
 from .. import console
 from ..config.params import ModelParams, Params, TrainParams
+from ..config.schema import to_plain
+from ..device import deterministic
 from ..errors import UserError
 from ..io.images import to_tensor
 from ..io.paths import model_dir, plots_dir, stage_dir
@@ -38,8 +37,9 @@ from ..models.classifier import Classifier
 from ..models.registry import create_net
 from ..models.store import save_model
 from ..ops import attacks, blur
+from ..ops.augment import augment
 from ..seeding import seeded_int
-from .base import Stage
+from .base import Stage, plain
 
 CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_robust_accuracy")
 
@@ -76,34 +76,20 @@ def load_split(corpus: str, split: str, classes: list[str]) -> Split:
     return Split(x, torch.from_numpy(labels[keep]))
 
 
-def build_model(mp: ModelParams, classes: list[str], source: str) -> Classifier:
+def build_model(spec: ModelParams, classes: list[str], source: str) -> Classifier:
     """The untrained (or checkpoint-initialised) classifier of a model entry."""
-    net, stages = create_net(mp.arch, len(classes), mp.in_channels)
+    net, stages = create_net(spec.arch, len(classes), spec.in_channels)
     ckpt = None
-    if mp.checkpoint:
-        ckpt = read(mp.checkpoint)
-        load_weights(net, ckpt, mp.checkpoint, mp.arch, fine_tune=bool(mp.train and mp.train.fine_tune))
-    mean, std = normalisation(mp.mean, mp.std, mp.in_channels, ckpt)
-    if len(mean) != mp.in_channels or len(std) != mp.in_channels:
-        raise UserError(f"{source}: mean/std need {mp.in_channels} values, got {len(mean)}/{len(std)}")
-    return Classifier(net, stages, mean, std, classes, arch=mp.arch)
+    if spec.checkpoint:
+        ckpt = read(spec.checkpoint)
+        load_weights(net, ckpt, spec.checkpoint, spec.arch, fine_tune=bool(spec.train and spec.train.fine_tune))
+    mean, std = normalisation(spec.mean, spec.std, spec.in_channels, ckpt)
+    if len(mean) != spec.in_channels or len(std) != spec.in_channels:
+        raise UserError(f"{source}: mean/std need {spec.in_channels} values, got {len(mean)}/{len(std)}")
+    return Classifier(net, stages, mean, std, classes, arch=spec.arch)
 
 
 # ---------------------------------------------------------------- the recipe ------------------
-def augment(x: torch.Tensor, kinds: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flips and padded random crops (pad 1/8 of the size, reflect)."""
-    if "hflip" in kinds:
-        flip = torch.rand(len(x), generator=gen) < 0.5
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-    if "crop" in kinds:
-        h, w = x.shape[-2:]
-        pad = max(1, h // 8)
-        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-        offs = torch.randint(0, 2 * pad + 1, (len(x), 2), generator=gen).tolist()
-        x = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offs)])
-    return x
-
-
 def optimiser(model: Classifier, tp: TrainParams, total_steps: int):
     """The optimiser and a per-step LR schedule (cosine, step at 50%/75%, or constant)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -196,27 +182,6 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
-@contextlib.contextmanager
-def deterministic(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch (restored afterwards) and use deterministic kernels (strictly on CPU)."""
-    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        _set_deterministic(True, warn_only=device.type != "cpu")
-        try:
-            yield
-        finally:
-            _set_deterministic(*before)
-
-
-def _set_deterministic(mode: bool, warn_only: bool) -> None:
-    """``torch.use_deterministic_algorithms`` minus its ~7 s import of inductor when unused."""
-    if "torch._inductor.config" in sys.modules:
-        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
-    else:  # nothing is compiled: the kernel flag is all that matters
-        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
-
-
 # ---------------------------------------------------------------- the stage -------------------
 class Train(Stage):
     """``lwise-build train <corpus> <model>``: train or import one model into ``models/<model>/``."""
@@ -235,6 +200,11 @@ class Train(Stage):
     @property
     def out(self) -> Path:
         return model_dir(self.ctx.corpus, self.model_name)
+
+    @classmethod
+    def resolved_model(cls, params: Params, model_name: str) -> dict[str, Any]:
+        """What a model's folder depends on: the seed, the device and the model's entry."""
+        return plain({"seed": params.seed, "device": params.device, "model": to_plain(params.model(model_name))})
 
     @property
     def metrics_name(self) -> str:
@@ -282,23 +252,23 @@ class Train(Stage):
         return f"{self.model_name} in {self.seconds:.1f} s{rate}" + (f"; val accuracy {clean:.3f}" if clean is not None else "")
 
 
-def model_classes(mp: ModelParams, name: str) -> list[str]:
+def model_classes(spec: ModelParams, name: str) -> list[str]:
     """Head classes: ``classes``; else "0".."n-1" for an imported ``num_classes`` head; else the corpus labels."""
-    if mp.classes:
-        classes = list(mp.classes)
-    elif mp.num_classes and not mp.train:
-        classes = [str(i) for i in range(mp.num_classes)]
+    if spec.classes:
+        classes = list(spec.classes)
+    elif spec.num_classes and not spec.train:
+        classes = [str(i) for i in range(spec.num_classes)]
     else:
-        classes = class_names(stage_dir(mp.corpus, "images"))
-    if mp.num_classes and len(classes) != mp.num_classes:
-        raise UserError(f"models.{name}.num_classes: {mp.num_classes}, but it has {len(classes)} classes")
+        classes = class_names(stage_dir(spec.corpus, "images"))
+    if spec.num_classes and len(classes) != spec.num_classes:
+        raise UserError(f"models.{name}.num_classes: {spec.num_classes}, but it has {len(classes)} classes")
     return classes
 
 
-def _check_size(mp: ModelParams, data: Split, name: str) -> None:
-    if mp.input_size and len(data) and data.x.shape[-1] != mp.input_size:
-        raise UserError(f"models.{name}.input_size: {mp.input_size} but the {mp.corpus} images are "
-                        f"{data.x.shape[-1]} px; set corpora.{mp.corpus}.ingest.image_size to match")
+def _check_size(spec: ModelParams, data: Split, name: str) -> None:
+    if spec.input_size and len(data) and data.x.shape[-1] != spec.input_size:
+        raise UserError(f"models.{name}.input_size: {spec.input_size} but the {spec.corpus} images are "
+                        f"{data.x.shape[-1]} px; set corpora.{spec.corpus}.ingest.image_size to match")
 
 
 def write_curve(path: Path, rows: list[dict], clean: float | None, robust: float | None) -> None:

@@ -45,27 +45,50 @@
     return { id: "anon-" + hex.join(""), source: "random" };
   }
 
+  function byIndex(names, index) {
+    // blocked slots as the reference deployment: each condition `weight` times, in order; the
+    // participant takes slot index % slots and the next unused sequence of that condition
+    // (lwise_build.config.curricula.participant_condition)
+    var slots = [];
+    names.forEach(function (n) { for (var w = 0; w < cfg.conditions[n].weight; w++) slots.push(n); });
+    var k = index % slots.length, name = slots[k];
+    var before = slots.slice(0, k).filter(function (s) { return s === name; }).length;
+    return { condition: name, sequence: Math.floor(index / slots.length) * cfg.conditions[name].weight + before };
+  }
+
+  function byHash(names, pid) {
+    var total = names.reduce(function (s, n) { return s + cfg.conditions[n].weight; }, 0);
+    var u = fnv1a(cfg.seed + ":" + pid + ":condition") / 4294967296;
+    var acc = 0, condition = names[0];
+    for (var i = 0; i < names.length; i++) {
+      acc += cfg.conditions[names[i]].weight / total;
+      condition = names[i];
+      if (u < acc) break;
+    }
+    return condition;
+  }
+
   function assign(pid, query) {
     var names = cfg.fixed_condition ? [cfg.fixed_condition] : cfg.order;
-    var condition = query.get("condition");
+    var condition = query.get("condition"), text = query.get("sequence"), index = query.get(P.index_param);
     if (condition !== null && names.indexOf(condition) < 0) fail("Unknown condition " + condition + ".");
-    if (condition === null) {
-      var total = names.reduce(function (s, n) { return s + cfg.conditions[n].weight; }, 0);
-      var u = fnv1a(cfg.seed + ":" + pid + ":condition") / 4294967296;
-      var acc = 0;
-      for (var i = 0; i < names.length; i++) {
-        acc += cfg.conditions[names[i]].weight / total;
-        condition = names[i];
-        if (u < acc) break;
-      }
+    var how = condition === null ? "hash" : "url", sequence = null;
+    if (condition === null && index !== null) {
+      if (!/^\d+$/.test(index)) fail("The participant index " + index + " is not a whole number.");
+      var slot = byIndex(names, Number(index));
+      condition = slot.condition;
+      how = "index";
+      if (text === null) sequence = slot.sequence;
     }
+    if (condition === null) condition = byHash(names, pid);
     var count = cfg.conditions[condition].sequences.length;
-    var text = query.get("sequence");
-    var sequence = text === null ? fnv1a(cfg.seed + ":" + pid + ":sequence:" + condition) % count : Number(text);
+    if (text !== null) sequence = Number(text);
+    else if (sequence === null) sequence = fnv1a(cfg.seed + ":" + pid + ":sequence:" + condition) % count;
     if (!(Number.isInteger(sequence) && sequence >= 0 && sequence < count)) {
-      fail("Sequence " + text + " does not exist (condition " + condition + " has " + count + ").");
+      fail("Sequence " + (text === null ? sequence : text) + " does not exist (condition " + condition + " has " +
+        count + " sequences; build more with curricula." + condition + ".sequences).");
     }
-    return { condition: condition, sequence: sequence };
+    return { condition: condition, sequence: sequence, how: how };
   }
 
   function loadSequence(file) {
@@ -298,7 +321,7 @@
   var jsPsych = initJsPsych({ on_finish: function () { return finish(jsPsych, info); } });
   jsPsych.data.addProperties({
     participant: who.id, participant_source: who.source, condition: info.condition, sequence: info.sequence,
-    corpus: cfg.corpus, experiment_build: cfg.build, choice_names: layout.choice_names,
+    assignment: info.how, corpus: cfg.corpus, experiment_build: cfg.build, choice_names: layout.choice_names,
     choice_labels: layout.choice_labels, response_mode: P.response,
   });
   window.lwiseExperiment = { config: cfg, assignment: info, participant: who, jsPsych: jsPsych };

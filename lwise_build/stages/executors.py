@@ -1,0 +1,166 @@
+"""Executors: what runs a heavy stage's batches of missing items (docs/architecture.md, "Executors").
+
+``local`` runs them in this process (side by side in threads where the stage asks for it);
+``ray`` hands them to an actor pool on Ray Data, where each actor rebuilds the stage from its
+params once (models loaded once, on the actor's GPU when it has one) and computes batch after
+batch. Either way the results come back to the stage, which puts them in the unit cache and
+assembles its output in a fixed order, so the bytes do not depend on the executor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from .. import console
+from ..config.schema import to_plain
+from ..errors import UserError
+from ..io.paths import data_root
+
+if TYPE_CHECKING:
+    from ..config.params import RayParams
+    from .base import Item, UnitStage
+
+RAY_EXTRA = "pip install 'lwise-build[ray]'"
+
+
+def executor_for(stage: UnitStage) -> LocalExecutor | RayExecutor:
+    """The stage's executor: its CLI choice, else the corpus's setting, else the global one."""
+    spec = stage.ctx.spec.executor or stage.ctx.params.executor
+    kind = (stage.executor or spec.kind) if stage.remote else "local"
+    if kind not in ("local", "ray"):
+        raise UserError(f"--executor: must be local or ray, got {kind!r}")
+    return RayExecutor(stage, spec.ray) if kind == "ray" else LocalExecutor(stage)
+
+
+class LocalExecutor:
+    """Batches in this process, each result handed back as soon as it is done."""
+
+    def __init__(self, stage: UnitStage):
+        self.stage = stage
+
+    def run(self, batches: list[list[Item]], desc: str) -> Iterator[pa.Table]:
+        yield from self.stage.imap_units(self.stage.work, batches, desc)
+
+
+class RayExecutor:
+    """Batches on a Ray Data actor pool (``map_batches`` with a callable class)."""
+
+    def __init__(self, stage: UnitStage, rp: RayParams):
+        self.stage, self.rp = stage, rp
+        self.nodes: set[str] = set()
+
+    def run(self, batches: list[list[Item]], desc: str) -> Iterator[pa.Table]:
+        ray = _import_ray(self.rp.address)
+        connect(ray, self.rp.address)
+        rp, st = self.rp, self.stage
+        spec = {"module": type(st).__module__, "cls": type(st).__name__, "corpus": st.ctx.corpus,
+                "params": json.loads(json.dumps(to_plain(st.ctx.params), default=str)),
+                "data": rp.data_root or str(data_root().resolve()), "threads": rp.threads_per_actor}
+        rows = [{"index": i, "items": pickle.dumps(b)} for i, b in enumerate(batches)]
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+        out = ds.map_batches(StageWorker, fn_constructor_args=(spec,), batch_size=1, batch_format="pyarrow",
+                             concurrency=min(rp.actors, max(1, len(rows))), num_cpus=rp.cpus_per_actor,
+                             num_gpus=rp.gpus_per_actor or None)
+        for row in console.progress(out.iter_rows(), total=len(rows), desc=f"{desc} (ray)", unit="batch"):
+            if row["error"]:
+                raise UserError(f"{st.name}: {describe(batches[row['index']])} failed on Ray: {row['error']}")
+            self.nodes.add(row["node"])
+            yield pa.ipc.open_stream(row["table"]).read_all()
+        st.nodes = getattr(st, "nodes", set()) | self.nodes
+
+
+def describe(batch: list[Item]) -> str:
+    """A batch in a few words, for error messages (its size and first item)."""
+    return f"the unit of {len(batch)} items starting with {batch[0].payload!r:.80}"
+
+
+class StageWorker:
+    """A Ray actor's stage: rebuilt from plain params once, then one batch per call."""
+
+    def __init__(self, spec: dict[str, Any]):
+        import importlib
+
+        import torch
+
+        from ..config.load import parse_params
+        from ..device import configure_process
+
+        configure_process()
+        torch.set_num_threads(spec["threads"])
+        os.environ["LWISE_DATA"] = _local_data(spec["data"], spec["corpus"])
+        cls = getattr(importlib.import_module(spec["module"]), spec["cls"])
+        self.stage = cls(parse_params(spec["params"]), spec["corpus"], executor="local")
+        self.stage.prepare()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        import ray
+
+        items = pickle.loads(batch.column("items")[0].as_py())
+        node = ray.get_runtime_context().get_node_id()
+        try:
+            table, error = self.stage.work(items), ""
+        except Exception as exc:  # noqa: BLE001 - reported by the driver as one line naming the unit
+            table, error = None, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        blob = b""
+        if table is not None:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            blob = sink.getvalue().to_pybytes()
+        return pa.table({"index": batch.column("index"), "table": pa.array([blob], pa.binary()),
+                         "error": [error], "node": [node]})
+
+
+def _local_data(root: str, corpus: str) -> str:
+    """``data/`` as a local folder: the given one, or a copy of an object-store prefix."""
+    if "://" not in root:
+        return root
+    import tempfile
+
+    from pyarrow import fs
+
+    source, prefix = fs.FileSystem.from_uri(f"{root.rstrip('/')}/{corpus}")
+    local = tempfile.mkdtemp(prefix="lwise-ray-data-")
+    fs.copy_files(prefix, f"{local}/{corpus}", source_filesystem=source, destination_filesystem=fs.LocalFileSystem())
+    return local
+
+
+def _import_ray(address: str) -> Any:
+    """Ray, set up to stay on loopback when it runs here (no node-IP lookup, no usage report)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not address or address.split(":")[0] in ("127.0.0.1", "localhost"):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # localhost stays 127.0.0.1
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise UserError(f"executor: ray is not installed; {RAY_EXTRA}") from None
+    return ray
+
+
+def connect(ray: Any, address: str) -> None:
+    """Join the cluster at ``address`` (or start Ray here, on 127.0.0.1 only), once per process."""
+    if ray.is_initialized():
+        return
+    if address and address != "auto" and "://" not in address:
+        host, _, port = address.rpartition(":")
+        try:  # fail in seconds, not after Ray's minutes of retries
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except (OSError, ValueError) as exc:
+            raise UserError(f"executor.ray.address: cannot reach a Ray cluster at {address!r} ({exc})") from None
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        else:
+            ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"executor.ray.address: cannot reach a Ray cluster at {address!r} ({first[:200]})") from None

@@ -1,0 +1,49 @@
+"""The ``resolve`` stage: what every other stage of a corpus depends on, made visible to DVC.
+
+It runs on every ``dvc repro`` (it is cheap) and writes ``data/<corpus>/resolved/``:
+``source.json``, the source's fingerprint (every item's name, label, split, metadata and content
+hash: adding, editing or removing an image changes it), and ``<stage>.json`` /
+``train-<model>.json``, the params each stage reads with every default filled in. Each stage
+depends on its own file, so a corpus may leave out any section but ``ingest``, and a rebuild
+reruns exactly the stages whose inputs changed (docs/architecture.md, "Sources and params").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io.sources import fingerprint
+from ..io.staging import write_json
+from .base import Stage
+from .curriculum import Curriculum
+from .enhance import Enhance
+from .experiment import Experiment
+from .export import Export
+from .ingest import Ingest
+from .metamers import Metamers
+from .report import Report
+from .score import Score
+from .train import Train
+
+CORPUS_STAGES: tuple[type[Stage], ...] = (Ingest, Score, Enhance, Curriculum, Metamers, Experiment, Export, Report)
+
+
+class Resolve(Stage):
+    """``lwise-build resolve <corpus>``: the source fingerprint and every stage's resolved params."""
+
+    name, output = "resolve", "resolved"
+
+    def write(self, tmp: Path) -> None:
+        params, corpus = self.ctx.params, self.ctx.corpus
+        write_json(tmp / "source.json", fingerprint(self.ctx.spec.ingest, f"{self.where}.ingest"))
+        for stage in CORPUS_STAGES:
+            write_json(tmp / f"{stage.name}.json", stage.resolved(params, corpus))
+        self.models = [m for m, spec in params.models.items() if spec.corpus == corpus]
+        for m in self.models:
+            write_json(tmp / f"train-{m}.json", Train.resolved_model(params, m))
+        # the model-using stages depend on data/<corpus>/models/, which only train stages fill:
+        # a corpus without models of its own still needs the (empty) folder to exist for DVC
+        self.ctx.dir("models").mkdir(parents=True, exist_ok=True)
+
+    def summary(self) -> str:
+        return f"source and params of {len(CORPUS_STAGES)} stages and {len(self.models)} models"

@@ -1,0 +1,153 @@
+"""The Ray executor: the same bytes as the local one, on one node or two, through a killed actor;
+one-line errors for an unreachable cluster and a missing extra. Every Ray here runs on
+127.0.0.1 and is shut down by its test."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # localhost stays 127.0.0.1 (before ray loads)
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+ray = pytest.importorskip("ray")
+
+from test_incremental import params as corpus_params  # noqa: E402
+from test_incremental import save_models, snapshot  # noqa: E402
+from test_ingest import make_folder  # noqa: E402
+
+from lwise_build.config.load import parse_params  # noqa: E402
+from lwise_build.config.schema import to_plain  # noqa: E402
+from lwise_build.errors import UserError  # noqa: E402
+from lwise_build.stages.enhance import Enhance  # noqa: E402
+from lwise_build.stages.ingest import Ingest  # noqa: E402
+from lwise_build.stages.metamers import Metamers  # noqa: E402
+from lwise_build.stages.score import Score  # noqa: E402
+
+RAY_INIT = {"include_dashboard": False, "log_to_driver": False, "object_store_memory": 100 * 2**20}
+
+
+def params(raw: Path, **ray):
+    plain = json.loads(json.dumps(to_plain(corpus_params(raw)), default=str))
+    plain["executor"] = {"kind": "ray", "ray": {"actors": 2, **ray}}
+    return parse_params(plain)
+
+
+def build(monkeypatch, root: Path, raw: Path, executor: str, stages=(Score, Enhance, Metamers), **ray) -> dict:
+    monkeypatch.setenv("LWISE_DATA", str(root / "data"))
+    monkeypatch.setenv("LWISE_CACHE", str(root / "cache"))
+    save_models(root / "data", 1)
+    p = params(raw, **ray)
+    Ingest(p, "toy").run()
+    used = {}
+    for cls in stages:
+        stage = cls(p, "toy", executor=executor)
+        stage.run()
+        used[cls.name] = getattr(stage, "nodes", set())
+    return used
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Path:
+    return make_folder(tmp_path / "raw", per_class=6)
+
+
+@pytest.fixture
+def local_ray():
+    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", **RAY_INIT)
+    yield
+    ray.shutdown()
+
+
+def test_ray_build_equals_the_local_build(tmp_path, monkeypatch, raw, local_ray):
+    build(monkeypatch, tmp_path / "local", raw, "local")
+    nodes = build(monkeypatch, tmp_path / "ray", raw, "ray")
+    assert all(len(n) == 1 for n in nodes.values())  # it did run on Ray
+    assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "local")
+
+
+def test_two_nodes_share_the_work_and_give_the_same_bytes(tmp_path, monkeypatch, raw):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                             "object_store_memory": 100 * 2**20})
+    cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20)
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        nodes = build(monkeypatch, tmp_path / "ray", raw, "ray", stages=(Score, Enhance), address=cluster.address)
+        assert len(nodes["enhance"] | nodes["score"]) == 2  # units ran on both nodes
+        build(monkeypatch, tmp_path / "local", raw, "local", stages=(Score, Enhance))
+        assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "local")
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+CRASHING = textwrap.dedent('''
+    import os
+    from pathlib import Path
+    from lwise_build.stages.score import Score
+
+    class CrashOnce(Score):
+        """Kills its actor's process the first time it computes (the marker file says when)."""
+        def compute(self, batch):
+            marker = Path(os.environ["LWISE_TEST_CRASH_MARKER"])
+            if marker.exists():
+                marker.unlink()
+                os._exit(1)
+            return super().compute(batch)
+
+    class AlwaysFails(Score):
+        def compute(self, batch):
+            raise ValueError("this unit is broken")
+''')
+
+
+def test_a_killed_actor_is_retried(tmp_path, monkeypatch, raw):
+    (tmp_path / "crashmod.py").write_text(CRASHING)
+    marker = tmp_path / "crash-once"
+    marker.write_text("")
+    monkeypatch.setenv("LWISE_TEST_CRASH_MARKER", str(marker))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import crashmod
+
+    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", **RAY_INIT)  # workers inherit PYTHONPATH
+    try:
+        build(monkeypatch, tmp_path / "ray", raw, "ray", stages=(crashmod.CrashOnce,))
+    finally:
+        ray.shutdown()
+    assert not marker.exists()  # an actor did die, and the stage still finished
+    build(monkeypatch, tmp_path / "local", raw, "local", stages=(Score,))
+    assert snapshot(tmp_path / "ray")["scores/data-00000-of-00001.parquet"] == \
+        snapshot(tmp_path / "local")["scores/data-00000-of-00001.parquet"]
+
+
+def test_a_unit_that_keeps_failing_fails_the_stage_naming_it(tmp_path, monkeypatch, raw):
+    (tmp_path / "crashmod.py").write_text(CRASHING)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import crashmod
+
+    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", **RAY_INIT)
+    try:
+        with pytest.raises(UserError, match=r"score: the unit of \d+ items starting with .* failed on Ray: "
+                                             r"ValueError: this unit is broken"):
+            build(monkeypatch, tmp_path / "ray", raw, "ray", stages=(crashmod.AlwaysFails,))
+    finally:
+        ray.shutdown()
+
+
+def test_an_unreachable_cluster_is_one_line(tmp_path, monkeypatch, raw):
+    with pytest.raises(UserError, match=r"cannot reach a Ray cluster at '127\.0\.0\.1:9'"):
+        build(monkeypatch, tmp_path, raw, "ray", stages=(Score,), address="127.0.0.1:9")
+
+
+def test_ray_not_installed_names_the_extra(tmp_path, monkeypatch, raw):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(UserError, match=r"pip install 'lwise-build\[ray\]'"):
+        build(monkeypatch, tmp_path, raw, "ray", stages=(Score,))
