@@ -43,7 +43,7 @@ TINY = {
             },
             "metamers": {"generators": ["digits-robust", "digits-standard"], "per_class": 1,
                          "schedule": "test", "null_pairs": 20},
-            "experiment": {"catch_per_block": 2},  # dvc needs every params section it tracks
+            "experiment": {"catch_per_block": 2},  # the jsPsych experiment of both curricula
             "export": {"repo_id": "test/digits", "version": "0.0.1"},
             "report": {"sample": 30},
         }
