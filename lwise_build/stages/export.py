@@ -29,6 +29,7 @@ from ..hub.configs import (
     write_passthrough,
 )
 from ..hub.provenance import git_state, write_provenance
+from ..io.digests import file_digest
 from ..io.images import png_to_jpeg
 from ..io.paths import model_dir, stage_dir
 from ..io.staging import write_json
@@ -193,10 +194,14 @@ class Export(Stage):
 
     @classmethod
     def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
-        """Every section but report (the card describes them all) and the models it names."""
+        """Every section but report (the card describes them all) and the models it names; the
+        experiment is a folder dep, and the calibration ``analyze`` wrote (outside the pipeline)
+        enters by its hash, so ``dvc repro`` reruns export once it exists or changes."""
         sections = {k: v for k, v in to_plain(params.corpus(corpus)).items()
-                    if k not in ("report", "executor", "experiment", "analysis")}  # those two: folder deps
-        return plain({"seed": params.seed, "corpus": sections,
+                    if k not in ("report", "executor", "experiment", "analysis")}
+        cal = stage_dir(corpus, "analysis") / "calibration.json"
+        extra = {"calibration_sha256": file_digest(cal)} if cal.is_file() else {}
+        return plain({"seed": params.seed, "corpus": sections, **extra,
                       "models": {n: to_plain(params.model(n)) for n in used_models(params, corpus)}})
 
     def prepare(self) -> None:
