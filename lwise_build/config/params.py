@@ -2,7 +2,7 @@
 
 Layout: global ``seed``/``device``; ``models`` (name -> model); ``corpora`` (name -> corpus, each
 with one section per stage: ``ingest``, ``score``, ``enhance``, ``curricula``, ``metamers``,
-``export``, ``report``). DVC stages depend on exactly the section they read.
+``export``, ``report``, ``experiment``, ``analysis``). DVC stages depend on exactly the section they read.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import date
 from typing import Literal
 
 from ..errors import UserError
+from .experiment import AnalysisParams, ExperimentParams
 from .schema import each, fraction, non_negative, param, positive
 
 SOURCE_SCHEMES = ("builtin", "imagefolder", "manifest", "hf")
@@ -325,6 +326,8 @@ class CorpusParams:
     metamers: MetamerParams = MetamerParams()
     export: ExportParams = ExportParams()
     report: ReportParams = ReportParams()
+    experiment: ExperimentParams = ExperimentParams()
+    analysis: AnalysisParams = AnalysisParams()
     executor: ExecutorParams | None = param(None, doc="overrides the global executor for this corpus")
 
 
