@@ -14,10 +14,11 @@ import argparse
 
 from workloads import make_images, make_model  # first: sets the process up as the CLI does
 
-import torch  # noqa: E402
+# isort: split
+import torch
 
-from lwise_build.device import pick_device  # noqa: E402
-from lwise_build.models.inference import padded  # noqa: E402
+from lwise_build.device import pick_device
+from lwise_build.models.inference import padded
 
 
 def grads(model: torch.nn.Module, x: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:

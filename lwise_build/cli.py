@@ -285,6 +285,28 @@ def _duration(text: str) -> float:
 
 @cli.command()
 @click.argument("corpus")
+@with_params
+def experiment(params: Any, corpus: str) -> None:
+    """Run-ready jsPsych experiments for every curriculum into data/<corpus>/experiment/."""
+    from .stages.experiment import Experiment
+
+    Experiment(params, corpus).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@click.option("--responses", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of saved jsPsych data files (CSV or JSON).")
+@with_params
+def analyze(params: Any, corpus: str, responses: str) -> None:
+    """Accuracy per participant and condition, L-WISE gains and the difficulty calibration."""
+    from .stages.analyze import Analyze
+
+    Analyze(params, corpus, responses).run()
+
+
+@cli.command()
+@click.argument("corpus")
 @click.option("--repo", help="Hub repository org/name (default: export.repo_id).")
 @click.option("--version", "version", help="Version to tag (default: export.version).")
 @click.option("--private", is_flag=True, help="Create the Hub repository as private.")

@@ -15,7 +15,8 @@ from functools import cached_property
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("resolve", "ingest", "train", "score", "enhance", "curriculum", "metamers", "export", "report")
+STAGES = ("resolve", "ingest", "train", "score", "enhance", "curriculum", "metamers", "experiment",
+          "export", "report")
 
 
 def _is_type_checking(node: ast.AST) -> bool:

@@ -43,6 +43,7 @@ TINY = {
             },
             "metamers": {"generators": ["digits-robust", "digits-standard"], "per_class": 1,
                          "schedule": "test", "null_pairs": 20},
+            "experiment": {"catch_per_block": 2},  # the jsPsych experiment of both curricula
             "export": {"repo_id": "test/digits", "version": "0.0.1"},
             "report": {"sample": 30},
         }
@@ -74,6 +75,7 @@ def test_dvc_repro_builds_everything(tmp_path, monkeypatch):
     for stage in ("images", "scores", "enhanced/eps=0.5", "enhanced/eps=1", "curricula", "metamers"):
         assert list((data / stage).glob("data-*.parquet")), stage
     assert (data / "hub" / "README.md").is_file() and (data / "report" / "index.html").is_file()
+    assert (data / "experiment" / "index.html").is_file() and (data / "hub" / "experiment" / "index.html").is_file()
     metrics = sh("dvc", "metrics", "show", "--json", cwd=proj).stdout
     assert "robust" in metrics
     again = sh("dvc", "repro", cwd=proj)

@@ -2,7 +2,7 @@
 
 Layout: global ``seed``/``device``; ``models`` (name -> model); ``corpora`` (name -> corpus, each
 with one section per stage: ``ingest``, ``score``, ``enhance``, ``curricula``, ``metamers``,
-``export``, ``report``). DVC stages depend on exactly the section they read.
+``export``, ``report``, ``experiment``, ``analysis``). DVC stages depend on exactly the section they read.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import date
 from typing import Literal
 
 from ..errors import UserError
+from .experiment import AnalysisParams, ExperimentParams
 from .schema import each, fraction, non_negative, param, positive
 
 SOURCE_SCHEMES = ("builtin", "imagefolder", "manifest", "hf")
@@ -327,6 +328,8 @@ class CorpusParams:
     metamers: MetamerParams = param(MetamerParams(), doc="model metamers (metamers stage)")
     export: ExportParams = param(ExportParams(), doc="the Hub folder (export stage, publish)")
     report: ReportParams = param(ReportParams(), doc="the HTML explorer (report stage)")
+    experiment: ExperimentParams = param(ExperimentParams(), doc="the jsPsych experiments (experiment stage)")
+    analysis: AnalysisParams = param(AnalysisParams(), doc="analysis of collected results (lwise-build analyze)")
     executor: ExecutorParams | None = param(None, doc="overrides the global executor for this corpus")
 
 

@@ -53,6 +53,7 @@ COLUMNS = {
               "match statistics reach the best null pair",
     "generator_pred": "class the generator assigns to the metamer (forced choice over the corpus's classes)",
     "reference_pred": "class the generator assigns to the natural reference (forced choice over the corpus's classes)",
+    "predicted_accuracy": "predicted human accuracy on the image, from its score (see *Calibrated difficulty*)",
 }
 SCORE_COLUMNS = {
     "gt_logit": "pre-softmax logit of the ground-truth class (full output head)",
@@ -82,6 +83,8 @@ class CardContext:
     models: dict[str, dict[str, Any]]
     meta: DatasetCitation
     build: dict[str, Any]
+    calibration: dict[str, Any] | None = None  # analysis/calibration.json, when analyze has run
+    experiment: dict[str, Any] | None = None  # experiment/manifest.json, when the experiment is built
 
 
 def size_category(n: int) -> str:
@@ -111,8 +114,8 @@ def header(ctx: CardContext) -> dict[str, Any]:
 def render(ctx: CardContext) -> str:
     """The whole README.md."""
     head = yaml.safe_dump(header(ctx), sort_keys=False, allow_unicode=True, width=1000)
-    parts = [f"---\n{head}---\n", *_intro(ctx), *_configs(ctx), *_making(ctx), *_figures(ctx),
-             *_loading(ctx), *_provenance(ctx), *_citation(ctx)]
+    parts = [f"---\n{head}---\n", *_intro(ctx), *_configs(ctx), *_making(ctx), *_calibration(ctx),
+             *_figures(ctx), *_loading(ctx), *_experiment(ctx), *_provenance(ctx), *_citation(ctx)]
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
@@ -285,6 +288,47 @@ def _loading(ctx: CardContext) -> list[str]:
             "Or fetch just one config's files, checked against `provenance.json`, with lwise-build:\n",
             "```bash", f"lwise-build pull {repo} --version {v} --config {example}",
             f"lwise-build cite {repo}@{v}", "```\n"]
+
+
+def _calibration(ctx: CardContext) -> list[str]:
+    c = ctx.calibration
+    if not c:
+        return []
+    auc = ", ".join(f"{k} {c[k]:.3f}" for k in ("lr_auc_in_sample", "lr_auc_cv") if c.get(k) is not None)
+    return ["### Calibrated difficulty\n",
+            f"`predicted_accuracy` = 1 / (1 + exp(-({c['slope']:.4g} * `{c['score']}` + {c['intercept']:.4g}))): a "
+            f"logistic regression of per-trial correctness on `{c['score']}` over {c['trials']} natural-image test "
+            f"trials of {c['participants']} participants (conditions: {', '.join(c['conditions'])}); ROC-AUC {auc} "
+            f"({c['folds']} folds by image). Responses sha256 `{c['responses_sha256']}`, experiment build "
+            f"{', '.join(f'`{b}`' for b in c['experiment_builds'])}; every score's fit is in "
+            "`analysis/calibration.json`.\n"]
+
+
+def _experiment(ctx: CardContext) -> list[str]:
+    m = ctx.experiment
+    if not m:
+        return []
+    p, repo, v = m["params"], _repo(ctx), ctx.meta.version
+    rows = [f"| `{n}` | {c['weight']:g} | {len(c['sequences'])} | {c['sequences'][0]['trials']} |"
+            for n, c in m["conditions"].items()]
+    stim = "until the response" if p["stimulus_ms"] is None else f"{p['stimulus_ms']} ms"
+    return ["## Run the experiment\n",
+            f"`experiment/` is a run-ready jsPsych 8 experiment built from the curricula (build `{m['build']}`); "
+            "it is a downloadable folder, not a dataset config:\n",
+            "| condition | weight | participant sequences | trials per sequence |", "|---|---|---|---|", *rows, "",
+            "```bash", f"lwise-build pull {repo} --version {v} --config experiment --out my-study",
+            f"# or: huggingface-cli download {repo} --repo-type dataset --revision v{v} --include 'experiment/*'",
+            "```\n",
+            "Open `experiment/index.html` in a browser or put the folder on any static host; `condition-<name>.html` "
+            "runs one condition. `?PROLIFIC_PID=...` (or `?participant=...`) picks the condition (by weight) and the "
+            "sequence deterministically, `?index=n` gives participant n of the blocked design (condition slots by "
+            "weight), `?condition=` and `?sequence=` fix them. Each trial: fixation "
+            f"{p['fixation_ms']} ms, the image {stim}, {p['response']} ({p['choice_names']}, {p['choice_order']} order), "
+            f"responses accepted after {p['click_delay_ms']} ms and for {p['response_limit_ms']} ms, feedback in "
+            f"training blocks ({p['feedback_correct_ms']} ms after a correct, {p['feedback_incorrect_ms']} ms after a "
+            f"wrong answer), {p['gap_ms']} ms between trials; {p['catch_per_block']} catch trials per block. The data "
+            "(jsPsych CSV/JSON, one row per screen, `lwise_role=response` rows are the trials) are downloaded at the "
+            f"end; analyse them with `lwise-build analyze {ctx.corpus} --responses <folder>`.\n"]
 
 
 def _provenance(ctx: CardContext) -> list[str]:

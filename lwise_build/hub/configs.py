@@ -7,6 +7,7 @@ image bytes embedded (never paths) and the ``datasets`` features in the Parquet 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -136,8 +137,10 @@ def _rows(folder: Path, columns: list[str] | None = None) -> Iterator[dict[str, 
 
 
 # ---------------------------------------------------------------- the configs -----------------
-def write_default(images: Path, scores: Path | None, root: Path, max_bytes: int) -> ConfigInfo:
-    """``default``: one row per image, with the score columns of every scoring model."""
+def write_default(images: Path, scores: Path | None, root: Path, max_bytes: int,
+                  calibration: dict[str, Any] | None = None) -> ConfigInfo:
+    """``default``: one row per image, with the score columns of every scoring model, and
+    ``predicted_accuracy`` when a calibration from human responses exists (``analyze``)."""
     img_feats = read_features(images)
     names = img_feats["label"].names
     score_by_id: dict[str, dict[str, Any]] = {}
@@ -148,6 +151,13 @@ def write_default(images: Path, scores: Path | None, root: Path, max_bytes: int)
         for row in read_table(scores, columns=["id", *score_feats]).to_pylist():
             score_by_id[row.pop("id")] = row
     meta = {k: v for k, v in img_feats.items() if k not in ("image", "label", "split", "id")}
+    if calibration is not None:
+        if calibration["score"] not in score_feats:
+            raise UserError(f"analysis/calibration.json maps score {calibration['score']!r}, which the scores "
+                            "table lacks; rerun `lwise-build analyze`")
+        score_feats["predicted_accuracy"] = Value("float64")
+        for row in score_by_id.values():
+            row["predicted_accuracy"] = predicted(row.get(calibration["score"]), calibration)
     feats = Features({"image": Image(), "label": ClassLabel(names=names), "split": Value("string"),
                       "id": Value("string"), **score_feats, **meta})
     writer = ConfigWriter(root, ConfigInfo("default", "default", feats), max_bytes)
@@ -156,6 +166,13 @@ def write_default(images: Path, scores: Path | None, root: Path, max_bytes: int)
         writer.add(row["split"], {**row, **{k: scored.get(k) for k in score_feats},
                                   "image": _embedded(row["image"])})
     return writer.close()
+
+
+def predicted(score: float | None, calibration: dict[str, Any]) -> float | None:
+    """The calibrated human accuracy of an image from its score (docs/methods.md, "Experiments")."""
+    if score is None or not math.isfinite(score):
+        return None
+    return 1.0 / (1.0 + math.exp(-(calibration["slope"] * score + calibration["intercept"])))
 
 
 def write_passthrough(folder: Path, name: str, kind: str, key: Any, names: list[str], root: Path,
@@ -196,7 +213,7 @@ def write_curricula(curricula: Path, images: Path, enhanced: dict[float, Path], 
     feats = _relabel(Features.from_arrow_schema(table.schema), names)
     feats = Features({**feats, "image": Image()})
     rows = sorted(table.to_pylist(), key=lambda r: (r["curriculum"], r["sequence"], r["trial"]))
-    shown = {k: _as_shown(v, encode) for k, v in _shown_images(rows, images, enhanced).items()}
+    shown = {k: _as_shown(v, encode) for k, v in shown_images(rows, images, enhanced).items()}
     infos: dict[str, ConfigWriter] = {}
     for row in rows:
         cname = f"curriculum-{row['curriculum']}"
@@ -206,7 +223,8 @@ def write_curricula(curricula: Path, images: Path, enhanced: dict[float, Path], 
     return [w.close() for w in infos.values()]
 
 
-def _shown_images(rows: list[dict[str, Any]], images: Path, enhanced: dict[float, Path]):
+def shown_images(rows: list[dict[str, Any]], images: Path,
+                 enhanced: dict[float, Path]) -> dict[tuple[str, float], dict[str, Any]]:
     """(id, budget) -> the image a participant saw: enhanced at that budget, else natural."""
     needed: dict[float, set[str]] = {}
     for row in rows:

@@ -75,10 +75,14 @@ def file_hashes(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigInfo],
-                     models: dict[str, Any], meta: DatasetCitation, build: dict[str, Any]) -> None:
-    """Write ``provenance.json`` for the folder ``root`` (after every other file is in place)."""
+                     models: dict[str, Any], meta: DatasetCitation, build: dict[str, Any],
+                     artefacts: dict[str, list[str]] | None = None) -> None:
+    """Write ``provenance.json`` for the folder ``root`` (after every other file is in place);
+    ``artefacts`` (name -> files, e.g. the experiment) are listed only when there are any."""
     files = file_hashes(root)
-    sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k not in ("report", "executor")}
+    # the experiment and analysis params travel with their artefacts (manifest.json, calibration.json)
+    sections = {k: v for k, v in to_plain(params.corpus(corpus)).items()
+                if k not in ("report", "executor", "experiment", "analysis")}
     plain_params = json.loads(json.dumps({
         "seed": params.seed, "corpus": sections,
         "models": {n: to_plain(params.model(n)) for n in models}}, default=str))
@@ -93,6 +97,7 @@ def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigI
         "models": {n: {"arch": m["arch"], "sha256": m["sha256"]} for n, m in models.items()},
         "libraries": library_versions(),
         "configs": {c.name: {"kind": c.kind, "rows": c.rows, "files": c.files} for c in configs},
+        **({"artefacts": artefacts} if artefacts else {}),
         "citation": meta.plain(),
         "files": files,
         "content_sha256": json_digest({k: v["sha256"] for k, v in files.items()}),

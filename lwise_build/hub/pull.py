@@ -132,7 +132,10 @@ class Pulled:
         out = [f"{self.repo} {self.tag} = revision {self.sha}",
                f"{len(self.files)} files verified against provenance.json (sha256) in {self.folder}"]
         out += [f"  {rel}" for rel in self.files if rel.startswith("data/")]
-        out.append(f'load it with: load_dataset("{self.repo}", "{self.config or "default"}", revision="{self.tag}")\n')
+        if self.config in (self.prov.get("artefacts") or {}):
+            out.append(f"open {self.folder / self.config}/index.html to run it\n" if self.config == "experiment" else "")
+        else:
+            out.append(f'load it with: load_dataset("{self.repo}", "{self.config or "default"}", revision="{self.tag}")\n')
         out.append(DatasetCitation.from_provenance(self.prov, revision=self.sha).bibtex_all())
         return out
 
@@ -142,10 +145,11 @@ def pull(repo: str, version: str, *, config: str | None = None, out: str | None 
     tag = version_tag(version)
     sha = resolve(repo, tag)
     prov = read_provenance(download_metadata(repo, tag, sha))
-    configs = prov.get("configs") or {}
+    configs = {n: [f for fs in c["files"].values() for f in fs] for n, c in (prov.get("configs") or {}).items()}
+    configs |= prov.get("artefacts") or {}  # downloadable folders (the experiment), not dataset configs
     if config is not None and config not in configs:
         raise UserError(f"{repo} {tag}: no config {config!r} (configs: {', '.join(configs)})")
-    data = [f for fs in configs[config]["files"].values() for f in fs] if config else list(prov.get("files") or ())
+    data = configs[config] if config else list(prov.get("files") or ())
     wanted = sorted({*META_FILES, *data} - {PROVENANCE})
     folder = download(repo, tag, sha, None if config is None else [*wanted, PROVENANCE])
     checked = verify(folder, prov, wanted)

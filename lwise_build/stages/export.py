@@ -9,6 +9,7 @@ Every config is loaded back with ``datasets.load_dataset`` before the folder rep
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -29,8 +30,10 @@ from ..hub.configs import (
     write_passthrough,
 )
 from ..hub.provenance import write_provenance
+from ..io.digests import file_digest
 from ..io.images import png_to_jpeg
 from ..io.paths import model_dir, stage_dir
+from ..io.staging import write_json
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
 from .base import Stage, plain
@@ -48,6 +51,8 @@ class Inputs:
     curricula: Path | None
     metamers: Path | None
     plots: Path
+    experiment: Path | None = None  # a built experiment folder (its manifest.json)
+    calibration: dict[str, Any] | None = None  # analysis/calibration.json
 
     @classmethod
     def locate(cls, corpus: str) -> Inputs:
@@ -55,8 +60,31 @@ class Inputs:
         if not has_table(images):
             raise UserError(f"{images}: no images table; run `lwise-build ingest {corpus}` first")
         opt = {s: stage_dir(corpus, s) for s in ("scores", "curricula", "metamers")}
+        experiment = stage_dir(corpus, "experiment")
         return cls(images=images, enhanced=enhanced_tables(stage_dir(corpus, "enhanced")),
-                   plots=stage_dir(corpus, "plots"), **{k: v if has_table(v) else None for k, v in opt.items()})
+                   plots=stage_dir(corpus, "plots"), **{k: v if has_table(v) else None for k, v in opt.items()},
+                   experiment=experiment if (experiment / "manifest.json").is_file() else None,
+                   calibration=read_calibration(stage_dir(corpus, "analysis") / "calibration.json"))
+
+
+def read_calibration(path: Path) -> dict[str, Any] | None:
+    """The calibration ``analyze`` wrote (score -> predicted human accuracy), or None."""
+    if not path.is_file():
+        return None
+    try:
+        cal = json.loads(path.read_text(encoding="utf-8"))
+        float(cal["slope"]), float(cal["intercept"]), str(cal["score"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: not a calibration (score, slope, intercept); rerun `lwise-build analyze`") from None
+    return cal
+
+
+def copy_experiment(folder: Path | None, root: Path) -> list[str]:
+    """The built experiment into ``experiment/`` (a downloadable artefact, not a config)."""
+    if folder is None:
+        return []
+    shutil.copytree(folder, root / "experiment")
+    return sorted(p.relative_to(root).as_posix() for p in (root / "experiment").rglob("*") if p.is_file())
 
 
 def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = None) -> list[ConfigInfo]:
@@ -66,7 +94,7 @@ def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = 
     canonical images every number refers to) and the metamers stay lossless PNG.
     """
     names = class_names(inputs.images)
-    configs = [write_default(inputs.images, inputs.scores, root, max_bytes)]
+    configs = [write_default(inputs.images, inputs.scores, root, max_bytes, inputs.calibration)]
     for budget, folder in inputs.enhanced.items():
         configs.append(write_passthrough(folder, f"enhanced-{budget:g}", "enhanced", budget, names, root, max_bytes,
                                          encode=encode))
@@ -167,9 +195,14 @@ class Export(Stage):
 
     @classmethod
     def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
-        """Every section but report (the card describes them all) and the models it names."""
-        sections = {k: v for k, v in to_plain(params.corpus(corpus)).items() if k not in ("report", "executor")}
-        return plain({"seed": params.seed, "corpus": sections,
+        """Every section but report (the card describes them all) and the models it names; the
+        experiment is a folder dep, and the calibration ``analyze`` wrote (outside the pipeline)
+        enters by its hash, so ``dvc repro`` reruns export once it exists or changes."""
+        sections = {k: v for k, v in to_plain(params.corpus(corpus)).items()
+                    if k not in ("report", "executor", "experiment", "analysis")}
+        cal = stage_dir(corpus, "analysis") / "calibration.json"
+        extra = {"calibration_sha256": file_digest(cal)} if cal.is_file() else {}
+        return plain({"seed": params.seed, "corpus": sections, **extra,
                       "models": {n: to_plain(params.model(n)) for n in used_models(params, corpus)}})
 
     def prepare(self) -> None:
@@ -180,6 +213,9 @@ class Export(Stage):
         encode = (lambda png: png_to_jpeg(png, ep.jpeg_quality)) if ep.stimulus_format == "jpeg" else None
         self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000, encode)
         figures = copy_figures(self.inputs.plots, tmp)
+        artefacts = {"experiment": copy_experiment(self.inputs.experiment, tmp),
+                     "calibration": copy_calibration(self.inputs.calibration, tmp)}
+        artefacts = {k: v for k, v in artefacts.items() if v}
         models = model_records(params, corpus)
         build: dict[str, Any] = {}  # the git state goes in at publish time: this folder does not depend on it
         meta = DatasetCitation(
@@ -188,13 +224,28 @@ class Export(Stage):
             doi=ep.doi, methods=methods_used(models, self.configs), keywords=tuple(ep.tags),
         )
         ctx = card.CardContext(params=params, corpus=corpus, configs=self.configs, figures=figures,
-                               models=models, meta=meta, build=build)
+                               models=models, meta=meta, build=build, calibration=self.inputs.calibration,
+                               experiment=_manifest(self.inputs.experiment))
         (tmp / "README.md").write_text(card.render(ctx), encoding="utf-8")
         (tmp / "CITATION.cff").write_text(meta.cff(), encoding="utf-8")
-        write_provenance(tmp, params, corpus, self.configs, models, meta, build)
+        write_provenance(tmp, params, corpus, self.configs, models, meta, build, artefacts)
         verify_loads(tmp, self.configs)
 
     def summary(self) -> str:
         rows = sum(c.total for c in self.configs)
+        extra = " and the experiment folder" if self.inputs.experiment is not None else ""
         repo = self.p.repo_id or "no export.repo_id (set it to publish)"
-        return f"{len(self.configs)} configs ({', '.join(c.name for c in self.configs)}), {rows} rows, for {repo} v{self.p.version}"
+        return (f"{len(self.configs)} configs ({', '.join(c.name for c in self.configs)}), {rows} rows{extra}, "
+                f"for {repo} v{self.p.version}")
+
+
+def copy_calibration(calibration: dict[str, Any] | None, root: Path) -> list[str]:
+    """The calibration behind ``predicted_accuracy`` as ``analysis/calibration.json``."""
+    if calibration is None:
+        return []
+    write_json(root / "analysis" / "calibration.json", calibration)
+    return ["analysis/calibration.json"]
+
+
+def _manifest(folder: Path | None) -> dict[str, Any] | None:
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8")) if folder is not None else None

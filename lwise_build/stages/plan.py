@@ -23,6 +23,7 @@ def planned_stages(params: Params) -> list[str]:
         lines.append(f"curriculum@{corpus} -> data/{corpus}/curricula  ({cur})")
         gens = ", ".join(c.metamers.generators) or "none"
         lines.append(f"metamers@{corpus} -> data/{corpus}/metamers  (generators: {gens})")
+        lines.append(f"experiment@{corpus} -> data/{corpus}/experiment  (jsPsych, conditions: {cur})")
         lines.append(f"export@{corpus} -> data/{corpus}/hub  (version {c.export.version})")
         lines.append(f"report@{corpus} -> data/{corpus}/report/index.html")
     return lines

@@ -17,6 +17,7 @@ from ..io.staging import write_json
 from .base import Stage
 from .curriculum import Curriculum
 from .enhance import Enhance
+from .experiment import Experiment
 from .export import Export
 from .ingest import Ingest
 from .metamers import Metamers
@@ -24,7 +25,7 @@ from .report import Report
 from .score import Score
 from .train import Train
 
-CORPUS_STAGES: tuple[type[Stage], ...] = (Ingest, Score, Enhance, Curriculum, Metamers, Export, Report)
+CORPUS_STAGES: tuple[type[Stage], ...] = (Ingest, Score, Enhance, Curriculum, Metamers, Experiment, Export, Report)
 
 
 class Resolve(Stage):
