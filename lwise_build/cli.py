@@ -285,7 +285,7 @@ def _duration(text: str) -> float:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def experiment(params: Any, corpus: str) -> None:
     """Run-ready jsPsych experiments for every curriculum into data/<corpus>/experiment/."""
     from .stages.experiment import Experiment
