@@ -6,6 +6,7 @@ User mistakes print one line (``error: ...``) and exit 2; ``--debug`` shows the 
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -36,11 +37,48 @@ def with_params(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(ctx: click.Context, params_path: str, **kwargs: Any) -> Any:
         from .config.load import load_params
 
+        if "out" in kwargs:
+            guard_outputs(params_path, kwargs["out"])
         ctx.obj["params"] = load_params(params_path)
         ctx.obj["params_path"] = params_path
         return fn(params=ctx.obj["params"], **kwargs)
 
     return wrapper
+
+
+OUT_OPTION = click.option(
+    "--out", "out", type=click.Path(file_okay=False),
+    help="Read and write this run's stage outputs under DIR/<corpus>/ instead of data/ "
+         "(required with --params other than the pipeline's params.yaml).",
+)
+
+
+def stage_params(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`with_params` plus ``--out`` for the commands that write stage outputs: a params
+    file other than the pipeline's must not overwrite the DVC-tracked outputs under data/."""
+
+    @OUT_OPTION
+    @with_params
+    @functools.wraps(fn)
+    def wrapper(out: str | None, **kwargs: Any) -> Any:
+        return fn(**kwargs)
+
+    return wrapper
+
+
+def guard_outputs(params_path: str, out: str | None) -> None:
+    """``--out DIR`` becomes the data root; otherwise refuse other params inside a DVC pipeline."""
+    import os
+    from pathlib import Path
+
+    from .io.paths import DATA_ROOT_ENV
+
+    if out:
+        os.environ[DATA_ROOT_ENV] = str(Path(out))
+    elif (Path("dvc.yaml").is_file() and DATA_ROOT_ENV not in os.environ
+          and Path(params_path).resolve() != Path("params.yaml").resolve()):
+        raise UserError(f"--params {params_path}: not the pipeline's params.yaml, so this run would overwrite "
+                        "the DVC-tracked outputs under data/; pass --out DIR to use DIR/<corpus>/ instead")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,17 +94,57 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command()
 @with_params
 def check(params: Any) -> None:
-    """Validate the params file and list the stages that would run."""
+    """Validate params and sources without running a stage; list the stages that would run."""
+    from .stages.check import check_project
     from .stages.plan import planned_stages
 
-    click.echo("params OK")
+    findings = check_project(params)
+    for f in findings:
+        click.echo(f"{f.level}: {f.text}", err=True)
+    errors = sum(f.level == "error" for f in findings)
+    if errors:
+        click.echo(f"{errors} error(s): fix them before `dvc repro`", err=True)
+        sys.exit(2)
+    warned = len(findings)
+    click.echo("params OK" + (f" ({warned} warning{'s' * (warned != 1)})" if warned else ""))
     for line in planned_stages(params):
         click.echo(f"  {line}")
 
 
+@cli.command("params")
+@click.option("--reference", is_flag=True, help="Print the reference of every key (docs/params.md).")
+@PARAMS_OPTION
+def params_cmd(reference: bool, params_path: str) -> None:
+    """The params file with every default filled in, or (--reference) every key documented."""
+    if reference:
+        from .config.reference import params_reference
+
+        click.echo(params_reference(), nl=False)
+        return
+    import yaml
+
+    from .config.load import load_params
+    from .config.schema import to_plain
+
+    plain = json.loads(json.dumps(to_plain(load_params(params_path)), default=str))
+    click.echo(yaml.safe_dump(plain, sort_keys=False), nl=False)
+
+
+@cli.command()
+def models() -> None:
+    """The architectures `arch:` accepts, their layers (metamer stages) and input conventions."""
+    from .models.registry import architectures, describe
+
+    for name in architectures():
+        info = describe(name)
+        click.echo(f"{name}\n  layers:   {info['layers']}\n  channels: {info['channels']}\n"
+                   f"  input:    {info['input']}")
+    click.echo("timm:<name>\n  any timm model (pip install timm); layers: its top-level children")
+
+
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def resolve(params: Any, corpus: str) -> None:
     """Fingerprint the source and resolve every stage's params into data/<corpus>/resolved/."""
     from .stages.resolve import Resolve
@@ -86,7 +164,7 @@ def status(params_path: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def ingest(params: Any, corpus: str) -> None:
     """Canonicalise a corpus's images into data/<corpus>/images/."""
     from .stages.ingest import Ingest
@@ -97,7 +175,7 @@ def ingest(params: Any, corpus: str) -> None:
 @cli.command()
 @click.argument("corpus")
 @click.argument("model")
-@with_params
+@stage_params
 def train(params: Any, corpus: str, model: str) -> None:
     """Train (or import) MODEL on CORPUS into data/<corpus>/models/<model>/."""
     from .stages.train import Train
@@ -108,7 +186,7 @@ def train(params: Any, corpus: str, model: str) -> None:
 @cli.command()
 @click.argument("corpus")
 @EXECUTOR_OPTION
-@with_params
+@stage_params
 def score(params: Any, corpus: str, executor: str | None) -> None:
     """Difficulty columns from each scoring model into data/<corpus>/scores/."""
     from .stages.score import Score
@@ -119,7 +197,7 @@ def score(params: Any, corpus: str, executor: str | None) -> None:
 @cli.command()
 @click.argument("corpus")
 @EXECUTOR_OPTION
-@with_params
+@stage_params
 def enhance(params: Any, corpus: str, executor: str | None) -> None:
     """Enhanced images at every budget into data/<corpus>/enhanced/."""
     from .stages.enhance import Enhance
@@ -129,7 +207,7 @@ def enhance(params: Any, corpus: str, executor: str | None) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def curriculum(params: Any, corpus: str) -> None:
     """Trial sequences for every curriculum into data/<corpus>/curricula/."""
     from .stages.curriculum import Curriculum
@@ -140,7 +218,7 @@ def curriculum(params: Any, corpus: str) -> None:
 @cli.command()
 @click.argument("corpus")
 @EXECUTOR_OPTION
-@with_params
+@stage_params
 def metamers(params: Any, corpus: str, executor: str | None) -> None:
     """Model metamers and their recognisability into data/<corpus>/metamers/."""
     from .stages.metamers import Metamers
@@ -150,7 +228,7 @@ def metamers(params: Any, corpus: str, executor: str | None) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def export(params: Any, corpus: str) -> None:
     """The Hugging Face dataset folder into data/<corpus>/hub/."""
     from .stages.export import Export
@@ -160,7 +238,7 @@ def export(params: Any, corpus: str) -> None:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def report(params: Any, corpus: str) -> None:
     """The self-contained HTML explorer into data/<corpus>/report/."""
     from .stages.report import Report
@@ -207,7 +285,7 @@ def _duration(text: str) -> float:
 
 @cli.command()
 @click.argument("corpus")
-@with_params
+@stage_params
 def experiment(params: Any, corpus: str) -> None:
     """Run-ready jsPsych experiments for every curriculum into data/<corpus>/experiment/."""
     from .stages.experiment import Experiment

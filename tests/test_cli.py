@@ -56,6 +56,25 @@ def test_check_lists_stages(tmp_path):
     assert res.returncode == 0 and "ingest@c -> data/c/images" in res.stdout
 
 
+def test_other_params_need_out_and_never_touch_data(tmp_path):
+    """Inside a DVC project a stage command with another params file refuses without --out (one
+    line), and with --out reads and writes DIR/<corpus>/, leaving data/ alone."""
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    text = "corpora:\n  c:\n    ingest: {source: builtin:digits, image_size: 8, grayscale: true}\n"
+    (tmp_path / "params.yaml").write_text(text)
+    (tmp_path / "other.yaml").write_text(text.replace("image_size: 8", "image_size: 9"))
+    res = run("ingest", "c", "--params", "other.yaml", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        "error: --params other.yaml: not the pipeline's params.yaml, so this run would overwrite the "
+        "DVC-tracked outputs under data/; pass --out DIR to use DIR/<corpus>/ instead"]
+    res = run("ingest", "c", "--params", "other.yaml", "--out", "scratch", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert list((tmp_path / "scratch" / "c" / "images").glob("data-*.parquet")) and not (tmp_path / "data").exists()
+    assert "-> scratch/c/images" in res.stderr
+    assert run("ingest", "c", cwd=tmp_path).returncode == 0  # the pipeline's own params: data/ as usual
+    assert (tmp_path / "data" / "c" / "images").is_dir()
+
+
 def test_cache_subcommand_help_and_bad_duration(tmp_path):
     assert CliRunner().invoke(cli, ["cache", "clear", "--help"]).exit_code == 0
     env = {"LWISE_CACHE": str(tmp_path / "cache")}

@@ -263,9 +263,10 @@ def test_stage_writes_a_deterministic_table_and_plots(corpus, data_root):
     assert set(tab[tab.curriculum == "control"].budget) == {0}
     plots = data_root / "toy" / "plots" / "curriculum"
     digests = {p.name: file_digest(p) for p in [*out.glob("*.parquet"), *plots.glob("*")]}
-    assert {"schedule.png", "strip.png", "schedule.csv"} <= set(digests)
-    csv = (plots / "schedule.csv").read_text().splitlines()
-    assert csv[0] == "curriculum,block,phase,trials,budget,difficulty_quantile" and len(csv) == 1 + 30
+    assert {"schedule.png", "strip.png", "schedule-lwise.csv", "schedule-control.csv"} <= set(digests)
+    csv = (plots / "schedule-lwise.csv").read_text().splitlines()
+    assert csv[0] == "curriculum,block,phase,trials,budget,difficulty_quantile" and len(csv) == 1 + 10
+    assert {line.split(",")[0] for line in csv[1:]} == {"lwise"}  # one series per curriculum
     Curriculum(make_params(curricula), "toy").run()
     assert {p.name: file_digest(p) for p in [*out.glob("*.parquet"), *plots.glob("*")]} == digests
     more = {**curricula, "control": {**curricula["control"], "sequences": 3}}  # independent of the rest

@@ -18,7 +18,7 @@ from lwise_build.io.tables import read_features, read_table, write_table
 from lwise_build.models.classifier import Classifier
 from lwise_build.models.registry import create_net
 from lwise_build.models.store import load_named, save_model
-from lwise_build.ops.quantize import change_sizes, quantize_within
+from lwise_build.ops.quantize import best_within, change_sizes, quantize_within
 from lwise_build.stages import enhance as enhance_stage
 from lwise_build.stages.enhance import Enhance
 
@@ -89,13 +89,45 @@ def test_stage_writes_one_table_per_budget_within_budget(tiny_images):
         assert np.allclose(after, t["gt_logit_after"], atol=1e-4)
     gain = np.subtract(budget_table(3.0)["gt_logit_after"], budget_table(3.0)["gt_logit_before"])
     assert gain.mean() > 0
-    metrics = json.loads((stage_dir("toy", "metrics") / "enhance.json").read_text())
+    metrics = json.loads((stage_dir("toy", "metrics") / "details" / "enhance.json").read_text())
     assert metrics["budgets"]["eps=3"]["within_budget"] and metrics["images"] == len(wanted)
     assert set(metrics["transfer"]["guides"]) == {"guide", "other"}
     assert "observer" in metrics["transfer"]["guides"]["other"]["eps=1"]["observers"]
     plots = stage_dir("toy", "plots") / "enhance"
-    assert {"grid.png", "grid_other.png", "gain_vs_budget.png", "gain.csv"} <= {p.name for p in plots.iterdir()}
-    assert (plots / "gain.csv").read_text().splitlines()[0] == "budget,guide,mean_gain,guide_accuracy,acc_observer"
+    assert {"grid.png", "grid_other.png", "gain_vs_budget.png", "gain-guide.csv", "gain-other.csv"} <= \
+        {p.name for p in plots.iterdir()}
+    assert (plots / "gain-guide.csv").read_text().splitlines()[0] == "budget,guide,mean_gain,guide_accuracy,acc_observer"
+    rows = {p.stem: json.loads(p.read_text()) for p in (stage_dir("toy", "metrics") / "enhance").iterdir()}
+    assert set(rows) == {"eps=0", "eps=0.25", "eps=1", "eps=3"} and rows["eps=0"]["gain"] == 0.0
+    assert rows["eps=3"]["gain"] == metrics["budgets"]["eps=3"]["mean_gain"] and metrics["budgets"]["eps=3"]["within_budget"]
+
+
+def test_best_within_never_stores_a_worse_image_than_the_original():
+    """Rounding a small gain can cost more than the gain: the best rounded candidate is stored,
+    and the original where none beats it."""
+    x0 = torch.zeros((2, 1, 2, 2))
+    x = x0 + 1.6 / 255  # nearest rounding: 2 levels; the 0.9 shrink and truncation: 1 level
+    target = torch.tensor([0.9, -5.0])  # image 0 is best 1 level up; image 1 is best unchanged
+
+    def score(imgs, rows):  # higher is better: closeness of the mean level to the row's target
+        return -((imgs * 255).mean((1, 2, 3)) - target[rows]) ** 2
+
+    base = score(x0, torch.arange(2))
+    assert bool((score(quantize_within(x0, x, 1.0, "l2"), torch.arange(2)) < base).all())  # plain rounding loses
+    got = best_within(x0, x, 1.0, "l2", score, base)
+    assert torch.equal(got[0], x0[0] + 1 / 255) and torch.equal(got[1], x0[1])
+    assert bool((score(got, torch.arange(2)) >= base).all())
+
+
+def test_stored_images_never_have_a_lower_gt_logit_than_the_original(tiny_images):
+    save_models(tiny_images["root"])
+    # budgets below one grey level (1/255 = 0.0039): rounding decides; before the fix 8 stored images
+    # at eps 0.004 and 0.008 scored below their original
+    Enhance(make_params(budgets=[0.004, 0.008, 0.016], step_size=0.004), "toy").run()
+    for b in (0.004, 0.008, 0.016):
+        t = budget_table(b)
+        gain = np.subtract(t["gt_logit_after"], t["gt_logit_before"])
+        assert (gain >= 0).all(), (b, gain.min())
 
 
 def test_quantize_within_keeps_rounded_images_inside_the_budget():
@@ -173,4 +205,6 @@ def test_unknown_split_or_diverge_class_is_a_user_error(tiny_images):
 def test_no_guide_writes_an_empty_enhanced_folder(tiny_images):
     Enhance(make_params(model=None, observers=[], compare_guides=[]), "toy").run()
     assert stage_dir("toy", "enhanced").is_dir() and not list(stage_dir("toy", "enhanced").iterdir())
-    assert json.loads((stage_dir("toy", "metrics") / "enhance.json").read_text())["guide"] is None
+    details = json.loads((stage_dir("toy", "metrics") / "details" / "enhance.json").read_text())
+    assert details["guide"] is None and details["guide_reason"].startswith("enhancement is disabled")
+    assert list((stage_dir("toy", "metrics") / "enhance").iterdir()) == []

@@ -222,6 +222,7 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
             if state.fail:
                 raise RuntimeError(state.fail)
             state.calls.append(("upload_folder", kw))
+            state.uploaded_provenance = json.loads((Path(kw["folder_path"]) / "provenance.json").read_text())
             return SimpleNamespace(oid="c" * 40)
 
         def create_tag(self, repo_id, **kw):
@@ -249,7 +250,14 @@ def test_hub_publish_uploads_then_tags_the_commit(built: Path, fake_hub, capsys)
     assert fake_hub.calls[0][2] == {"repo_type": "dataset", "exist_ok": True, "private": True}
     upload = fake_hub.calls[1][1]
     assert upload["repo_id"] == REPO and upload["repo_type"] == "dataset" and upload["delete_patterns"] == ["*"]
-    assert Path(upload["folder_path"]) == built
+    staged = Path(upload["folder_path"])  # a hard-linked copy with the git state in provenance.json
+    assert staged.parent == built.parent and staged.name.startswith(".hub-publish-") and not staged.exists()
+    head = _git(Path.cwd(), "rev-parse", "HEAD").strip()
+    assert fake_hub.uploaded_provenance["git"]["commit"] == head and not fake_hub.uploaded_provenance["git"]["dirty"]
+    local = json.loads((built / "provenance.json").read_text())
+    assert local["git"] is None and "publish" in local["git_reason"]  # the export never depends on git
+    assert {k: v for k, v in fake_hub.uploaded_provenance.items() if k not in ("git", "git_reason", "citation")} == \
+        {k: v for k, v in local.items() if k not in ("git", "git_reason", "citation")}
     assert fake_hub.calls[2][2]["tag"] == "v0.1.0" and fake_hub.calls[2][2]["revision"] == "c" * 40
     assert f"published {REPO} v0.1.0 = {'c' * 40}" in out
 
@@ -265,8 +273,8 @@ def test_hub_existing_tag_same_content_is_a_no_op(built: Path, fake_hub, capsys)
 def test_hub_existing_tag_other_content_is_refused(built: Path, fake_hub) -> None:
     fake_hub.tags = {"v0.1.0": "a" * 40}
     fake_hub.tree = _tree(built)
-    fake_hub.tree[-1].blob_id = "f" * 40
-    fake_hub.tree[-1].lfs = None
+    other = next(e for e in fake_hub.tree if e.path != "provenance.json")
+    other.blob_id, other.lfs = "f" * 40, None
     with pytest.raises(UserError, match="tag v0.1.0 already exists on different content"):
         hub.publish(tiny_params(), CORPUS)
     assert "upload_folder" not in [c[0] for c in fake_hub.calls]

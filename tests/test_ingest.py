@@ -46,7 +46,7 @@ def run_ingest(tmp_path: Path, **ingest_params):
     ingest_params.setdefault("image_size", 16)
     Ingest(load_params(write_params(tmp_path, ingest_params)), "c").run()
     folder = tmp_path / "data" / "c" / "images"
-    return read_table(folder).to_pylist(), read_features(folder), json.loads((folder / "report.json").read_text())
+    return read_table(folder).to_pylist(), read_features(folder), json.loads((folder.parent / "metrics" / "details" / "ingest.json").read_text())
 
 
 def test_builtin_digits(data_root, tmp_path):
@@ -210,7 +210,7 @@ def test_missing_source_and_unknown_scheme(data_root, tmp_path):
 
 def test_manifest_missing_column_and_missing_file(data_root, tmp_path):
     (tmp_path / "m.csv").write_text("file,label\na.png,x\n")
-    with pytest.raises(UserError, match="manifest has no column 'image'"):
+    with pytest.raises(UserError, match=r"^corpora\.c\.ingest\.image_column: manifest .* has no column 'image' \(columns: file, label\); set image_column: file$"):
         run_ingest(tmp_path, source=f"manifest:{tmp_path / 'm.csv'}")
     (tmp_path / "m.csv").write_text("image,label\na.png,x\n")
     with pytest.raises(UserError, match="1 of 1 images unreadable .* a.png: file not found"):

@@ -56,7 +56,7 @@ def _params(tmp_path: Path, root: Path, extra: str = "", gen_bias: float = 0.0):
 def _run(params) -> tuple[list[dict], dict]:
     Metamers(params, "toy").run()
     folder = stage_dir("toy", "metamers")
-    return read_table(folder).to_pylist(), json.loads((folder.parent / "metrics" / "metamers.json").read_text())
+    return read_table(folder).to_pylist(), json.loads((folder.parent / "metrics" / "details" / "metamers.json").read_text())
 
 
 def test_a_misclassified_reference_is_judged_against_the_generators_choice(tiny_images, tmp_path):

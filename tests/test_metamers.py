@@ -296,7 +296,7 @@ def _run_stage(params) -> dict:
     folder = stage_dir("toy", "metamers")
     return {"table": read_table(folder).to_pylist(),
             "bytes": {p.name: p.read_bytes() for p in sorted(folder.glob("*.parquet"))},
-            "metrics": (folder.parent / "metrics" / "metamers.json").read_text(),
+            "metrics": (folder.parent / "metrics" / "details" / "metamers.json").read_text(),
             "plots": {p.name: p.read_bytes() for p in sorted((folder.parent / "plots" / "metamers").iterdir())}}
 
 
@@ -327,7 +327,8 @@ def test_stage_end_to_end_and_deterministic(tiny_images, tmp_path):
     assert metrics["counts"] == {"references": 6, "metamers": 36, "passing": sum(r["passes"] for r in rows),
                                  "null_pairs": 20, "null_images": len(set(MS.null_pairs(36, 20, 0).ravel()))}
     cell = metrics["generators"]["toy-a"]["fc"]
-    assert set(cell["recognisability"]) == {"toy-a", "toy-b", "toy-c"}
+    assert {k for k in cell["recognisability"] if not k.endswith("_reason")} == {"toy-a", "toy-b", "toy-c"}
+    assert all(cell["recognisability"].get(f"{j}_reason") for j, v in cell["recognisability"].items() if v is None)
     assert {"recognisability.png", "gallery.png", "recognisability.csv"} <= set(first["plots"])
     _check_loss_on_stored_image(rows, tiny_images["classes"])
     assert _run_stage(params) == first  # from the synthesis cache
@@ -383,5 +384,5 @@ def test_stage_without_generators_writes_empty_outputs(tiny_images, tmp_path):
     path.write_text("corpora:\n  toy:\n    ingest: {source: 'builtin:digits'}\n")
     Metamers(load_params(path), "toy").run()
     assert read_table(stage_dir("toy", "metamers")).num_rows == 0
-    metrics = json.loads((stage_dir("toy", "metrics") / "metamers.json").read_text())
+    metrics = json.loads((stage_dir("toy", "metrics") / "details" / "metamers.json").read_text())
     assert metrics["counts"]["metamers"] == 0

@@ -282,9 +282,10 @@ def test_report_in_browser(browser, full_corpus, tmp_path):
 
 def test_report_with_only_images_says_not_built(browser, tiny_images, tmp_path):
     page, log = open_page(browser, (Report(make_params(sample=10), "toy").run() / "index.html"))
-    for section in ("#curricula", "#metamers", "#figures"):
-        assert "not built" in page.inner_text(section)
-    assert "Enhanced images not built" in page.inner_text("#images")
+    assert "Curricula: none configured (corpora.toy.curricula is empty)." in page.inner_text("#curricula")
+    assert "Metamers: none configured (corpora.toy.metamers.generators is empty)." in page.inner_text("#metamers")
+    assert "not built" in page.inner_text("#figures") and "no trials" not in page.inner_text("#curricula")
+    assert "Enhancement not configured (corpora.toy.enhance.model is not set)" in page.inner_text("#images")
     assert page.is_disabled("#budget") and len(shown_cards(page)) == 10
     assert page.is_disabled("#f-dmin") and "not built" in page.inner_text("#grid .card")
     assert "Showing 10 of 60 images" in page.inner_text("#images")

@@ -194,7 +194,7 @@ def _heldout_correct(name: str, x: torch.Tensor, y: np.ndarray, rows: np.ndarray
 
 def test_metrics_against_observers(tiny_images):
     Score(make_params({"models": ALIASES}), "toy").run()
-    m = json.loads((paths.stage_dir("toy", "metrics") / "score.json").read_text())
+    m = json.loads((paths.stage_dir("toy", "metrics") / "details" / "score.json").read_text())
     x, labels = canonical_images()
     y = np.array(labels)
     rows = np.isin(tiny_images["splits"], ["validation", "test"])
@@ -215,7 +215,11 @@ def test_metrics_against_observers(tiny_images):
     assert set(m["logit_rank_correlation"]) == {"robust_vs_standard", "robust_vs_blur", "standard_vs_blur"}
     plots = paths.stage_dir("toy", "plots") / "score"
     assert {p.name for p in plots.iterdir()} == {"difficulty_hist.png", "logit_vs_observer.png", "recognisability.csv"}
-    assert "robust,gt_logit,toy-b," in (plots / "recognisability.csv").read_text()
+    assert "robust gt_logit / toy-b,robust,gt_logit,toy-b," in (plots / "recognisability.csv").read_text()
+    rows = {p.stem: json.loads(p.read_text()) for p in (paths.stage_dir("toy", "metrics") / "score").iterdir()}
+    assert set(rows) == {"robust", "standard", "blur"} and m["basis"] == "observers"
+    assert rows["robust"]["auc"] == rec["gt_logit"]["vs_observer_accuracy"]["auc"]
+    assert rows["robust"]["beats_standard"] == m["summary"]["robust_beats_standard"]
 
 
 def test_metrics_against_human_accuracy(data_root):
@@ -225,7 +229,7 @@ def test_metrics_against_human_accuracy(data_root):
     write_images_table(data_root / "toy" / "images", arrays, [0, 1, 2] * 10, ["train"] * 30,
                        ["bar", "dot", "ring"], extra={"human_accuracy": human})
     Score(make_params({"models": {"robust": "toy-a", "standard": "toy-b"}}, names=("toy-a", "toy-b")), "toy").run()
-    m = json.loads((paths.stage_dir("toy", "metrics") / "score.json").read_text())
+    m = json.loads((paths.stage_dir("toy", "metrics") / "details" / "score.json").read_text())
     gt = np.array(read_scores()["robust_gt_logit"])
     rec = m["recognisability"]["robust"]["gt_logit"]
     assert m["basis"] == "humans" and rec["n"] == 30
@@ -243,4 +247,4 @@ def test_stage_reuses_cached_shards(tiny_images, monkeypatch):
     monkeypatch.setattr(score_stage, "score_pngs", lambda *a, **k: pytest.fail("recomputed a cached shard"))
     Score(params, "toy").run()
     assert read_scores() == first
-    assert Path(paths.stage_dir("toy", "metrics") / "score.json").is_file()
+    assert Path(paths.stage_dir("toy", "metrics") / "details" / "score.json").is_file()

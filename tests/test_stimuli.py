@@ -1,5 +1,5 @@
 """Stimuli as the reference made them: logit_diverge over the corpus's classes, and opt-in JPEG-75
-curriculum and enhanced images (lossy, measured in metrics/enhance.json)."""
+curriculum and enhanced images (lossy, measured in metrics/details/enhance.json)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_logit_diverge_defaults_to_the_corpus_classes_not_the_whole_head(tiny_im
     whole = enhance(guide, x0, y, budgets=[2.0], objective="logit_diverge")[2.0]
     assert (got - corpus).abs().max() <= 1 / 255 + 1e-6  # the stored (rounded) corpus-class result
     assert (whole - corpus).abs().max() > 1e-3  # averaging over the extra head classes differs
-    metrics = json.loads((stage_dir("toy", "metrics") / "enhance.json").read_text())
+    metrics = json.loads((stage_dir("toy", "metrics") / "details" / "enhance.json").read_text())
     assert metrics["diverge_from"] == CLASSES and "jpeg" not in metrics
     Enhance(_params(objective="logit_diverge", diverge_from=["dot"]), "toy").run()
     one = to_tensor([img["bytes"] for img in read_table(stage_dir("toy", "enhanced") / "eps=2").to_pydict()["image"]])
@@ -75,7 +75,7 @@ def test_logit_diverge_defaults_to_the_corpus_classes_not_the_whole_head(tiny_im
 def test_jpeg_stimuli_measure_the_surviving_fraction(tiny_images):
     _wide_guide(tiny_images["root"])
     Enhance(_params(export={"stimulus_format": "jpeg"}), "toy").run()
-    jpeg = json.loads((stage_dir("toy", "metrics") / "enhance.json").read_text())["jpeg"]
+    jpeg = json.loads((stage_dir("toy", "metrics") / "details" / "enhance.json").read_text())["jpeg"]
     assert jpeg["quality"] == 75 and jpeg["images"] == 6 and set(jpeg["budgets"]) == {"eps=0.5", "eps=2"}
     for stats in jpeg["budgets"].values():
         assert -1.0 <= stats["surviving_fraction"] < 1.0  # JPEG erases part of the change

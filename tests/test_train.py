@@ -46,9 +46,11 @@ def test_train_outputs_and_determinism(tiny_images, tmp_path: Path) -> None:
     folder = Train(params, "toy", "m").run()
     first = (folder / "model.safetensors").read_bytes()
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
-    metrics = json.loads((root / "toy" / "metrics" / "train-m.json").read_text())
+    metrics = json.loads((root / "toy" / "metrics" / "details" / "train-m.json").read_text())
     assert metrics["epochs"] == 2 and 0 <= metrics["val_accuracy"] <= 1
     assert 0 <= metrics["val_robust_accuracy"] <= 1 and "seconds" not in metrics  # no timings: deterministic
+    head = json.loads((root / "toy" / "metrics" / "train-m.json").read_text())
+    assert head == {"accuracy": metrics["val_accuracy"], "robust_accuracy": metrics["val_robust_accuracy"]}
     metrics_bytes = (root / "toy" / "metrics" / "train-m.json").read_bytes()
     rows = list(csv.DictReader((root / "toy" / "plots" / "train-m.csv").open()))
     assert list(rows[0]) == ["epoch", "train_loss", "train_accuracy", "val_accuracy", "val_robust_accuracy"]

@@ -19,6 +19,10 @@
   const cls = (i) => (i === null || i === undefined ? "?" : (D.classes[i] !== undefined ? D.classes[i] : String(i)));
   const eps = (b) => "ε = " + b;
   const empty = (text) => el("p", { class: "empty", text });
+  /* Why a section is empty: not configured in params (say which key), or configured but not built yet. */
+  const missing = (what, key, built) => (D.configured && !D.configured[key])
+    ? what + ": none configured (corpora." + D.corpus + "." + D.configKeys[key] + " is empty)."
+    : what + (built ? " built, but empty." : " not built yet (run dvc repro).");
   function option(value, text, selected) {
     return el("option", { value, selected: selected ? true : null, text });
   }
@@ -42,8 +46,8 @@
     if (D.pixelated) document.body.classList.add("pixelated");
     const splits = D.splitCounts.map(([s, n]) => s + " " + n).join(", ");
     const parts = [D.total + " images", D.classes.length + " classes", "splits: " + splits,
-      "scores: " + (D.aliases.length ? D.aliases.join(", ") : "not built"),
-      "budgets: " + (D.budgets.length ? D.budgets.join(", ") : "not built")];
+      "scores: " + (D.aliases.length ? D.aliases.join(", ") : (D.configured && !D.configured.score ? "none configured" : "not built")),
+      "budgets: " + (D.budgets.length ? D.budgets.join(", ") : (D.configured && !D.configured.enhance ? "none configured" : "not built"))];
     $("summary").textContent = parts.join(" · ");
   }
 
@@ -154,7 +158,9 @@
     s.setAttribute("aria-valuetext", "original");
     if (!D.budgets.length) {
       s.disabled = true;
-      $("budget-help").textContent = "Enhanced images not built: only originals can be shown.";
+      $("budget-help").textContent = (D.configured && !D.configured.enhance
+        ? "Enhancement not configured (corpora." + D.corpus + ".enhance.model is not set)"
+        : "Enhanced images not built") + ": only originals can be shown.";
       return;
     }
     $("budget-help").textContent = "Drag (or use the arrow keys) to swap each image for its enhanced variant: 0 = original, then " +
@@ -174,8 +180,7 @@
   function curricula() {
     const body = $("curricula-body");
     const C = D.curricula;
-    if (!C) { body.append(empty("Curricula not built.")); return; }
-    if (!C.items.length) { body.append(empty("Curricula built, but the table has no trials.")); return; }
+    if (!C || !C.items.length) { body.append(empty(missing("Curricula", "curricula", !!C))); return; }
     const col = Object.fromEntries(C.columns.map((c, i) => [c, i]));
     const [fCur, sCur] = select("c-curriculum", "Curriculum", C.items.map((it, i) => [String(i), it.name]));
     const [fSeq, sSeq] = select("c-sequence", "Sequence", []);
@@ -254,8 +259,7 @@
   function metamers() {
     const body = $("metamers-body");
     const M = D.metamers;
-    if (!M) { body.append(empty("Metamers not built.")); return; }
-    if (!M.total) { body.append(empty("Metamers built, but the table has no rows.")); return; }
+    if (!M || !M.total) { body.append(empty(missing("Metamers", "metamers", !!M))); return; }
     body.append(matrixTable(M.matrix));
     const gens = [...new Set(M.refs.flatMap((r) => r.metamers.map((m) => m[0])))];
     const [fGen, sGen] = select("m-generator", "Generator", [["", "all generators"]].concat(gens.map((g) => [g, g])));

@@ -33,7 +33,7 @@ DEFAULT_ALIASES = (
 class ExperimentParams:
     """The jsPsych experiment built from each curriculum (the published learning-task design)."""
 
-    title: str = "Image categorisation"
+    title: str = param("Image categorisation", doc="the experiment's title shown to participants")
     library_url: str = param(
         "https://unpkg.com/{package}@{version}",
         doc="where jsPsych and its plugins load from: {package} and {version} are filled in; "
@@ -62,7 +62,7 @@ class ExperimentParams:
     block_breaks: bool = param(True, doc="a break screen between blocks")
     instructions: list[str] = param([], doc="instruction pages (HTML); [] = the built-in text")
     completion_text: str = param("Thank you! You have finished the experiment.", doc="HTML")
-    data_format: Literal["csv", "json"] = "csv"
+    data_format: Literal["csv", "json"] = param("csv", doc="format of the saved jsPsych data")
     download: bool = param(True, doc="save the data as a local download at the end")
     post_url: str | None = param(None, doc="also POST the data (JSON body) to this URL")
     completion_url: str | None = param(None, doc="redirect here at the end (e.g. Prolific's completion "
@@ -102,4 +102,4 @@ class AnalysisParams:
     calibration_score: str | None = param(
         None, doc="score column mapped to predicted accuracy; None = <first alias>_gt_logit")
     folds: int = param(5, check=positive, doc="cross-validation folds (by a seeded hash of the image id)")
-    seed: int = 0
+    seed: int = param(0, doc="seed of the analysis (bootstrap resampling and folds)")

@@ -41,18 +41,18 @@ SPLITS = ("train", "validation", "test")
 class AdversarialParams:
     """PGD adversarial training (MadryLab conventions, docs/methods.md "PGD")."""
 
-    norm: Literal[NORMS] = "l2"  # type: ignore[valid-type]
-    eps: float = param(1.0, check=positive)
-    steps: int = param(3, check=positive)
+    norm: Literal[NORMS] = param("l2", doc="perturbation norm of the attack")  # type: ignore[valid-type]
+    eps: float = param(1.0, check=positive, doc="attack budget (pixels in [0, 1])")
+    steps: int = param(3, check=positive, doc="PGD steps per training batch")
     step_size: float | None = param(None, check=positive, doc="default 2.5 * eps / steps")
-    random_start: bool = True
+    random_start: bool = param(True, doc="start each attack at a random point of the budget ball")
 
 
 @dataclass(frozen=True)
 class BlurParams:
     """Per-image Gaussian blur during training (docs/methods.md, "Blur training")."""
 
-    preset: Literal["weak", "strong", "custom"] = "weak"
+    preset: Literal["weak", "strong", "custom"] = param("weak", doc="sigma distribution: the published weak or strong one, or custom")
     sigmas: list[float] = param([], check=each(non_negative), doc="custom preset only")
     probs: list[float] = param([], check=each(non_negative), doc="custom preset only")
     reference_size: int = param(224, check=positive, doc="image size the sigmas are given at")
@@ -69,35 +69,35 @@ class BlurParams:
 class TrainParams:
     """A training recipe: standard, adversarial (``adversarial``) and/or blur (``blur``)."""
 
-    epochs: int = param(10, check=positive)
-    batch_size: int = param(64, check=positive)
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = param(0.05, check=positive)
-    momentum: float = param(0.9, check=fraction)
-    weight_decay: float = param(5e-4, check=non_negative)
-    schedule: Literal["cosine", "step", "constant"] = "cosine"
-    augment: list[Literal["hflip", "crop", "none"]] = param([])
-    adversarial: AdversarialParams | None = None
-    blur: BlurParams | None = None
+    epochs: int = param(10, check=positive, doc="passes over the train split")
+    batch_size: int = param(64, check=positive, doc="images per optimiser step")
+    optimizer: Literal["sgd", "adam"] = param("sgd", doc="SGD (with momentum) or Adam")
+    lr: float = param(0.05, check=positive, doc="peak learning rate")
+    momentum: float = param(0.9, check=fraction, doc="SGD momentum")
+    weight_decay: float = param(5e-4, check=non_negative, doc="L2 weight decay")
+    schedule: Literal["cosine", "step", "constant"] = param("cosine", doc="learning-rate schedule (step: x0.1 at 50% and 75%)")
+    augment: list[Literal["hflip", "crop", "none"]] = param([], doc="random horizontal flips and/or padded random crops")
+    adversarial: AdversarialParams | None = param(None, doc="PGD adversarial training; null = standard")
+    blur: BlurParams | None = param(None, doc="per-image Gaussian blur; null = none")
     fine_tune: bool = param(False, doc="start from `checkpoint` with a fresh head")
     eval_eps: float = param(1.0, check=positive, doc="L2 PGD budget for the robust-accuracy metric")
-    eval_steps: int = param(10, check=positive)
+    eval_steps: int = param(10, check=positive, doc="PGD steps for the robust-accuracy metric")
 
 
 @dataclass(frozen=True)
 class ModelParams:
     """A model: an architecture plus weights from a checkpoint and/or a training recipe."""
 
-    arch: str
-    corpus: str = param(doc="the corpus it is trained on or used with: data/<corpus>/models/<name>")
+    arch: str = param(doc="architecture name (`lwise-build models` lists them) or `timm:<name>`")
+    corpus: str = param(doc="the corpus it is trained on or used with: `data/<corpus>/models/<name>`")
     checkpoint: str | None = param(None, doc="path, http(s):// URL or hf://org/repo/file[@rev]")
     classes: list[str] | None = param(None, doc="class names of the head; default: corpus labels")
-    num_classes: int | None = param(None, check=positive)
-    in_channels: int = param(3, check=positive)
-    input_size: int | None = param(None, check=positive)
-    mean: list[float] | None = None
-    std: list[float] | None = param(None, check=each(positive))
-    train: TrainParams | None = None
+    num_classes: int | None = param(None, check=positive, doc="head size of an imported checkpoint")
+    in_channels: int = param(3, check=positive, doc="1 for a grayscale corpus, 3 for RGB")
+    input_size: int | None = param(None, check=positive, doc="image size the model expects; must equal its corpus's image_size")
+    mean: list[float] | None = param(None, doc="per-channel (or one) normalisation mean; default the checkpoint's, else 0.5")
+    std: list[float] | None = param(None, check=each(positive), doc="per-channel (or one) normalisation std; default the checkpoint's, else 0.25")
+    train: TrainParams | None = param(None, doc="training recipe; null = import `checkpoint` only")
 
     def validate(self, path: str) -> None:
         if self.checkpoint is None and self.train is None:
@@ -115,9 +115,9 @@ class ModelParams:
 class SplitParams:
     """Seeded stratified split for sources that do not carry their own."""
 
-    train: float = param(0.7, check=fraction)
-    validation: float = param(0.15, check=fraction)
-    test: float = param(0.15, check=fraction)
+    train: float = param(0.7, check=fraction, doc="fraction of each class in the train split")
+    validation: float = param(0.15, check=fraction, doc="fraction in the validation split")
+    test: float = param(0.15, check=fraction, doc="fraction in the test split")
     group_by: str | None = param(None, doc="metadata column whose groups never span two splits")
 
     def validate(self, path: str) -> None:
@@ -130,17 +130,17 @@ class SplitParams:
 class IngestParams:
     """Where images come from and how they are canonicalised."""
 
-    source: str = param(doc="builtin:digits | imagefolder:<dir> | manifest:<csv|parquet> | hf:<id>")
-    image_size: int = param(224, check=positive)
-    grayscale: bool = False
-    splits: SplitParams = SplitParams()
+    source: str = param(doc="`builtin:digits`, `imagefolder:<dir>`, `manifest:<csv or parquet>` or `hf:<id>`")
+    image_size: int = param(224, check=positive, doc="side of the square canonical images (resize, centre crop)")
+    grayscale: bool = param(False, doc="store single-channel (L) images instead of RGB")
+    splits: SplitParams = param(SplitParams(), doc="seeded split when the source has none")
     image_column: str = param("image", doc="manifest/hf: the image (or path) column")
-    label_column: str = "label"
-    split_column: str = "split"
+    label_column: str = param("label", doc="manifest/hf: the class label column")
+    split_column: str = param("split", doc="manifest/hf: the optional split column (train/val/test)")
     hf_split: str | None = param(None, doc="hf: load only this split of the dataset")
     hf_revision: str | None = param(None, doc="hf: the dataset revision (tag, branch or commit) to use")
-    max_bad_fraction: float = param(0.01, check=fraction)
-    min_per_class: int = param(1, check=positive)
+    max_bad_fraction: float = param(0.01, check=fraction, doc="fail when more of the inputs are unreadable")
+    min_per_class: int = param(1, check=positive, doc="fail when a class has fewer usable images")
     shard_mb: int = param(256, check=positive, doc="target Parquet shard size")
     workers: int = param(0, check=non_negative, doc="decoding processes; 0 = all cores")
 
@@ -157,11 +157,11 @@ class IngestParams:
 class ScoreParams:
     """Difficulty columns: alias -> model; observers judge recognisability."""
 
-    models: dict[str, str] = param({})
+    models: dict[str, str] = param({}, doc="score alias -> model name; each alias gets `<alias>_gt_logit`, ... columns")
     observers: list[str] | None = param(None, doc="model names; default: the other scored models")
     target_column: str | None = param(None, doc="metadata column with the model class to score")
     class_map: dict[str, str] = param({}, doc="corpus label -> model class name")
-    batch_size: int = param(256, check=fixed_batch, doc=FIXED_BATCH_DOC)
+    batch_size: int = param(256, check=fixed_batch, doc="images per forward pass; " + FIXED_BATCH_DOC)
     heldout_splits: list[str] = param(["validation", "test"], doc="splits where observers judge")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
         "auto", doc="CUDA autocast; auto = bf16 (fp16 without bf16 support); CPU always runs fp32")
@@ -180,28 +180,28 @@ class EnhanceParams:
     """L2/Linf gradient steps towards the true class at fixed budgets."""
 
     model: str | None = param(None, doc="the guide model; None disables enhancement")
-    objective: Literal[OBJECTIVES] = "logit"  # type: ignore[valid-type]
+    objective: Literal[OBJECTIVES] = param("logit", doc="what the steps increase: z_gt, z_gt - mean z_other, or -CE")  # type: ignore[valid-type]
     diverge_from: list[str] | None = param(None, doc="classes for logit_diverge; default the corpus's other classes")
-    norm: Literal[NORMS] = "l2"  # type: ignore[valid-type]
-    step_size: float = param(0.5, check=positive)
+    norm: Literal[NORMS] = param("l2", doc="budget norm")  # type: ignore[valid-type]
+    step_size: float = param(0.5, check=positive, doc="size of each normalised gradient step")
     steps: int | None = param(None, check=positive, doc="default max(1, round(eps / step_size))")
-    budgets: list[float] = param([], check=each(positive))
-    splits: list[str] = param(["train", "validation", "test"])
-    batch_size: int = param(128, check=fixed_batch, doc=FIXED_BATCH_DOC)
+    budgets: list[float] = param([], check=each(positive), doc="budgets eps to build (curricula may show only these); the presets' default needs 8, 4, 2, 1, 0.5, 0.25")
+    splits: list[str] = param(["train", "validation", "test"], doc="splits whose images are enhanced")
+    batch_size: int = param(128, check=fixed_batch, doc="images per batch; " + FIXED_BATCH_DOC)
     compare_guides: list[str] = param([], doc="extra guides measured in the metrics only")
     observers: list[str] = param([], doc="models that judge the enhanced images in the metrics")
     metrics_sample: int = param(300, check=positive, doc="images per split used for the metrics")
-    grid_images: int = param(8, check=positive)
+    grid_images: int = param(8, check=positive, doc="example rows in plots/enhance/grid.png")
 
 
 @dataclass(frozen=True)
 class BlockParams:
     """One block of a curriculum."""
 
-    phase: Literal["train", "test"] = "train"
-    trials_per_class: int = param(4, check=positive)
+    phase: Literal["train", "test"] = param("train", doc="learning block or test block")
+    trials_per_class: int = param(4, check=positive, doc="trials of each class in the block")
     easiest: float | None = param(None, check=fraction, doc="rank fraction; None = random")
-    budget: float = param(0.0, check=non_negative)
+    budget: float = param(0.0, check=non_negative, doc="enhancement budget of the images shown (0 = natural)")
     feedback: bool | None = param(None, doc="default: true in train, false in test")
     set_aside: bool = param(False, doc="natural images drawn first, never enhanced")
 
@@ -221,16 +221,16 @@ class CurriculumParams:
     preset: Literal[
         "lwise", "control", "selection_only", "enhancement_only", "lwise_shuffled",
         "selection_only_shuffled", "enhancement_only_shuffled", "custom",
-    ] = "custom"
-    budgets: list[float] = param([], check=each(non_negative), doc="per curriculum block (6)")
-    blocks: list[BlockParams] = param([])
-    train_trials_per_class: int = param(4, check=positive)
-    test_trials_per_class: int = param(5, check=positive)
-    train_split: str = "train"
-    test_split: str = "test"
-    sequences: int = param(4, check=positive)
-    seed: int = 0
-    shuffle: bool = False
+    ] = param("custom", doc="a published condition (10 blocks) or custom `blocks`")
+    budgets: list[float] = param([], check=each(non_negative), doc="enhancing presets: exactly 6, one per curriculum block; default [8, 4, 2, 1, 0.5, 0.25]")
+    blocks: list[BlockParams] = param([], doc="custom preset: the blocks in order")
+    train_trials_per_class: int = param(4, check=positive, doc="presets: trials per class in each training block")
+    test_trials_per_class: int = param(5, check=positive, doc="presets: trials per class in each test block")
+    train_split: str = param("train", doc="split the training blocks draw from")
+    test_split: str = param("test", doc="split the test blocks draw from")
+    sequences: int = param(4, check=positive, doc="participant sequences (one seeded draw each)")
+    seed: int = param(0, doc="seed of this curriculum's draws (with the global seed)")
+    shuffle: bool = param(False, doc="pool the curriculum blocks' trials and redistribute them")
     difficulty: str | None = param(None, doc="score alias ranking difficulty; default the first")
     weight: int = param(1, check=positive, doc="condition slots in participant assignment "
                         "(the published moth and HAM10000 designs give control 2 of 7)")
@@ -240,15 +240,15 @@ class CurriculumParams:
 class MetamerParams:
     """Model metamers: generators x layers x references, judged by other models."""
 
-    generators: list[str] = param([])
+    generators: list[str] = param([], doc="models whose metamers are synthesised; empty = none")
     layers: dict[str, list[str]] = param({}, doc="generator -> layer names; default all stages")
     judges: list[str] | None = param(None, doc="default: the generators (each judged by others)")
-    per_class: int = param(2, check=positive)
-    split: str = "test"
-    schedule: Literal["published", "fast", "test"] = "fast"
+    per_class: int = param(2, check=positive, doc="reference images per class")
+    split: str = param("test", doc="split the references come from")
+    schedule: Literal["published", "fast", "test"] = param("fast", doc="step schedule: the published one, a shorter one, or a tiny one for tests")
     steps: int | None = param(None, check=positive, doc="override the schedule's total steps")
     step_size: float | None = param(None, check=positive, doc="first L2 step (default: the schedule's)")
-    init_noise: float = param(0.05, check=non_negative)
+    init_noise: float = param(0.05, check=non_negative, doc="std of the noise the synthesis starts from")
     null_split: str = param("train", doc="split whose natural images form the null pairs")
     null_pairs: int = param(10000, check=positive, doc="distinct random pairs (all pairs when fewer exist)")
     null_augment: list[Literal["hflip", "crop"]] = param([], doc="train-time augmentation of the null images")
@@ -265,17 +265,17 @@ class ExportParams:
     """The Hub dataset folder."""
 
     repo_id: str | None = param(None, doc="org/name on the Hub")
-    pretty_name: str | None = None
-    version: str = "0.1.0"
-    license: str = "cc-by-4.0"
-    tags: list[str] = param(["image-classification", "human-learning", "lwise"])
+    pretty_name: str | None = param(None, doc="title of the card and citation; default `<corpus> (lwise-build)`")
+    version: str = param("0.1.0", doc="dataset version; publish tags `v<version>`")
+    license: str = param("cc-by-4.0", doc="Hub license id")
+    tags: list[str] = param(["image-classification", "human-learning", "lwise"], doc="Hub tags and citation keywords")
     doi: str | None = param(None, doc="DOI of this dataset version, e.g. 10.57967/hf/1234")
     authors: list[str] = param([], doc='people as "Family, Given"; any other text is an organisation')
-    date: str | date | None = param(None, doc="release date YYYY-MM-DD; default the git commit date")
-    max_shard_mb: int = param(500, check=positive)
+    date: str | date | None = param(None, doc="release date YYYY-MM-DD; unset: publish records the git commit date in provenance.json")
+    max_shard_mb: int = param(500, check=positive, doc="largest Parquet shard of a config")
     stimulus_format: Literal["png", "jpeg"] = param(
         "png", doc="curriculum and enhanced images: lossless PNG, or JPEG as the L-WISE reference served its"
-        " .jpg tasks (lossy; metrics/enhance.json then measures what survives)")
+        " .jpg tasks (lossy; metrics/details/enhance.json then measures what survives)")
     jpeg_quality: int = param(75, check=_jpeg_quality, doc="JPEG quality (the reference: PIL's default, 75)")
 
     def validate(self, path: str) -> None:
@@ -302,7 +302,7 @@ class RayParams:
 
     address: str = param("", doc='"" starts Ray on this machine; "auto" or "host:port" joins a running cluster')
     actors: int = param(2, check=positive, doc="actors per stage; each loads the stage's models once")
-    cpus_per_actor: float = param(1.0, check=positive)
+    cpus_per_actor: float = param(1.0, check=positive, doc="CPUs Ray reserves for each actor")
     gpus_per_actor: float = param(0.0, check=non_negative, doc="1 = one model copy per GPU")
     threads_per_actor: int = param(1, check=positive, doc="torch threads inside each actor")
     data_root: str | None = param(None, doc="data/ as the actors see it: a shared folder, or "
@@ -313,31 +313,35 @@ class RayParams:
 class ExecutorParams:
     """What runs the heavy stages' units: this process, or a Ray cluster. Outputs are the same."""
 
-    kind: Literal["local", "ray"] = "local"
-    ray: RayParams = RayParams()
+    kind: Literal["local", "ray"] = param("local", doc="local: this process; ray: a Ray Data actor pool")
+    ray: RayParams = param(RayParams(), doc="the Ray cluster and actors (kind: ray)")
 
 
 @dataclass(frozen=True)
 class CorpusParams:
-    ingest: IngestParams
-    score: ScoreParams = ScoreParams()
-    enhance: EnhanceParams = EnhanceParams()
-    curricula: dict[str, CurriculumParams] = param({})
-    metamers: MetamerParams = MetamerParams()
-    export: ExportParams = ExportParams()
-    report: ReportParams = ReportParams()
-    experiment: ExperimentParams = ExperimentParams()
-    analysis: AnalysisParams = AnalysisParams()
+    """One corpus: a section per stage; only ``ingest`` is required (the others have defaults)."""
+
+    ingest: IngestParams = param(doc="the source and its canonical images (ingest stage)")
+    score: ScoreParams = param(ScoreParams(), doc="difficulty columns (score stage)")
+    enhance: EnhanceParams = param(EnhanceParams(), doc="enhanced images (enhance stage)")
+    curricula: dict[str, CurriculumParams] = param({}, doc="curriculum name -> curriculum (curriculum stage)")
+    metamers: MetamerParams = param(MetamerParams(), doc="model metamers (metamers stage)")
+    export: ExportParams = param(ExportParams(), doc="the Hub folder (export stage, publish)")
+    report: ReportParams = param(ReportParams(), doc="the HTML explorer (report stage)")
+    experiment: ExperimentParams = param(ExperimentParams(), doc="the jsPsych experiments (experiment stage)")
+    analysis: AnalysisParams = param(AnalysisParams(), doc="analysis of collected results (lwise-build analyze)")
     executor: ExecutorParams | None = param(None, doc="overrides the global executor for this corpus")
 
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = 0
+    """The whole ``params.yaml``."""
+
+    seed: int = param(0, doc="the seed every random choice derives from")
     device: str = param("auto", doc="auto | cpu | cuda | cuda:N | mps")
-    corpora: dict[str, CorpusParams] = param({})
-    models: dict[str, ModelParams] = param({})
-    executor: ExecutorParams = ExecutorParams()
+    corpora: dict[str, CorpusParams] = param({}, doc="corpus name -> corpus; each adds its stages")
+    models: dict[str, ModelParams] = param({}, doc="model name -> model; each adds a train stage")
+    executor: ExecutorParams = param(ExecutorParams(), doc="where the heavy stages run (local or Ray)")
 
     def corpus(self, name: str) -> CorpusParams:
         if name not in self.corpora:

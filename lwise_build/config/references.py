@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 
 from ..errors import UserError
-from .curricula import expand_blocks
+from .curricula import LWISE_BUDGETS, expand_blocks
 from .params import CorpusParams, Params
+
+DEFAULT_BUDGETS = "[" + ", ".join(f"{b:g}" for b in LWISE_BUDGETS) + "]"
 
 
 def check_references(p: Params) -> None:
@@ -53,6 +55,8 @@ def _check_curricula(c: CorpusParams, base: str) -> None:
             raise UserError(f"{base}.curricula.{name}.difficulty: unknown score alias {cur.difficulty!r}")
         for i, block in enumerate(expand_blocks(cur, f"{base}.curricula.{name}")):
             if block.budget not in built:
-                have = ", ".join(f"{b:g}" for b in sorted(built - {0.0}))
-                raise UserError(f"{base}.curricula.{name}: block {i + 1} uses budget {block.budget:g}, "
+                have = ", ".join(f"{b:g}" for b in sorted(built - {0.0})) or "none"
+                why = "" if cur.budgets or cur.preset == "custom" else \
+                    f" (the preset's default budgets {DEFAULT_BUDGETS}; give it 6 `budgets` to use others)"
+                raise UserError(f"{base}.curricula.{name}: block {i + 1} uses budget {block.budget:g}{why}, "
                                 f"which {base}.enhance.budgets does not build ({have})")

@@ -172,7 +172,7 @@ def _lossy(ctx: CardContext) -> str:
     if e.stimulus_format != "jpeg":
         return ""
     return (f" **Lossy:** `image` is JPEG at quality {e.jpeg_quality}, as the L-WISE reference served its .jpg "
-            "tasks; JPEG erases part of a small perturbation (the build's `metrics/enhance.json` `jpeg` measures "
+            "tasks; JPEG erases part of a small perturbation (the build's `metrics/details/enhance.json` `jpeg` measures "
             "how much survives).")
 
 
@@ -333,10 +333,11 @@ def _experiment(ctx: CardContext) -> list[str]:
 
 def _provenance(ctx: CardContext) -> list[str]:
     b = ctx.build
-    commit = f"git commit `{b['commit']}`{' (uncommitted changes)' if b.get('dirty') else ''}" if b else "no git commit recorded"
+    commit = f" from git commit `{b['commit']}`" if b.get("commit") else ""
     return ["## Provenance\n",
-            f"Built with lwise-build from {commit}. `provenance.json` records the params, model hashes, "
-            "dvc.lock hashes of the inputs, library versions and the SHA-256 of every file here.\n"]
+            f"Built with lwise-build{commit}. `provenance.json` records the params, model hashes, "
+            "dvc.lock hashes of the inputs, library versions and the SHA-256 of every file here; "
+            "`lwise-build publish` adds the git commit of the build (`git`).\n"]
 
 
 def _citation(ctx: CardContext) -> list[str]:

@@ -86,6 +86,12 @@ def remote_tag(remote: str, tag: str) -> str | None:
         return git.remote_ref(f"refs/tags/{tag}")
 
 
+def _content(git: _Git, treeish: str) -> list[str]:
+    """The files of a tree and their blob ids, except ``provenance.json`` (whose git state is
+    not content: re-publishing the same files after another commit is a no-op)."""
+    return [line for line in git("ls-tree", "-r", treeish).splitlines() if not line.endswith("\tprovenance.json")]
+
+
 def publish_folder(folder: Path, remote: str, tag: str, *, message: str, date: str | None) -> GitResult:
     """Commit ``folder`` on top of the remote's ``main`` and push it with the tag ``tag``.
 
@@ -99,7 +105,7 @@ def publish_folder(folder: Path, remote: str, tag: str, *, message: str, date: s
         tagged = git.remote_ref(f"refs/tags/{tag}")
         if tagged is not None:
             git.fetch(tagged)
-            if git("rev-parse", f"{tagged}^{{tree}}") == tree:
+            if _content(git, tagged) == _content(git, tree):
                 return GitResult(tagged, created=False)
             raise UserError(f"publish --to {redact(remote)}: tag {tag} already exists on different content "
                             f"({tagged[:12]}); tags are never moved, publish a new version")

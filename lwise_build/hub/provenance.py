@@ -1,8 +1,9 @@
 """``provenance.json``: everything needed to reproduce, verify and cite an exported folder.
 
-Package and library versions, the git commit the build came from, the dvc.lock hash of every
-input, the params, model hashes, and the sha256 of every file in the folder (which ``pull``
-checks). Its ``content_sha256`` is the hash the citation quotes.
+Package and library versions, the dvc.lock hash of every input, the params, model hashes, and the
+sha256 of every file in the folder (which ``pull`` checks). Its ``content_sha256`` is the hash the
+citation quotes. The git commit is added when the folder is published (:func:`published`), so the
+exported folder depends only on the build's inputs, not on the git state.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigI
         "format": 1,
         "package": {"name": "lwise-build", "version": __version__},
         "corpus": corpus,
-        "git": build,
+        "git": build or None,
+        **({} if build else {"git_reason": "recorded by `lwise-build publish` (the commit of the published build)"}),
         "dvc_lock": dvc_lock_hashes(corpus),
         "params": plain_params,
         "models": {n: {"arch": m["arch"], "sha256": m["sha256"]} for n, m in models.items()},
@@ -100,6 +102,20 @@ def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigI
         "files": files,
         "content_sha256": json_digest({k: v["sha256"] for k, v in files.items()}),
     })
+
+
+def published(prov: dict[str, Any], git: dict[str, Any]) -> dict[str, Any]:
+    """The provenance as published: the git state of the project now and, when the export set no
+    release date, the commit's date as the citation date. Every other file is unchanged."""
+    out = {k: v for k, v in prov.items() if k != "git_reason"}
+    out["git"] = git or None
+    if not git:
+        out["git_reason"] = "the project is not a git repository"
+    citation = dict(out.get("citation") or {})
+    if not citation.get("date") and git.get("date"):
+        citation["date"] = git["date"]
+    out["citation"] = citation
+    return out
 
 
 def read_provenance(folder: Path) -> dict[str, Any]:

@@ -2,14 +2,21 @@
 
 Refuses a dirty project or a stale ``dvc.lock`` (unless ``allow_dirty``) and never moves a tag:
 re-publishing identical content is a no-op, different content under an existing version an
-error. The token comes only from the environment or ``hf auth login`` and never reaches a message.
+error. The git state goes into the published ``provenance.json`` now, at publish time (the
+exported folder never depends on it), so ``dvc repro``, ``git commit``, ``publish`` is the whole
+loop. The token comes only from the environment or ``hf auth login`` and never reaches a message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +24,9 @@ from typing import Any
 from ..errors import UserError
 from ..io.digests import file_digest, git_blob_sha
 from ..io.paths import stage_dir
+from ..io.staging import write_json
 from .git_remote import git_output, publish_folder
-from .provenance import read_provenance
+from .provenance import FILE, git_state, published, read_provenance
 from .remote import hub_errors, redact, version_tag
 
 
@@ -77,19 +85,17 @@ def make_plan(params: Any, corpus: str, repo: str | None, version: str | None, t
 
 # ---------------------------------------------------------------- refusals --------------------
 def project_problems(corpus: str, prov: dict[str, Any]) -> list[str]:
-    """Why publishing now would not be reproducible: dirty git tree, stale dvc.lock, dirty export."""
+    """Why publishing now would not be reproducible: a stale dvc.lock (sources refreshed first),
+    or a dirty git tree (the published provenance names the current commit)."""
     problems = []
+    stale = dvc_stale(corpus)
+    if stale:
+        problems.append(f"dvc.lock is out of date ({', '.join(stale)}); run dvc repro and commit dvc.lock")
     status = git_output("status", "--porcelain")
     if status is None:
         problems.append("the project is not a git repository, so the build cannot be traced to a commit")
     elif status.strip():
         problems.append("the git tree has uncommitted changes (git status); commit them first")
-    if (prov.get("git") or {}).get("dirty"):
-        problems.append(f"data/{corpus}/hub was exported from uncommitted code (provenance.json git.dirty); "
-                        "commit and rerun export")
-    stale = dvc_stale(corpus)
-    if stale:
-        problems.append(f"dvc.lock is out of date ({', '.join(stale)}); run dvc repro and commit dvc.lock")
     return problems
 
 
@@ -102,9 +108,12 @@ def _run(cmd: list[str]) -> str | None:
 
 
 def dvc_stale(corpus: str) -> list[str]:
-    """Stages ``dvc status`` reports as changed for this corpus's export (empty when clean or no DVC)."""
+    """Stages ``dvc status`` reports as changed for this corpus's export (empty when clean or no
+    DVC), after refreshing ``resolve@<corpus>`` (the source fingerprint: a changed source shows
+    as a changed ``dvc.lock``); ``resolve`` itself, always changed by design, does not count."""
     if not Path("dvc.yaml").is_file():
         return []
+    _run([sys.executable, "-m", "dvc", "repro", "--single-item", f"resolve@{corpus}"])
     base = [sys.executable, "-m", "dvc", "status", "--json"]
     out = _run([*base, f"export@{corpus}", "--with-deps"])
     if out is None:
@@ -112,9 +121,10 @@ def dvc_stale(corpus: str) -> list[str]:
     if out is None:
         return ["dvc status failed"]
     try:
-        return sorted(json.loads(out or "{}"))
+        changed = json.loads(out or "{}")
     except ValueError:
         return ["dvc status gave no JSON"]
+    return sorted(k for k, v in changed.items() if v != ["always changed"])
 
 
 # ---------------------------------------------------------------- publish ---------------------
@@ -130,18 +140,40 @@ def publish(params: Any, corpus: str, *, repo: str | None = None, version: str |
                 *(f"  would refuse: {p}" for p in problems)]
     if problems:
         raise UserError(f"publish refused: {problems[0]} (or pass --allow-dirty)")
-    message = f"{(plan.prov.get('citation') or {}).get('title', plan.repo)} v{plan.version}"
-    if to:
-        date = (plan.prov.get("citation") or {}).get("date")
-        result = publish_folder(plan.folder, to, plan.tag, message=message, date=date)
-        sha, created = result.commit, result.created
-    else:
-        sha, created = _publish_hub(plan, private, message)
+    with staged_copy(plan) as staged:
+        message = f"{(plan.prov.get('citation') or {}).get('title', plan.repo)} v{plan.version}"
+        if to:
+            date = (plan.prov.get("citation") or {}).get("date")
+            result = publish_folder(staged, to, plan.tag, message=message, date=date)
+            sha, created = result.commit, result.created
+        else:
+            sha, created = _publish_hub(plan, staged, private, message)
     state = "published" if created else "already published with identical content; nothing to do:"
     return [f"{state} {plan.repo} {plan.tag} = {sha} ({plan.destination})"]
 
 
-def _publish_hub(plan: Plan, private: bool, message: str) -> tuple[str, bool]:
+@contextlib.contextmanager
+def staged_copy(plan: Plan) -> Iterator[Path]:
+    """The exported folder as published: every file hard-linked (copied across file systems),
+    ``provenance.json`` rewritten with the git state (:func:`~.provenance.published`)."""
+    tmp = Path(tempfile.mkdtemp(prefix=".hub-publish-", dir=plan.folder.parent))
+    try:
+        for rel, _ in plan.files:
+            if rel == FILE:
+                continue
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(plan.folder / rel, tmp / rel)
+            except OSError:
+                shutil.copyfile(plan.folder / rel, tmp / rel)
+        plan.prov = published(plan.prov, git_state())
+        write_json(tmp / FILE, plan.prov)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish_hub(plan: Plan, folder: Path, private: bool, message: str) -> tuple[str, bool]:
     from huggingface_hub import HfApi
 
     api = HfApi()
@@ -153,7 +185,7 @@ def _publish_hub(plan: Plan, private: bool, message: str) -> tuple[str, bool]:
                 return tags[plan.tag], False
             raise UserError(f"publish {plan.repo}: tag {plan.tag} already exists on different content "
                             f"({tags[plan.tag][:12]}); tags are never moved, publish a new version")
-        info = api.upload_folder(repo_id=plan.repo, repo_type="dataset", folder_path=str(plan.folder),
+        info = api.upload_folder(repo_id=plan.repo, repo_type="dataset", folder_path=str(folder),
                                  commit_message=message, delete_patterns=["*"])
         api.create_tag(plan.repo, tag=plan.tag, revision=info.oid, repo_type="dataset",
                        tag_message=f"lwise-build dataset {plan.tag}")
@@ -161,13 +193,16 @@ def _publish_hub(plan: Plan, private: bool, message: str) -> tuple[str, bool]:
 
 
 def _hub_same_content(api: Any, plan: Plan, revision: str) -> bool:
-    """Whether the tagged revision holds exactly the local files (LFS sha256 or git blob id)."""
+    """Whether the tagged revision holds exactly the local files (LFS sha256 or git blob id);
+    ``provenance.json`` differs only in the git state, which is not content."""
     remote = {f.path: f for f in api.list_repo_tree(plan.repo, repo_type="dataset", revision=revision,
                                                     recursive=True) if hasattr(f, "blob_id")}
     remote.pop(".gitattributes", None)
     if set(remote) != {p for p, _ in plan.files}:
         return False
     for path, entry in remote.items():
+        if path == FILE:
+            continue
         local = plan.folder / path
         lfs = getattr(entry, "lfs", None)
         same = (lfs.sha256 == file_digest(local)) if lfs else entry.blob_id == git_blob_sha(local)

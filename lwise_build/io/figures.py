@@ -1,7 +1,8 @@
 """Figures: one piece of code draws each picture for ``dvc plots``, the Hub card and the report.
 
 Stages save PNGs into ``data/<corpus>/plots/<stage>/``; export and report embed those same files.
-PNGs are written without timestamps so rebuilds are byte-identical.
+PNGs are written without timestamps so rebuilds are byte-identical; every figure uses matplotlib's
+constrained layout so titles, labels and ticks never overlap (tests/test_figures.py checks it).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def histograms(groups: Mapping[str, np.ndarray], path: Path, *, title: str, xlab
     n = max(1, len(groups))
     cols = min(5, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.8 * rows), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.8 * rows + 0.6), squeeze=False, sharex=True,
+                             layout="constrained")
     for ax, (name, values) in zip(axes.flat, groups.items(), strict=False):
         ax.hist(np.asarray(values, dtype=float), bins=bins, range=(0, 1) if xlabel.endswith("[0,1]") else None,
                 color="#4c72b0")
@@ -55,7 +57,7 @@ def lines(x: Sequence[float], series: Mapping[str, Sequence[float]], path: Path,
           xlabel: str, ylabel: str, logx: bool = False) -> Path:
     """One line per series over a shared x (e.g. logit gain vs budget per guide)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.5, 3))
+    fig, ax = plt.subplots(figsize=(4.5, 3), layout="constrained")
     for name, ys in series.items():
         ax.plot(list(x), list(ys), marker="o", label=str(name))
     if logx:
@@ -69,7 +71,7 @@ def lines(x: Sequence[float], series: Mapping[str, Sequence[float]], path: Path,
 def scatter(x: np.ndarray, y: np.ndarray, path: Path, *, title: str, xlabel: str, ylabel: str) -> Path:
     """A scatter plot (e.g. robust logit vs observer accuracy)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(4, 3))
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
     ax.scatter(np.asarray(x), np.asarray(y), s=6, alpha=0.6)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return save(fig, path)
@@ -80,7 +82,8 @@ def image_grid(images: np.ndarray, path: Path, *, row_labels: Sequence[str] = ()
     """A grid of uint8 images shaped (rows, cols, H, W[, C]) with optional labels."""
     plt = _plt()
     rows, cols = images.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.8), squeeze=False,
+                             layout="constrained")
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
@@ -100,7 +103,7 @@ def image_grid(images: np.ndarray, path: Path, *, row_labels: Sequence[str] = ()
 def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: Path, *, title: str) -> Path:
     """A labelled matrix with values printed (e.g. metamer recognisability: generator/layer x judge)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 2.5, 0.35 * len(rows) + 1.2))
+    fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 2.5, 0.35 * len(rows) + 1.2), layout="constrained")
     im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(cols)), [str(c) for c in cols], rotation=30, ha="right", fontsize=7)
     ax.set_yticks(range(len(rows)), [str(r) for r in rows], fontsize=7)
@@ -117,7 +120,7 @@ def line_panels(x: Sequence[float], panels: Mapping[str, Mapping[str, Sequence[f
     """Side-by-side line panels over a shared x, one per quantity (series may be shorter than x)."""
     plt = _plt()
     n = max(1, len(panels))
-    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False, layout="constrained")
     for ax, (ylabel, series) in zip(axes.flat, panels.items(), strict=False):
         for name, ys in series.items():
             ax.plot(list(x)[: len(ys)], list(ys), marker="o", label=str(name))
@@ -134,7 +137,8 @@ def image_rows(rows: Sequence[Sequence[np.ndarray]], path: Path, *, row_labels: 
     plt = _plt()
     h, w = rows[0][0].shape[:2]
     width = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(0.45 * width + 1.6, 0.5 * len(rows) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(0.45 * width + 1.6, 0.5 * len(rows) + 0.6), squeeze=False,
+                             layout="constrained")
     for r, (ax, row) in enumerate(zip(axes[:, 0], rows, strict=True)):
         strip = np.full((h, width * (w + gap) - gap, *row[0].shape[2:]), 255, dtype=np.uint8)
         for i, img in enumerate(row):

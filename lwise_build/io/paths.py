@@ -26,8 +26,14 @@ def stage_dir(corpus: str, stage: str) -> Path:
 
 
 def metrics_path(corpus: str, name: str) -> Path:
-    """``data/<corpus>/metrics/<name>.json`` (what ``dvc metrics show`` reads)."""
+    """``data/<corpus>/metrics/<name>.json``, or the folder ``<name>/`` of one JSON per row
+    (what ``dvc metrics show`` reads: headline figures only, docs/architecture.md "Metrics")."""
     return stage_dir(corpus, "metrics") / f"{name}.json"
+
+
+def details_path(corpus: str, name: str) -> Path:
+    """``data/<corpus>/metrics/details/<name>.json``: a stage's full report (not a DVC metric)."""
+    return stage_dir(corpus, "metrics") / "details" / f"{name}.json"
 
 
 def plots_dir(corpus: str, stage: str) -> Path:

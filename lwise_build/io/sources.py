@@ -149,9 +149,9 @@ def _manifest(path: str, p: IngestParams, where: str) -> list[RawItem]:
         raise UserError(f"{where}: manifest {str(file)!r} not found")
     table = _read_manifest(file, where)
     columns = table.column_names
-    for col in (p.image_column, p.label_column):
-        if col not in columns:
-            raise UserError(f"{file}: manifest has no column {col!r} (columns: {', '.join(columns)})")
+    problem = column_problem(p, columns, where.removesuffix(".source"), f"manifest {file}")
+    if problem:
+        raise UserError(problem)
     rows = table.to_pylist()
     has_split = p.split_column in columns
     meta_cols = [c for c in columns if c not in (p.image_column, p.label_column, p.split_column)]
@@ -165,6 +165,48 @@ def _manifest(path: str, p: IngestParams, where: str) -> list[RawItem]:
             meta={"_path": str(target) if target else "", **{c: row[c] for c in meta_cols}},
         ))
     return items
+
+
+def manifest_columns(file: Path, where: str) -> list[str]:
+    """A manifest's column names, reading only its header (CSV) or schema (Parquet)."""
+    import pyarrow as pa
+
+    try:
+        if file.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(file).names
+        import pyarrow.csv as pacsv
+
+        with pacsv.open_csv(file) as reader:
+            return reader.schema.names
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"{where}: cannot read manifest {str(file)!r} ({str(exc).splitlines()[0]})") from None
+
+
+def column_problem(p: IngestParams, columns: list[str], section: str, what: str) -> str | None:
+    """Why ``columns`` lack the image or label column (naming the key and a likely column)."""
+    for key in ("image_column", "label_column"):
+        col = getattr(p, key)
+        if col not in columns:
+            guess = _likely_column(key, columns)
+            hint = f"; set {key}: {guess}" if guess else ""
+            return f"{section}.{key}: {what} has no column {col!r} (columns: {', '.join(columns)}){hint}"
+    return None
+
+
+def _likely_column(key: str, columns: list[str]) -> str | None:
+    """The column a manifest most likely meant for ``key`` (e.g. ``path`` for the image)."""
+    import difflib
+
+    names = {"image_column": ("image", "path", "file", "filename", "filepath", "image_path", "img"),
+             "label_column": ("label", "class", "category", "target", "dx", "y")}[key]
+    lower = {c.lower(): c for c in columns}
+    for name in names:
+        if name in lower:
+            return lower[name]
+    close = difflib.get_close_matches(names[0], columns, n=1)
+    return close[0] if close else None
 
 
 def _read_manifest(file: Path, where: str):
@@ -197,16 +239,16 @@ def _hf(name: str, p: IngestParams, where: str) -> list[RawItem]:
         dsd = datasets.DatasetDict({p.hf_split or "train": dsd})
     items = []
     for split_name, ds in dsd.items():
-        items += _hf_split(ds, normalize_split(split_name, f"{where} split"), p, name)
+        items += _hf_split(ds, normalize_split(split_name, f"{where} split"), p, name, where.removesuffix(".source"))
     return items
 
 
-def _hf_split(ds, split: str, p: IngestParams, name: str) -> list[RawItem]:
+def _hf_split(ds, split: str, p: IngestParams, name: str, where: str) -> list[RawItem]:
     import datasets
 
-    for col in (p.image_column, p.label_column):
-        if col not in ds.column_names:
-            raise UserError(f"hf:{name}: no column {col!r} (columns: {', '.join(ds.column_names)})")
+    problem = column_problem(p, ds.column_names, where, f"hf:{name}")
+    if problem:
+        raise UserError(problem)
     label_feat = ds.features[p.label_column]
     ds = ds.cast_column(p.image_column, datasets.Image(decode=False))
     meta_cols = [c for c in ds.column_names if c not in (p.image_column, p.label_column)]

@@ -11,6 +11,7 @@ import difflib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import nn
 
 from ..errors import UserError
@@ -19,6 +20,8 @@ ArchFactory = Callable[[int, int], "tuple[nn.Module, list[str]]"]
 _ARCHS: dict[str, ArchFactory] = {}
 TORCHVISION = ("resnet18", "resnet34", "resnet50", "resnet101", "vgg16", "alexnet",
                "mobilenet_v3_small", "efficientnet_b0", "convnext_tiny", "vit_b_16")
+#: Smallest input (px) each torchvision net runs on in eval mode (measured); vit_b_16 takes only 224.
+MIN_SIZE = {"vgg16": 32, "alexnet": 64, "convnext_tiny": 32}
 
 
 def register(name: str) -> Callable[[ArchFactory], ArchFactory]:
@@ -77,6 +80,38 @@ for _name in TORCHVISION:
 def architectures() -> list[str]:
     """Registered architecture names (``timm:<name>`` also works when timm is installed)."""
     return sorted(_ARCHS)
+
+
+def describe(arch: str) -> dict[str, str]:
+    """An architecture's named stages (the layers metamers can stop at) and input conventions,
+    for ``lwise-build models``. Torchvision nets are built on the meta device (no memory)."""
+    with torch.device("meta"):
+        _, stages = _ARCHS[arch](10, 3)
+    least, exact = input_rule(arch)
+    if arch.startswith("smallcnn"):
+        return {"layers": ", ".join(stages), "channels": "any (in_channels)",
+                "input": f"any size >= {least} px (adaptive pooling)"}
+    size = f"exactly {least} px" if exact else f"any size >= {least} px; 224 for ImageNet weights"
+    return {"layers": ", ".join(stages), "channels": "3 (RGB)", "input": size}
+
+
+def input_rule(arch: str) -> tuple[int, bool]:
+    """(smallest input size in px, whether it is the only size) of a registered architecture."""
+    if arch.startswith("smallcnn"):
+        return 2 ** sum(s.startswith("block") for s in _small_stages(arch)), False
+    if arch.startswith("vit"):
+        return 224, True
+    return MIN_SIZE.get(arch, 16), False
+
+
+def fixed_channels(arch: str) -> int | None:
+    """The channels an architecture requires (3 for torchvision nets), None when any work."""
+    return 3 if arch in TORCHVISION else None
+
+
+def _small_stages(arch: str) -> list[str]:
+    with torch.device("meta"):
+        return _ARCHS[arch](2, 1)[1]
 
 
 def check_arch(arch: str) -> str | None:

@@ -46,6 +46,14 @@ def objective_loss(logits: Tensor, labels: Tensor, objective: str, diverge: Tens
     return -(gt - others)
 
 
+def objective_value(model: nn.Module, logits: Tensor, labels: Tensor, objective: str,
+                    diverge_from: Sequence[int | str] | None = None) -> Tensor:
+    """Per image, minus the loss of ``objective`` for ``logits``: higher is closer to the true
+    class (what the steps increase; stored images are compared on it, :mod:`.quantize`)."""
+    diverge = None if diverge_from is None else _diverge_mask(model, diverge_from, logits.shape[1])
+    return -objective_loss(logits, labels, objective, diverge)
+
+
 # ---------------------------------------------------------------- step pieces (shared by both) --
 def _size(delta: Tensor, norm: str) -> Tensor:
     """Per-image L2 or Linf size of a perturbation (N,)."""

@@ -1,10 +1,14 @@
 """Storing enhanced images: on the uint8 grid and within budget *after* rounding.
 
 Rounding each pixel to nearest can push a change just over its L2 budget; shrinking the change
-slightly before rounding brings it back (docs/methods.md, "Enhancement").
+slightly before rounding brings it back (docs/methods.md, "Enhancement"). Rounding can also undo
+a tiny gain: :func:`best_within` stores the best rounded candidate by the guide's objective, and
+the original where no candidate beats it, so a stored image is never harder than the original.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -39,6 +43,42 @@ def quantize_within(x0: Tensor, x: Tensor, eps: float, norm: str) -> Tensor:
         out[fits], todo = cand[fits], todo & ~fits
     out[todo] = (base + (delta * (1 - 1e-6)).trunc())[todo]
     return (out / 255.0).to(x.dtype)
+
+
+def candidates_within(x0: Tensor, x: Tensor, eps: float, norm: str) -> list[tuple[Tensor, Tensor]]:
+    """Every rounded version of ``x`` this module considers, as (images, fits budget) pairs: the
+    change shrunk by each factor in :data:`SHRINK`, then truncated towards ``x0`` (always fits)."""
+    base = _levels(x0)
+    delta = x.double() * 255.0 - base
+    out = []
+    for f in SHRINK:
+        cand = base + (delta * f).round()
+        l2, linf = change_sizes(x0, cand / 255.0)
+        out.append(((cand / 255.0).to(x.dtype), (linf if norm == "linf" else l2) <= eps))
+    trunc = base + (delta * (1 - 1e-6)).trunc()
+    out.append(((trunc / 255.0).to(x.dtype), torch.ones(len(x), dtype=torch.bool, device=x.device)))
+    return out
+
+
+Score = Callable[[Tensor, Tensor], Tensor]  # (images, their row indices) -> objective, higher better
+
+
+def best_within(x0: Tensor, x: Tensor, eps: float, norm: str, score: Score, base: Tensor) -> Tensor:
+    """:func:`quantize_within`, except that an image whose rounded change scores below the
+    original (``base``, the objective of ``x0``) gets the best-scoring fitting candidate instead,
+    or ``x0`` itself when none beats it. Only those few images are scored again."""
+    stored = quantize_within(x0, x, eps, norm)
+    rows = torch.arange(len(x), device=x.device)
+    worse = rows[score(stored, rows) < base]
+    if not len(worse):
+        return stored
+    best, best_score = x0[worse].clone(), base[worse].clone()
+    for cand, fits in candidates_within(x0[worse], x[worse], eps, norm):
+        got = score(cand, worse)
+        better = fits & (got > best_score)
+        best[better], best_score[better] = cand[better], got[better]
+    stored[worse] = best
+    return stored
 
 
 def surviving_fraction(x0: Tensor, x: Tensor, x0_shown: Tensor, x_shown: Tensor) -> Tensor:

@@ -198,7 +198,7 @@ def score_report(aliases: Mapping[str, str], stats: Mapping[str, Mapping[str, np
                  split: np.ndarray, ids: Sequence[str], *, observers: Sequence[str] | None = None,
                  human: Mapping[str, np.ndarray | None] | None = None,
                  heldout: Sequence[str] = ("validation", "test"), seed: int = 0) -> dict:
-    """The ``metrics/score.json`` content (``nan`` becomes ``null``).
+    """The ``metrics/details/score.json`` content (``nan`` becomes ``null``).
 
     ``stats[model]`` holds ``gt_logit`` and ``pred``; ``targets[model]`` the true class index;
     ``ease[alias]`` = 1 - within-class difficulty. Each alias's scores are judged by the human

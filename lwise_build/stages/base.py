@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,7 +30,7 @@ from ..config.schema import to_plain
 from ..device import pick_device
 from ..errors import UserError
 from ..io.cache import ItemCache
-from ..io.paths import metrics_path, plots_dir, stage_dir
+from ..io.paths import details_path, metrics_path, plots_dir, stage_dir
 from ..io.staging import staged_output, write_json
 from ..io.tables import class_names, png_bytes, read_rows
 
@@ -78,6 +78,7 @@ class Stage:
     output: ClassVar[str]  # the folder under data/<corpus>/
     section: ClassVar[str | None] = None  # corpora.<corpus>.<section>
     has_plots: ClassVar[bool] = False  # figures into data/<corpus>/plots/<name>/
+    headline_rows: ClassVar[bool] = False  # headline as metrics/<name>/<row>.json, one file per row
 
     def __init__(self, params: Params, corpus: str):
         self.ctx = StageContext(params, corpus)
@@ -106,9 +107,7 @@ class Stage:
         self.prepare()
         with staged_output(self.out) as tmp:
             self.write(tmp)
-        metrics = self.metrics()
-        if metrics is not None:
-            write_json(metrics_path(self.ctx.corpus, self.metrics_name), metrics)
+        self.write_metrics(self.metrics())
         if self.has_plots:
             with staged_output(plots_dir(self.ctx.corpus, self.name)) as tmp:
                 self.plots(tmp)
@@ -126,6 +125,35 @@ class Stage:
     def metrics(self) -> dict[str, Any] | None:
         """The ``metrics/<name>.json`` content, or None for none."""
         return None
+
+    def headline(self, details: dict[str, Any]) -> dict[str, Any]:
+        """The few figures ``dvc metrics show`` lists, flat (one value per key; with
+        ``headline_rows`` a mapping row -> flat dict); the default: all of ``details``."""
+        return details
+
+    def null_reason(self, path: tuple[str, ...]) -> str:
+        """Why the metric at ``path`` of the details is null (stages say more where they know more)."""
+        return "undefined for this build (a constant input, or too few values)"
+
+    def brief_reason(self, key: str) -> str:
+        """Why a headline figure is null, in a few words (it is a column of `dvc metrics show`)."""
+        return "undefined: see metrics/details"
+
+    def write_metrics(self, details: dict[str, Any] | None) -> None:
+        """``metrics/details/<name>.json`` (everything) and the headline ``metrics/<name>.json``
+        (or ``metrics/<name>/<row>.json``); every null gets a ``<key>_reason`` beside it."""
+        if details is None:
+            return
+        corpus, name = self.ctx.corpus, self.metrics_name
+        details = explain_nulls(details, self.null_reason)
+        write_json(details_path(corpus, name), details)
+        head = self.headline(details)
+        if not self.headline_rows:
+            write_json(metrics_path(corpus, name), explain_row(head, self.brief_reason))
+            return
+        with staged_output(metrics_path(corpus, name).with_suffix("")) as tmp:
+            for row, values in head.items():
+                write_json(tmp / f"{row}.json", explain_row(values, self.brief_reason))
 
     def plots(self, folder: Path) -> None:
         """Draw figures and plot tables into ``folder`` (a fresh folder)."""
@@ -248,6 +276,38 @@ def group_by(items: list[Item], by: Callable[[Item], Hashable], size: int) -> li
     for it in items:
         groups.setdefault(by(it), []).append(it)
     return [batch for group in groups.values() for batch in chunks(group, size)]
+
+
+def explain_nulls(obj: Any, reason: Callable[[tuple[str, ...]], str], path: tuple[str, ...] = ()) -> Any:
+    """``obj`` with a ``<key>_reason`` beside every null value that has none (recursively)."""
+    if isinstance(obj, list):
+        return [explain_nulls(v, reason, (*path, str(i))) for i, v in enumerate(obj)]
+    if not isinstance(obj, Mapping):
+        return obj
+    out = {k: explain_nulls(v, reason, (*path, str(k))) for k, v in obj.items()
+           if not (str(k).endswith("_reason") and v is None)}
+    for k, v in obj.items():
+        if v is None and not str(k).endswith("_reason") and f"{k}_reason" not in out:
+            out[f"{k}_reason"] = reason((*path, str(k)))
+    return out
+
+
+def explain_row(row: Mapping[str, Any], brief: Callable[[str], str]) -> dict[str, Any]:
+    """A flat headline row with one short ``reason`` column for its nulls ("no observers"), so
+    that `dvc metrics show` gains one narrow column, not one per null key."""
+    nulls = [k for k, v in row.items() if v is None]
+    return {**row, "reason": "; ".join(dict.fromkeys(brief(k) for k in nulls))} if nulls else dict(row)
+
+
+def unexplained_nulls(obj: Any, path: str = "") -> list[str]:
+    """Key paths of nulls without a ``<key>_reason`` sibling or a row ``reason`` (tests check
+    every metrics file)."""
+    if isinstance(obj, list):
+        return [p for i, v in enumerate(obj) for p in unexplained_nulls(v, f"{path}[{i}]")]
+    if not isinstance(obj, Mapping):
+        return []
+    bad = [f"{path}.{k}" for k, v in obj.items() if v is None and not obj.get(f"{k}_reason") and not obj.get("reason")]
+    return bad + [p for k, v in obj.items() for p in unexplained_nulls(v, f"{path}.{k}")]
 
 
 def plain(obj: Any) -> Any:

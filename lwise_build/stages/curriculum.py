@@ -160,12 +160,14 @@ def schedule_rows(built: dict[str, list[list[Trial]]],
 
 def write_plots(corpus: str, built: dict[str, list[list[Trial]]],
                 quantiles: dict[str, dict[str, float]], out: Path) -> None:
-    """schedule.csv/png (budget and difficulty per block) and strip.png (one sequence's images)."""
+    """schedule-<name>.csv per curriculum (dvc plots: x = block, y = budget, one series each),
+    schedule.png (budget and difficulty per block) and strip.png (one sequence's images)."""
     rows = schedule_rows(built, quantiles)
-    cols = ["curriculum", "block", "phase", "trials", "budget", "difficulty_quantile"]  # dvc: y = last
-    lines = [",".join(cols)] + [",".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k])
-                                         for k in cols) for r in rows]
-    (out / "schedule.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cols = ["curriculum", "block", "phase", "trials", "budget", "difficulty_quantile"]
+    for name in built:
+        lines = [",".join(cols)] + [",".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k])
+                                             for k in cols) for r in rows if r["curriculum"] == name]
+        (out / f"schedule-{name}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if not built:
         return
     n_blocks = max(r["block"] for r in rows)

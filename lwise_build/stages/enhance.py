@@ -33,13 +33,13 @@ from ..io.paths import budget_dir
 from ..io.tables import iter_shards, png_bytes, shard_paths, write_table
 from ..models.inference import logits
 from ..ops.classmap import corpus_index, head_index
-from ..ops.enhance import enhance
-from ..ops.quantize import change_sizes, quantize_within, surviving_fraction
+from ..ops.enhance import enhance, objective_value
+from ..ops.quantize import best_within, change_sizes, surviving_fraction
 from ..seeding import seeded_hex
 from .base import Item, UnitStage, attach_pngs, chunks, plain
 from .enhance_figures import figures
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: stored images never score below the original after rounding
 INPUT_COLUMNS = ["id", "label", "split", "image"]
 NUMBERS = ["gt_logit_before", "gt_logit_after", "l2", "linf"]
 RESULT_COLUMNS = ["image", *NUMBERS]
@@ -58,6 +58,7 @@ class Enhance(UnitStage):
     """L2/Linf steps towards the true class at every budget, from one shared trajectory."""
 
     name, output, section, has_plots = "enhance", "enhanced", "enhance", True
+    headline_rows = True  # metrics/enhance/eps=<b>.json, eps=0 = the originals
 
     @classmethod
     def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
@@ -205,17 +206,41 @@ class Enhance(UnitStage):
         """Per budget, the sample's enhanced rows by ``guide`` (in the sample's order)."""
         return {b: self.budget_rows(sample, its) for b, its in self.items(sample, guide).items()}
 
+    def headline(self, d: dict[str, Any]) -> dict[str, Any]:
+        """Per budget (eps=0: the originals): the guide's mean gain and the observers' accuracy
+        (``within_budget`` and the change sizes are in the details)."""
+        if d["guide"] is None:
+            return {}
+        rows = {}
+        for key, t in d["transfer"]["guides"][d["guide"]].items():
+            b = d["budgets"].get(key, {"mean_gain": 0.0})
+            obs = [o["all"] for o in t["observers"].values()]
+            rows[key] = {"gain": b["mean_gain"], "observer_accuracy": _mean(obs) if obs else None}
+        return rows
+
+    def brief_reason(self, key: str) -> str:
+        return "no enhance.observers"
+
+    def null_reason(self, path: tuple[str, ...]) -> str:
+        if path[-1] == "guide":
+            return "enhancement is disabled (no enhance.model)"
+        if path[-1] == "observer_accuracy":
+            return "no enhance.observers to judge the enhanced images"
+        return super().null_reason(path)
+
     def plots(self, folder: Path) -> None:
         if self.p.model is None:
-            (folder / "gain.csv").write_text("budget,guide,mean_gain,guide_accuracy\n")
-            return
+            return  # no guide, no figures
         figures(self, folder)
 
     def summary(self) -> str:
         if self.p.model is None:
             return "disabled (no enhance.model)"
         computed = sum(c for _, _, c in self.counts)
-        return f"{len(self.shards)} shards x {len(self.budgets)} budgets; {computed} images x budgets computed"
+        top = budget_dir(self.budgets[-1])
+        gain = self.transfer[self.p.model][top]["mean_gain"]
+        return (f"{len(self.shards)} shards x {len(self.budgets)} budgets ({', '.join(f'{b:g}' for b in self.budgets)}); "
+                f"{computed} images x budgets computed; mean gt-logit gain {gain:.2f} at {top} (sample)")
 
     # ------------------------------------------------------------ metrics ----------------------
     def _sample(self, light: pa.Table) -> pa.Table:
@@ -278,15 +303,34 @@ def enhance_images(ep: Any, guide: Any, pngs: list[bytes], targets: list[int],
     y = torch.tensor(targets, dtype=torch.long)
     out = enhance(guide, x0, y, budgets=budgets, objective=ep.objective, step_size=ep.step_size, norm=ep.norm,
                   steps=ep.steps, diverge_from=ep.diverge_from, batch_size=ep.batch_size, progress=True)
-    before = gt_logits(guide, x0, y, ep.batch_size)
+    z0 = logits(guide, x0, ep.batch_size)
+    before = z0.gather(1, y[:, None])[:, 0].double()
+    base = objective_value(guide, z0, y, ep.objective, ep.diverge_from)
+
+    def score(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return objective_value(guide, logits(guide, x, ep.batch_size), y[rows], ep.objective, ep.diverge_from)
+
     result = {}
     for b in budgets:
-        stored = quantize_within(x0, out[b], b, ep.norm)
+        stored, after = store_budget(guide, x0, out[b], y, b, score, base, before, ep)
         l2, linf = change_sizes(x0, stored)
-        result[b] = {"image": to_pngs(stored), "gt_logit_before": before,
-                     "gt_logit_after": gt_logits(guide, stored, y, ep.batch_size),
-                     "l2": l2.tolist(), "linf": linf.tolist()}
+        result[b] = {"image": to_pngs(stored), "gt_logit_before": before.tolist(),
+                     "gt_logit_after": after.tolist(), "l2": l2.tolist(), "linf": linf.tolist()}
     return result
+
+
+def store_budget(guide: Any, x0: torch.Tensor, x: torch.Tensor, y: torch.Tensor, b: float, score: Any,
+                 base: torch.Tensor, before: torch.Tensor, ep: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stored images of budget ``b`` and their gt logits: the best rounded candidate within
+    the budget, never scoring below the original on the guide's objective (then the original)."""
+    stored = best_within(x0, x, b, ep.norm, score, base)
+    z = logits(guide, stored, ep.batch_size)
+    worse = objective_value(guide, z, y, ep.objective, ep.diverge_from) < base
+    stored[worse] = x0[worse]
+    after = z.gather(1, y[:, None])[:, 0].double()
+    same = (stored == x0).flatten(1).all(1)
+    after[same] = before[same]  # the original's own logit, not a re-computation in another batch
+    return stored, after
 
 
 def gt_logits(model: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> list[float]:

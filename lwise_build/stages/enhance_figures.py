@@ -2,7 +2,7 @@
 
 ``grid.png`` (and ``grid_<guide>.png`` per compare guide): example images by budget;
 ``gain_vs_budget.png``: mean gt-logit gain per guide; ``observer_accuracy.png``: does the change
-transfer to observer models; ``gain.csv`` the same numbers for ``dvc plots``.
+transfer to observer models; ``gain-<guide>.csv`` the same numbers for ``dvc plots``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def figures(st: Enhance, plots: Path) -> None:
-    """Every picture of the stage plus ``gain.csv`` into ``plots``."""
+    """Every picture of the stage plus ``gain-<guide>.csv`` into ``plots``."""
     bs, transfer = st.budgets, st.transfer
     for g, per_b in st.per_guide.items():
         _grid(st, per_b, plots / ("grid.png" if g == st.p.model else f"grid_{g}.png"), g)
@@ -38,7 +38,7 @@ def figures(st: Enhance, plots: Path) -> None:
     if acc:
         fig.lines([0.0, *bs], acc, plots / "observer_accuracy.png", title="observer accuracy (sample)",
                   xlabel="budget (0 = original)", ylabel="accuracy")
-    _write_csv(plots / "gain.csv", st)
+    write_gain_csvs(plots, transfer, bs, list(st.observers))
 
 
 def _grid(st: Enhance, per_b: dict[float, pa.Table], path: Path, guide: str) -> None:
@@ -62,14 +62,16 @@ def _grid_rows(st: Enhance) -> list[int]:
     return sorted(turn, key=turn.__getitem__)[: st.p.grid_images]
 
 
-def _write_csv(path: Path, st: Enhance) -> None:
-    """gain.csv for ``dvc plots``: budget, guide, mean_gain, observer accuracy columns."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["budget", "guide", "mean_gain", "guide_accuracy", *[f"acc_{o.replace('-', '_')}" for o in st.observers]])
-    for g, t in st.transfer.items():
-        for b in [0.0, *st.budgets]:
+def write_gain_csvs(folder: Path, transfer: dict[str, dict], budgets: list[float], observers: list[str]) -> None:
+    """``gain-<guide>.csv`` per guide for ``dvc plots`` (x = budget, y = mean_gain: one series
+    per guide): budget, mean_gain, then guide and observer accuracy on the sample."""
+    header = ["budget", "guide", "mean_gain", "guide_accuracy", *[f"acc_{o.replace('-', '_')}" for o in observers]]
+    for g, t in transfer.items():
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        for b in [0.0, *budgets]:
             m = t[budget_dir(b)]
-            accs = [m["guide_accuracy"]["all"], *[m["observers"][o]["all"] for o in st.observers]]
+            accs = [m["guide_accuracy"]["all"], *[m["observers"][o]["all"] for o in observers]]
             w.writerow([f"{b:g}", g, f"{m['mean_gain']:.6g}", *[f"{a:.6g}" for a in accs]])
-    path.write_text(buf.getvalue())
+        (folder / f"gain-{g.replace('/', '_')}.csv").write_text(buf.getvalue())

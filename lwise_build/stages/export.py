@@ -2,7 +2,8 @@
 
 No loading script: Parquet shards per config and split (:mod:`~lwise_build.hub.configs`), a README
 dataset card (:mod:`~lwise_build.hub.card`), ``CITATION.cff``, the build's figures and ``provenance.json`` (package and
-library versions, git commit, dvc.lock hashes, params, model hashes, sha256 of every file).
+library versions, dvc.lock hashes, params, model hashes, sha256 of every file; ``publish`` adds
+the git commit). The folder depends only on the inputs and params, never on the git state.
 Every config is loaded back with ``datasets.load_dataset`` before the folder replaces the old one.
 """
 
@@ -28,7 +29,7 @@ from ..hub.configs import (
     write_default,
     write_passthrough,
 )
-from ..hub.provenance import git_state, write_provenance
+from ..hub.provenance import write_provenance
 from ..io.digests import file_digest
 from ..io.images import png_to_jpeg
 from ..io.paths import model_dir, stage_dir
@@ -216,10 +217,10 @@ class Export(Stage):
                      "calibration": copy_calibration(self.inputs.calibration, tmp)}
         artefacts = {k: v for k, v in artefacts.items() if v}
         models = model_records(params, corpus)
-        build = git_state()
+        build: dict[str, Any] = {}  # the git state goes in at publish time: this folder does not depend on it
         meta = DatasetCitation(
             title=ep.pretty_name or f"{corpus} (lwise-build)", version=ep.version, repo_id=ep.repo_id,
-            authors=tuple(ep.authors), license=ep.license, date=str(ep.date) if ep.date else build.get("date"),
+            authors=tuple(ep.authors), license=ep.license, date=str(ep.date) if ep.date else None,
             doi=ep.doi, methods=methods_used(models, self.configs), keywords=tuple(ep.tags),
         )
         ctx = card.CardContext(params=params, corpus=corpus, configs=self.configs, figures=figures,
@@ -233,7 +234,9 @@ class Export(Stage):
     def summary(self) -> str:
         rows = sum(c.total for c in self.configs)
         extra = " and the experiment folder" if self.inputs.experiment is not None else ""
-        return f"{len(self.configs)} configs ({', '.join(c.name for c in self.configs)}), {rows} rows{extra}"
+        repo = self.p.repo_id or "no export.repo_id (set it to publish)"
+        return (f"{len(self.configs)} configs ({', '.join(c.name for c in self.configs)}), {rows} rows{extra}, "
+                f"for {repo} v{self.p.version}")
 
 
 def copy_calibration(calibration: dict[str, Any] | None, root: Path) -> list[str]:

@@ -3,7 +3,7 @@
 IO and decoding happen in one phase (parallel across cores), each source file's canonical PNG
 cached by its content, so a rerun after adding images decodes only the new ones; rows are
 assembled in a second phase once splits are known, one shard of PNGs in memory at a time. Bad
-inputs are skipped, counted and listed in ``report.json``.
+inputs are skipped, counted and listed in ``metrics/details/ingest.json``.
 """
 
 from __future__ import annotations
@@ -61,8 +61,7 @@ class Ingest(UnitStage):
         feats = _features(kept, names)
         write_table(_shard_rows(self, kept, splits, names, feats), feats, tmp)
         report["counts"] = _counts(kept, splits)
-        write_json(tmp / "report.json", report)
-        self.report = report
+        self.report = report  # -> metrics/details/ingest.json (the table folder holds only shards)
 
     def _decode_all(self) -> pa.Table:
         """Every item's canonical PNG (or why it is bad), decoding only content not seen before."""
@@ -94,11 +93,17 @@ class Ingest(UnitStage):
                          "nbytes": pa.array([len(png) if png else 0 for png in pngs], pa.int64())})
 
     def metrics(self) -> dict[str, Any]:
-        return {k: self.report[k] for k in ("images", "skipped", "duplicates_removed", "counts")}
+        return self.report
+
+    def headline(self, d: dict[str, Any]) -> dict[str, Any]:
+        return {"images": d["images"], "skipped": d["skipped"]}  # per class and split: the details
 
     def summary(self) -> str:
+        r = self.report
         computed = sum(c for _, _, c in self.counts)
-        return f"{self.report['images']} images, {self.report['skipped']} skipped, {computed} decoded"
+        splits = ", ".join(f"{sum(c.get(s, 0) for c in r['counts'].values())} {s}" for s in SPLITS)
+        return (f"{r['images']} images of {len(r['counts'])} classes ({splits}), {r['skipped']} skipped, "
+                f"{r['duplicates_removed']} duplicates removed, {computed} decoded")
 
 
 # ---------------------------------------------------------------- phase 1: decode -------------
@@ -233,7 +238,8 @@ def assign_splits(kept: list[dict], p: IngestParams, seed: int, where: str = "in
         unit = k["id"]
         if p.splits.group_by:
             if p.splits.group_by not in k["meta"]:
-                raise UserError(f"{where}.splits.group_by: no metadata column {p.splits.group_by!r}")
+                have = ", ".join(sorted(k["meta"])) or "none: image folders and builtin corpora have no metadata"
+                raise UserError(f"{where}.splits.group_by: no metadata column {p.splits.group_by!r} (columns: {have})")
             unit = f"g:{k['meta'][p.splits.group_by]}"
         units[unit].append(i)
     by_class: dict[str, list[str]] = defaultdict(list)

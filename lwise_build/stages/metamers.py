@@ -1,7 +1,7 @@
 """The ``metamers`` stage: generators x layers x references, judged by every judge model.
 
 Writes ``data/<c>/metamers/`` (one row per reference, generator and layer), the recognisability
-matrix to ``data/<c>/metrics/metamers.json`` and figures to ``data/<c>/plots/metamers/``. Each
+matrix to ``data/<c>/metrics/details/metamers.json`` and figures to ``data/<c>/plots/metamers/``. Each
 (reference, generator, layer) is one cached item keyed by the generator's weights, the layer,
 the reference and the schedule, so a rerun after a crash, a judge change or new references
 only synthesises what is new. Validity as the reference code judges it (docs/methods.md,
@@ -61,6 +61,7 @@ class Metamers(UnitStage):
     """Metamers per generator and layer, their match statistics against a null, and judges."""
 
     name, output, section, has_plots = "metamers", "metamers", "metamers", True
+    headline_rows = True  # metrics/metamers/<generator>.json
     parallel_units = True
 
     @classmethod
@@ -206,13 +207,38 @@ class Metamers(UnitStage):
                 "null_rule": "every statistic >= its maximum over the null pairs",
                 "generators": {g: {layer: self.cells[(g, layer)] for layer in self.layers[g]} for g in p.generators}}
 
+    def headline(self, d: dict[str, Any]) -> dict[str, Any]:
+        """Per generator over its layers: metamers, passing, and how often other models recognise them."""
+        rows = {}
+        for g, layers in d.get("generators", {}).items():
+            cross = [c["recognisability_others"] for c in layers.values() if c.get("recognisability_others") is not None]
+            n, passing = sum(c["n"] for c in layers.values()), sum(c["n_passing"] for c in layers.values())
+            rows[g] = {"pass_rate": passing / n if n else 0.0, "recognised": float(np.mean(cross)) if cross else None}
+        return rows
+
+    def brief_reason(self, key: str) -> str:
+        return "no passing metamers"
+
+    def null_reason(self, path: tuple[str, ...]) -> str:
+        if path[-1] in ("recognisability", "recognisability_others"):
+            return "no passing metamers judged by another model (all failed the null check, or no other judges)"
+        if "recognisability" in path:
+            return "no passing metamers at this layer"
+        if path[-1] == "mean_loss":
+            return "the table has no loss column"
+        return super().null_reason(path)
+
     def plots(self, folder: Path) -> None:
         if self.p.generators:
             figures(self, folder)
 
     def summary(self) -> str:
         n = len(self.table.get("passes", []))
-        return f"{n} metamers, {int(sum(self.table.get('passes', [])))} passing" if n else "no generators configured"
+        if not n:
+            return "no generators configured (metamers.generators is empty)"
+        cells = sum(len(v) for v in self.layers.values())
+        return (f"{n} metamers ({len(self.ref_ids)} references x {cells} generator layers), "
+                f"{int(sum(self.table['passes']))} passing the null check")
 
 
 @contextlib.contextmanager

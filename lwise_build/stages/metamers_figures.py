@@ -1,7 +1,7 @@
 """The metamers stage's pictures and plot table (``data/<c>/plots/metamers/``).
 
 ``recognisability.png``: the matrix of passing metamers judged correct, generator/layer x judge;
-``recognisability.csv``: the same numbers for ``dvc plots``; ``gallery.png``: one reference per
+``recognisability.csv``: the same numbers for ``dvc plots`` (one bar per cell and judge); ``gallery.png``: one reference per
 class and its metamer at every generator and layer.
 """
 
@@ -35,14 +35,15 @@ def figures(st: Metamers, plots: Path) -> None:
 
 
 def _write_csv(path: Path, cells: dict[tuple[str, str], dict]) -> None:
-    """One row per (generator, layer, judge)."""
+    """One row per (generator, layer, judge); ``dvc plots`` draws a bar per row (x =
+    recognisability, y = cell)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["generator", "layer", "layer_depth", "judge", "recognisability", "recognisability_all",
+    w.writerow(["cell", "generator", "layer", "layer_depth", "judge", "recognisability", "recognisability_all",
                 "n_passing", "n"])
     for (g, layer), c in cells.items():
         for j, v in c["recognisability"].items():
-            w.writerow([g, layer, c["layer_depth"], j, "" if v is None else f"{v:.6g}",
+            w.writerow([f"{g} {layer} / {j}", g, layer, c["layer_depth"], j, "" if v is None else f"{v:.6g}",
                         f"{c['recognisability_all'][j]:.6g}", c["n_passing"], c["n"]])
     path.write_text(buf.getvalue())
 

@@ -57,7 +57,7 @@ class Report(Stage):
         (tmp / "index.html").write_text(self.page, encoding="utf-8")
 
     def summary(self) -> str:
-        return f"index.html, {len(self.page.encode()) / 1e6:.1f} MB"
+        return f"index.html, {len(self.page.encode()) / 1e6:.1f} MB (open it in a browser; no server needed)"
 
 
 # ---------------------------------------------------------------- helpers --------------------
@@ -242,7 +242,18 @@ def collect(params: Any, corpus: str) -> dict[str, Any]:
         "curricula": cur, "metamers": met, "figures": load_figures(corpus),
         "params": {"sample": rp.sample, "metamer_sample": rp.metamer_sample,
                    "curriculum_sequences": rp.curriculum_sequences},
+        "configured": configured(params.corpus(corpus)), "configKeys": CONFIG_KEYS,
     }
+
+
+CONFIG_KEYS = {"score": "score.models", "enhance": "enhance.model", "curricula": "curricula",
+               "metamers": "metamers.generators"}
+
+
+def configured(c: Any) -> dict[str, bool]:
+    """Which optional sections the params configure (the page says "none configured", not "not built")."""
+    return {"score": bool(c.score.models), "enhance": bool(c.enhance.model), "curricula": bool(c.curricula),
+            "metamers": bool(c.metamers.generators)}
 
 
 def split_counts(splits: list[str]) -> list[list]:

@@ -1,4 +1,5 @@
-"""The ``score`` stage: ``data/<c>/scores/``, ``metrics/score.json`` and ``plots/score/``.
+"""The ``score`` stage: ``data/<c>/scores/``, ``metrics/details/score.json`` (the headline:
+``metrics/score/<alias>.json``) and ``plots/score/``.
 
 Each (image, model) is one cached item (so adding images or a scoring model computes only what
 is new); missing items run in fixed-size batches, every model needed on a decoded batch at once
@@ -47,6 +48,7 @@ class Score(UnitStage):
     """Ground-truth logits, difficulty and recognisability of every scoring model."""
 
     name, output, section, has_plots = "score", "scores", "score", True
+    headline_rows = True  # metrics/score/<alias>.json
 
     def prepare(self) -> None:
         sp, src = self.p, self.ctx.dir("images")
@@ -120,13 +122,57 @@ class Score(UnitStage):
             observers=sp.observers, human=_human(self.meta), heldout=tuple(sp.heldout_splits), seed=self.ctx.seed)
         return self.report
 
+    def headline(self, d: dict[str, Any]) -> dict[str, Any]:
+        """Per alias: test accuracy, and how well its gt logit predicts recognisability."""
+        rows = {}
+        for alias in d["models"]:
+            g = d["recognisability"][alias].get("gt_logit") or {}
+            judged = g if d["basis"] == "humans" else g.get("vs_observer_accuracy") or {}
+            row = {"accuracy": d["accuracy"][alias].get("test"),  # judged by d["basis"]: see the details
+                   "auc": judged.get("auc"), "spearman": judged.get("spearman")}
+            if alias == "robust" and "standard" in d["models"]:
+                row["beats_standard"] = (d.get("summary") or {}).get("robust_beats_standard")
+            rows[alias] = row
+        return rows
+
+    def brief_reason(self, key: str) -> str:
+        if key == "accuracy":
+            return "no test images"
+        if self.report.get("basis") == "none":
+            return "no humans or observers"
+        return "an AUC is undefined" if key == "beats_standard" else "no errors to predict"
+
+    def null_reason(self, path: tuple[str, ...]) -> str:
+        """Why a score metric is undefined: no judges, or judges without both outcomes."""
+        r, key = self.report, path[-1]
+        n, basis = r.get("n_judged", 0), r.get("basis")
+        if key == "summary":
+            return "needs score aliases named robust and standard, judged by humans or observers"
+        if key in ("robust_beats_standard", "beats_standard"):
+            return "the AUC of robust or standard is undefined (see its reason)"
+        if key == "test" or key == "test_accuracy":
+            return "the corpus has no test images"
+        if basis == "none":
+            return "nothing judges recognisability: no human columns and no observer models"
+        if basis == "humans":
+            return f"undefined on the {n} judged images: human accuracy or the score does not vary"
+        observer = path[path.index("per_observer") + 1] if "per_observer" in path else None
+        who = f"observer {observer}" if observer else "the observers"
+        return (f"undefined on the {n} held-out images: {who} made no errors there (or got none right), "
+                "and AUC and correlations need both outcomes")
+
     def plots(self, folder: Path) -> None:
         _write_csv(folder / "recognisability.csv", self.report)
         if self.cols:
             _figures(folder, self)
 
     def summary(self) -> str:
-        return f"{len(self.labels)} images x {len(self.p.models)} scoring models"
+        if not self.p.models:
+            return f"{len(self.labels)} images, no scoring models (score.models is empty)"
+        acc = ", ".join(f"{a} {v:.3f}" for a, m in self.report["accuracy"].items()
+                        if a in self.p.models and (v := m.get("test")) is not None)
+        return (f"{len(self.labels)} images x {len(self.p.models)} scoring models"
+                + (f"; test accuracy {acc}" if acc else "") + f"; judged by {self.report['basis']}")
 
 
 def _meta_columns(sp: Any, columns: list[str], src: Any, where: str) -> list[str]:
@@ -208,10 +254,11 @@ def _figures(folder: Path, st: Score) -> None:
 
 
 def _write_csv(path: Path, report: dict) -> None:
-    """One row per (alias, score, judge): AUC and Spearman, for ``dvc plots`` and spreadsheets."""
+    """One row per (alias, score, judge): AUC and Spearman; ``dvc plots`` draws a bar per row
+    (x = auc, y = series)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["alias", "score", "judge", "auc", "spearman"])
+        w.writerow(["series", "alias", "score", "judge", "auc", "spearman"])
         for alias, rec in report["recognisability"].items():
             for name, block in rec.items():
                 if name == "observers":
@@ -219,7 +266,7 @@ def _write_csv(path: Path, report: dict) -> None:
                 rows = [("humans", block)] if "auc" in block else [
                     *block["per_observer"].items(), ("observer_accuracy", block["vs_observer_accuracy"])]
                 for judge, m in rows:
-                    w.writerow([alias, name, judge, _fmt(m["auc"]), _fmt(m["spearman"])])
+                    w.writerow([f"{alias} {name} / {judge}", alias, name, judge, _fmt(m["auc"]), _fmt(m["spearman"])])
 
 
 def _fmt(v: float | None) -> str:

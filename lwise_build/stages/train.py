@@ -34,7 +34,7 @@ from ..io.staging import write_json
 from ..io.tables import class_names, read_table
 from ..models.checkpoints import load_weights, normalisation, read
 from ..models.classifier import Classifier
-from ..models.registry import create_net
+from ..models.registry import check_arch, create_net
 from ..models.store import save_model
 from ..ops import attacks, blur
 from ..ops.augment import augment
@@ -78,6 +78,9 @@ def load_split(corpus: str, split: str, classes: list[str]) -> Split:
 
 def build_model(spec: ModelParams, classes: list[str], source: str) -> Classifier:
     """The untrained (or checkpoint-initialised) classifier of a model entry."""
+    problem = check_arch(spec.arch)
+    if problem:
+        raise UserError(f"{source}.arch: {problem}")
     net, stages = create_net(spec.arch, len(classes), spec.in_channels)
     ckpt = None
     if spec.checkpoint:
@@ -239,6 +242,15 @@ class Train(Stage):
         # timings are printed, not stored: DVC-tracked metrics stay byte-identical across rebuilds
         return {**self.result, "model_hash": self.digest}
 
+    def headline(self, d: dict[str, Any]) -> dict[str, Any]:
+        return {"accuracy": d["val_accuracy"], "robust_accuracy": d["val_robust_accuracy"]}  # validation split
+
+    def null_reason(self, path: tuple[str, ...]) -> str:
+        return f"no validation images of the model's classes in corpus {self.ctx.corpus!r}"
+
+    def brief_reason(self, key: str) -> str:
+        return "no validation images"
+
     def run(self) -> Path:
         out = super().run()
         write_curve(plots_dir(self.ctx.corpus, f"train-{self.model_name}.csv"), self.rows,
@@ -248,8 +260,10 @@ class Train(Stage):
     def summary(self) -> str:
         trained = len(self.train) * (self.spec.train.epochs if self.spec.train else 0)
         rate = f", {trained / self.seconds:.0f} images/s" if trained and self.seconds > 0 else ""
-        clean = self.result["val_accuracy"]
-        return f"{self.model_name} in {self.seconds:.1f} s{rate}" + (f"; val accuracy {clean:.3f}" if clean is not None else "")
+        how = f"trained {self.result['epochs']} epochs on {len(self.train)} images" if self.spec.train else "imported"
+        clean, robust = self.result["val_accuracy"], self.result["val_robust_accuracy"]
+        acc = "" if clean is None else f"; val accuracy {clean:.3f}" + ("" if robust is None else f", robust {robust:.3f}")
+        return f"{self.model_name} {how} in {self.seconds:.1f} s{rate}{acc}"
 
 
 def model_classes(spec: ModelParams, name: str) -> list[str]:
@@ -266,9 +280,13 @@ def model_classes(spec: ModelParams, name: str) -> list[str]:
 
 
 def _check_size(spec: ModelParams, data: Split, name: str) -> None:
+    """The images must be what the model takes: its input size and channels (never broadcast)."""
     if spec.input_size and len(data) and data.x.shape[-1] != spec.input_size:
         raise UserError(f"models.{name}.input_size: {spec.input_size} but the {spec.corpus} images are "
                         f"{data.x.shape[-1]} px; set corpora.{spec.corpus}.ingest.image_size to match")
+    if len(data) and data.x.shape[1] != spec.in_channels:
+        raise UserError(f"models.{name}.in_channels: {spec.in_channels} but the {spec.corpus} images have "
+                        f"{data.x.shape[1]} channel(s); set in_channels: {data.x.shape[1]}")
 
 
 def write_curve(path: Path, rows: list[dict], clean: float | None, robust: float | None) -> None:

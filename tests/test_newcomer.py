@@ -1,0 +1,183 @@
+"""The newcomer's path on real photographs (scikit-image's lfw_subset: faces vs non-faces).
+
+``check`` catches each mistake a newcomer makes, naming the key, before any work; the README's
+"Your own data" steps, followed literally (its params added to the default params.yaml, its
+commands run as written), build the corpus through DVC; the result is readable (plots name
+existing fields, metrics are headline-sized with every null explained, every table is a plain
+Parquet folder) and publishes after a git commit with no extra repro.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from lfw import write_folder, write_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_steps() -> tuple[dict, list[str]]:
+    """The README's own-corpus params (the YAML block naming faces-robust) and its commands."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Your own data"):text.index("## Difficulty scores")]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
+    params = next(yaml.safe_load(body) for lang, body in blocks if lang == "yaml" and "faces-robust:" in body)
+    commands = [line.split("#")[0].strip() for lang, body in blocks if lang == "bash" for line in body.splitlines()]
+    return params, [c for c in commands if c.startswith(("lwise-build check", "dvc repro"))]
+
+
+def sh(cmd: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run(cmd, shell=True, cwd=cwd, capture_output=True, text=True, env={**os.environ})
+    if ok:
+        assert res.returncode == 0, f"{cmd} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res
+
+
+def lwise(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lwise_build", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def project(tmp_path: Path, params: dict) -> Path:
+    """A fresh project: dvc.yaml, the package, .gitignore, params, the faces manifest, git + dvc."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, proj)
+    shutil.copytree(ROOT / "lwise_build", proj / "lwise_build", ignore=shutil.ignore_patterns("__pycache__"))
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_manifest(proj / "data-raw" / "faces", "faces.csv")
+    return proj
+
+
+def with_readme_corpus() -> dict:
+    """The default params.yaml with the README's corpus and models added (step 2)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    extra, _ = readme_steps()
+    params["models"].update(extra["models"])
+    params["corpora"].update(extra["corpora"])
+    return params
+
+
+# ---------------------------------------------------------------- check ------------------------
+MISTAKES = [  # (change to the README's params, the one line check must print)
+    (lambda p: p["corpora"]["faces"]["ingest"].pop("image_column"),
+     "error: corpora.faces.ingest.image_column: manifest data-raw/faces/faces.csv has no column 'image' "
+     "(columns: path, label, subject, human_accuracy); set image_column: path"),
+    (lambda p: p["models"]["faces-robust"].update(arch="smallcnn-tinyy"),
+     "error: models.faces-robust.arch: unknown architecture 'smallcnn-tinyy' (did you mean 'smallcnn-tiny'?)"),
+    (lambda p: p["corpora"]["faces"]["ingest"].update(source="imagefolder:data-raw/no-such-folder"),
+     "error: corpora.faces.ingest.source: folder 'data-raw/no-such-folder' not found"),
+    (lambda p: p["corpora"]["faces"]["ingest"].update(image_size=64),
+     "error: models.faces-robust.input_size: 32, but corpora.faces.ingest.image_size is 64"),
+    (lambda p: p["corpora"]["faces"]["ingest"].update(source="imagefolder:data-raw/faces/images"),
+     "error: corpora.faces.ingest.splits.group_by: 'subject', but an image folder has no metadata columns"),
+    (lambda p: p["corpora"]["faces"]["ingest"]["splits"].update(group_by="person"),
+     "error: corpora.faces.ingest.splits.group_by: manifest data-raw/faces/faces.csv has no column 'person'"),
+    (lambda p: p["models"]["faces-standard"].update(in_channels=3),
+     "error: models.faces-standard.in_channels: 3, but corpora.faces.ingest.grayscale: true (1-channel images); "
+     "set in_channels: 1"),
+    (lambda p: p["corpora"]["faces"]["enhance"].update(budgets=[1, 2, 4]),
+     "error: corpora.faces.curricula.lwise: block 1 uses budget 8 (the preset's default budgets "
+     "[8, 4, 2, 1, 0.5, 0.25]; give it 6 `budgets` to use others), which corpora.faces.enhance.budgets "
+     "does not build (1, 2, 4)"),
+    (lambda p: p["corpora"]["faces"]["score"]["models"].update(blur="digits-blur"),
+     "error: corpora.faces.score.models.blur: model 'digits-blur' is built for corpus 'digits'"),
+    (lambda p: p["corpora"]["faces"]["curricula"]["lwise"].update(train_trials_per_class=20),
+     "warning: corpora.faces.curricula.lwise: 2 of 2 classes have fewer than the 235 train images per class"),
+]
+
+
+@pytest.fixture(scope="module")
+def shared_project(tmp_path_factory) -> Path:
+    return project(tmp_path_factory.mktemp("newcomer"), with_readme_corpus())
+
+
+@pytest.mark.parametrize("change,line", MISTAKES, ids=[m[1].split(":")[1].strip() + str(i) for i, m in enumerate(MISTAKES)])
+def test_check_catches_each_mistake_with_its_key_before_any_work(shared_project, monkeypatch, change, line):
+    from lwise_build.config.load import parse_params
+    from lwise_build.stages.check import check_project
+
+    params = with_readme_corpus()
+    change(params)
+    monkeypatch.chdir(shared_project)
+    try:
+        found = [f"{f.level}: {f.text}" for f in check_project(parse_params(params))]
+    except Exception as exc:  # noqa: BLE001 - a schema error is a one-line UserError too
+        found = [f"error: {exc}"]
+    assert any(out.startswith(line) for out in found), found
+    assert not (shared_project / "data").exists()  # nothing ran
+
+
+def test_check_prints_one_line_per_problem_and_exits_2(shared_project, tmp_path):
+    params = with_readme_corpus()
+    MISTAKES[0][0](params)
+    MISTAKES[1][0](params)
+    proj = project(tmp_path, params)
+    res = lwise("check", cwd=proj)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.splitlines() == [MISTAKES[1][1] + res.stderr.splitlines()[0][len(MISTAKES[1][1]):],
+                                       MISTAKES[0][1], "2 error(s): fix them before `dvc repro`"]
+
+
+def test_readme_params_pass_check_and_an_image_folder_ingests(tmp_path):
+    proj = project(tmp_path, with_readme_corpus())
+    res = lwise("check", cwd=proj)
+    assert res.returncode == 0 and res.stdout.startswith("params OK"), res.stderr
+    assert "ingest@faces -> data/faces/images" in res.stdout
+    # the image-folder variant (no group_by: folders carry no metadata) with a one-image class
+    params = with_readme_corpus()
+    write_folder(proj / "data-raw" / "folder")
+    (proj / "data-raw" / "folder" / "rare").mkdir()
+    from PIL import Image, ImageOps
+
+    ImageOps.mirror(Image.open(proj / "data-raw" / "folder" / "face" / "000.png")).save(proj / "data-raw" / "folder" / "rare" / "x.png")
+    params["corpora"] = {"folder": {"ingest": {"source": "imagefolder:data-raw/folder", "image_size": 32,
+                                               "grayscale": True}}}
+    params["models"] = {}
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    res = lwise("check", cwd=proj)
+    assert res.returncode == 0 and "warning: corpora.folder.ingest.splits: the validation split gets no image of " \
+        "class 'rare' (1 images)" in res.stderr, res.stderr
+    assert lwise("ingest", "folder", cwd=proj).returncode == 0
+    assert_plain_parquet(proj / "data" / "folder" / "images", 201)
+
+
+# ---------------------------------------------------------------- the build ------------------------
+def assert_plain_parquet(folder: Path, rows: int | None = None) -> None:
+    """pandas, pyarrow.dataset and datasets all read the folder as one table."""
+    import datasets
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    n = len(pd.read_parquet(folder))
+    assert ds.dataset(folder, format="parquet").count_rows() == n
+    loaded = datasets.load_dataset("parquet", data_dir=str(folder), split="train",
+                                   cache_dir=str(folder.parent.parent.parent / ".hf-cache"))
+    assert loaded.num_rows == n and (rows is None or n == rows), folder
+
+
+def declared_plots(corpus: str, models: list[str]) -> list[tuple[Path, str, str]]:
+    """(path, x, y) of every plot dvc.yaml declares for ``corpus``, foreach filled in."""
+    out = []
+    for stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values():
+        keys = [(m, {"corpus": corpus}) for m in models] if "models" in str(stage.get("foreach")) else [(corpus, {})]
+        for entry in stage["do"].get("plots", []):
+            for path, props in entry.items():
+                for key, item in keys:
+                    filled = path.replace("${key}", key).replace("${item.corpus}", item.get("corpus", key))
+                    out.append((Path(filled), props["x"], props["y"]))
+    return out
+
+
+def test_readme_commands_are_the_ones_tested():
+    params, commands = readme_steps()
+    assert commands == ["lwise-build check", "dvc repro export@faces report@faces"]
+    assert copy.deepcopy(params)["corpora"]["faces"]["ingest"]["image_column"] == "path"
