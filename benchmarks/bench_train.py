@@ -19,7 +19,7 @@ from workloads import make_model, timed  # first: sets the process up as the CLI
 # isort: split
 import torch
 
-from lwise_build.config.params import AdversarialParams, TrainParams
+from lwise_build.config.model_params import AdversarialParams, TrainParams
 from lwise_build.device import pick_device
 from lwise_build.stages.train import Split, optimiser, run_epoch
 

@@ -125,11 +125,22 @@ class ImportGraph:
 
     # ------------------------------------------------------------ what a DVC stage runs -------
     def entry(self) -> set[str]:
-        """What every ``lwise-build <stage>`` command runs besides its stage module: the CLI, its
-        module-level imports and the params loader (not the other commands' own imports)."""
+        """What every ``lwise-build <stage>`` command runs besides its stage module: the CLI
+        modules, what they import at module level, and the params loader (not the other
+        commands' own imports, which run only with their command)."""
         cli = f"{self.package}.cli"
-        return self.closure(f"{self.package}.config.load", *(
-            m for m in self.imports(cli, top_level_only=True) if not m.startswith("ext:"))) | {cli}
+        seen, todo, outside = set(), [cli], {f"{self.package}.config.load"}
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for dep in self.imports(name, top_level_only=True):
+                if dep.startswith(cli):
+                    todo.append(dep)
+                elif not dep.startswith("ext:"):
+                    outside.add(dep)
+        return self.closure(*outside) | seen
 
     def stage_files(self, stage: str) -> set[str]:
         """Every file the DVC stage ``stage``'s command runs, relative to the repository."""

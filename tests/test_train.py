@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from lwise_build import UserError, load_model
 from lwise_build.config.load import load_params
-from lwise_build.config.params import BlurParams
+from lwise_build.config.model_params import BlurParams
 from lwise_build.models.registry import create_net
 from lwise_build.ops.attacks import accuracy, pgd, project
 from lwise_build.ops.blur import (

@@ -17,7 +17,7 @@ from typing import Any
 from datasets import ClassLabel, Features, Image, Value
 
 from .. import console
-from ..config.params import SPLITS
+from ..config.constants import SPLITS
 from ..errors import UserError
 from ..io.paths import budget_dir, parse_budget
 from ..io.tables import has_table, iter_shards, read_features, read_table, shard_name, write_shard

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import console
-from ..config.params import NORMS, OBJECTIVES
+from ..config.constants import NORMS, OBJECTIVES
 from ..errors import UserError
 from ..models.inference import padded
 

@@ -14,8 +14,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..config.checks import Finding, class_needs, error, params_findings, warning
+from ..config.constants import SPLITS
 from ..config.curricula import expand_blocks
-from ..config.params import SPLITS, CorpusParams, Params
+from ..config.params import CorpusParams, Params
 from ..errors import UserError
 from ..io.sources import RawItem, column_problem, load_source, manifest_columns
 from ..models.registry import check_arch, fixed_channels, input_rule

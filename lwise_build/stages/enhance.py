@@ -21,26 +21,31 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from datasets import ClassLabel, Features, Image, Value
 
 from ..errors import UserError
 from ..io.digests import bytes_digest, json_digest
-from ..io.images import png_to_jpeg, to_pngs, to_tensor
+from ..io.images import to_pngs, to_tensor
 from ..io.paths import budget_dir
 from ..io.tables import iter_shards, png_bytes, shard_paths, write_table
 from ..models.inference import logits
-from ..ops.classmap import corpus_index, head_index
+from ..ops.classmap import head_index
 from ..ops.enhance import enhance, objective_value
-from ..ops.quantize import best_within, change_sizes, surviving_fraction
-from ..seeding import seeded_hex
-from .base import Item, UnitStage, attach_pngs, chunks, plain
+from ..ops.quantize import best_within, change_sizes
+from .base import plain
 from .enhance_figures import figures
+from .enhance_metrics import (
+    budget_stats,
+    jpeg_survival,
+    judge,
+    mean_or_zero,
+    sample,
+)
+from .units import Item, UnitStage, attach_pngs, chunks
 
 CACHE_VERSION = 3  # 3: stored images never score below the original after rounding
-INPUT_COLUMNS = ["id", "label", "split", "image"]
 NUMBERS = ["gt_logit_before", "gt_logit_after", "l2", "linf"]
 RESULT_COLUMNS = ["image", *NUMBERS]
 _TYPES = {"image": pa.binary(), **{c: pa.float64() for c in NUMBERS}}
@@ -179,7 +184,7 @@ class Enhance(UnitStage):
             return {"guide": None, "budgets": {}}
         ep = self.p
         light = pa.concat_tables(rows.select(["id", "split"]) for rows, _ in self.shards)
-        self.sample = self._sample(light)
+        self.sample = sample(self, light)
         x0 = to_tensor(png_bytes(self.sample))
         stats, picked = {}, {}
         for b in self.budgets:
@@ -191,7 +196,7 @@ class Enhance(UnitStage):
             self.ensure_rows(self.sample, name, f"sample for {name}")
             self.per_guide[name] = self._sampled(self.sample, name)
         models = {ep.model: self.guide, **self.compare}
-        self.transfer = {g: self._judge(models[g], x0, per_b) for g, per_b in self.per_guide.items()}
+        self.transfer = {g: judge(self, models[g], x0, per_b) for g, per_b in self.per_guide.items()}
         out = {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
                "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
                "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
@@ -199,7 +204,7 @@ class Enhance(UnitStage):
         if ep.objective == "logit_diverge":
             out["diverge_from"] = self.diverge_classes()
         if self.ctx.spec.export.stimulus_format == "jpeg":
-            out["jpeg"] = self._jpeg(x0, picked)
+            out["jpeg"] = jpeg_survival(self, x0, picked)
         return out
 
     def _sampled(self, sample: pa.Table, guide: str) -> dict[float, pa.Table]:
@@ -215,7 +220,7 @@ class Enhance(UnitStage):
         for key, t in d["transfer"]["guides"][d["guide"]].items():
             b = d["budgets"].get(key, {"mean_gain": 0.0})
             obs = [o["all"] for o in t["observers"].values()]
-            rows[key] = {"gain": b["mean_gain"], "observer_accuracy": _mean(obs) if obs else None}
+            rows[key] = {"gain": b["mean_gain"], "observer_accuracy": mean_or_zero(obs) if obs else None}
         return rows
 
     def brief_reason(self, key: str) -> str:
@@ -241,58 +246,6 @@ class Enhance(UnitStage):
         gain = self.transfer[self.p.model][top]["mean_gain"]
         return (f"{len(self.shards)} shards x {len(self.budgets)} budgets ({', '.join(f'{b:g}' for b in self.budgets)}); "
                 f"{computed} images x budgets computed; mean gt-logit gain {gain:.2f} at {top} (sample)")
-
-    # ------------------------------------------------------------ metrics ----------------------
-    def _sample(self, light: pa.Table) -> pa.Table:
-        """Up to ``metrics_sample`` images per split, by seeded hash of the id (order independent)."""
-        ids, splits = light.column("id").to_pylist(), light.column("split").to_pylist()
-        ranked = sorted((s, seeded_hex(self.ctx.seed, i), i) for i, s in zip(ids, splits, strict=True))
-        chosen, seen = [], Counter()
-        for s, _, i in ranked:
-            seen[s] += 1
-            if seen[s] <= self.p.metrics_sample:
-                chosen.append(i)
-        shards = [self.selected(t) for t in iter_shards(self.ctx.dir("images"), INPUT_COLUMNS)]
-        return _pick(shards, pa.table({"id": chosen}))
-
-    def _judge(self, guide: Any, x0: torch.Tensor, per_b: dict[float, pa.Table]) -> dict:
-        """Per budget (0 = original): mean gain and guide/observer accuracy on the sample, per split."""
-        labels = np.asarray(self.sample.column("label").to_pylist(), dtype=np.int64)
-        splits = np.asarray(self.sample.column("split").to_pylist(), dtype=object)
-        out = {}
-        for b in [0.0, *self.budgets]:
-            t = per_b.get(b)
-            x = x0 if t is None else to_tensor(t.column("image").to_pylist())
-            gain = 0.0 if t is None else _mean(np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before")))
-            acc = {name: self._accuracy(m, x, labels, splits) for name, m in self.observers.items()}
-            out[budget_dir(b)] = {"mean_gain": gain, "guide_accuracy": self._accuracy(guide, x, labels, splits),
-                                  "observers": acc}
-        return out
-
-    def _jpeg(self, x0: torch.Tensor, picked: dict[float, pa.Table]) -> dict:
-        """Per budget on the sample: the fraction of the stored change that survives JPEG (as the
-        stimuli are exported), and the guide's mean logit gain on JPEG stimuli against PNG ones."""
-        q = self.ctx.spec.export.jpeg_quality
-        labels = torch.tensor(self.sample.column("label").to_pylist(), dtype=torch.long)
-        y = torch.from_numpy(head_index(self.guide.classes, self.ctx.classes, "guide"))[labels]
-        j0 = to_tensor([png_to_jpeg(p, q) for p in png_bytes(self.sample)])
-        before = np.asarray(gt_logits(self.guide, j0, y, self.p.batch_size))
-        out = {}
-        for b, t in picked.items():
-            pngs = t.column("image").to_pylist()
-            x, jx = to_tensor(pngs), to_tensor([png_to_jpeg(p, q) for p in pngs])
-            gain_png = np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before"))
-            out[budget_dir(b)] = {
-                "surviving_fraction": _mean(surviving_fraction(x0, x, j0, jx).numpy()),
-                "mean_gain_jpeg": _mean(np.asarray(gt_logits(self.guide, jx, y, self.p.batch_size)) - before),
-                "mean_gain_png": _mean(gain_png)}
-        return {"quality": q, "images": len(labels), "budgets": out}
-
-    def _accuracy(self, model: Any, x: torch.Tensor, labels: np.ndarray, splits: np.ndarray) -> dict:
-        """Accuracy over the sample and per split (model classes mapped to corpus labels by name)."""
-        to_corpus = corpus_index(model.classes, self.ctx.classes)
-        hit = to_corpus[logits(model, x, self.p.batch_size).argmax(1).numpy()] == labels
-        return {"all": _mean(hit), **{s: _mean(hit[splits == s]) for s in sorted(set(splits))}}
 
 
 def enhance_images(ep: Any, guide: Any, pngs: list[bytes], targets: list[int],
@@ -333,24 +286,6 @@ def store_budget(guide: Any, x0: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
     return stored, after
 
 
-def gt_logits(model: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> list[float]:
-    """The model's ground-truth logit per image."""
-    return logits(model, x, batch_size).gather(1, y[:, None])[:, 0].double().tolist()
-
-
-def budget_stats(t: pa.Table, b: float, norm: str) -> dict:
-    """Mean gain, change sizes and whether every stored image is within budget ``b``."""
-    gain = np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before"))
-    l2, linf = np.asarray(t.column("l2")), np.asarray(t.column("linf"))
-    size = linf if norm == "linf" else l2
-    return {"mean_gain": _mean(gain), "mean_l2": _mean(l2), "max_l2": float(l2.max(initial=0.0)),
-            "max_linf": float(linf.max(initial=0.0)), "within_budget": bool((size <= b).all())}
-
-
-def _mean(a: Any) -> float:
-    return float(np.mean(a)) if len(a) else 0.0
-
-
 def _as_rows(table: pa.Table) -> dict[str, list]:
     """A cached result as the column lists ``write_table`` encodes."""
     rows = table.to_pydict()
@@ -358,9 +293,3 @@ def _as_rows(table: pa.Table) -> dict[str, list]:
     return rows
 
 
-def _pick(parts: Sequence[pa.Table], sample: pa.Table) -> pa.Table:
-    """The rows of ``parts`` whose ids are in ``sample``, in the sample's order."""
-    ids = sample.column("id")
-    sub = pa.concat_tables(p.filter(pc.is_in(p.column("id"), value_set=ids)) for p in parts)
-    pos = {i: n for n, i in enumerate(sub.column("id").to_pylist())}
-    return sub.take(pa.array([pos[i] for i in ids.to_pylist()], pa.int64()))

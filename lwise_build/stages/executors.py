@@ -24,8 +24,8 @@ from ..errors import UserError
 from ..io.paths import data_root
 
 if TYPE_CHECKING:
-    from ..config.params import RayParams
-    from .base import Item, UnitStage
+    from ..config.executor import RayParams
+    from .units import Item, UnitStage
 
 RAY_EXTRA = "pip install 'lwise-build[ray]'"
 
@@ -65,9 +65,9 @@ class RayExecutor:
                 "data": rp.data_root or str(data_root().resolve()), "threads": rp.threads_per_actor}
         rows = [{"index": i, "items": pickle.dumps(b)} for i, b in enumerate(batches)]
         ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+        pool = ray.data.ActorPoolStrategy(size=min(rp.actors, max(1, len(rows))), max_tasks_in_flight_per_actor=1)
         out = ds.map_batches(StageWorker, fn_constructor_args=(spec,), batch_size=1, batch_format="pyarrow",
-                             concurrency=min(rp.actors, max(1, len(rows))), num_cpus=rp.cpus_per_actor,
-                             num_gpus=rp.gpus_per_actor or None)
+                             compute=pool, num_cpus=rp.cpus_per_actor, num_gpus=rp.gpus_per_actor or None)
         for row in console.progress(out.iter_rows(), total=len(rows), desc=f"{desc} (ray)", unit="batch"):
             if row["error"]:
                 raise UserError(f"{st.name}: {describe(batches[row['index']])} failed on Ray: {row['error']}")

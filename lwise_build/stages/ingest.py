@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 from datasets import ClassLabel, Features, Image, Value
 
-from ..config.params import SPLITS, IngestParams, Params
+from ..config.constants import SPLITS
+from ..config.params import IngestParams, Params
 from ..config.schema import to_plain
 from ..errors import UserError
 from ..io.digests import bytes_digest, json_digest
@@ -30,7 +31,8 @@ from ..io.sources import source_root as _root
 from ..io.staging import write_json
 from ..io.tables import write_table
 from ..seeding import seeded_hex
-from .base import Item, UnitStage, chunks, plain
+from .base import plain
+from .units import Item, UnitStage, chunks
 
 CACHE_VERSION = 1
 DECODE_BATCH = 256  # raw items per cached pack

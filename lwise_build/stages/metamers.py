@@ -31,8 +31,9 @@ from ..ops import metamer_stats as MS
 from ..ops.augment import augment
 from ..ops.classmap import choice_groups, forced_choice, model_targets
 from ..seeding import seeded_hex, seeded_int
-from .base import Item, UnitStage, group_by, plain
+from .base import plain
 from .metamers_figures import figures
+from .units import Item, UnitStage, group_by
 
 CACHE_VERSION = 2
 ROWS_PER_SHARD = 2000

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from ..config.params import SPLITS
+from ..config.constants import SPLITS
 from ..config.schema import to_plain
 from ..errors import UserError
 from ..hub.configs import enhanced_tables

@@ -31,7 +31,7 @@ from ..models.store import built_dir
 from ..ops.classmap import model_targets
 from ..ops.difficulty import COLUMNS, with_difficulty
 from ..ops.recognisability import score_report
-from .base import Item, UnitStage, attach_pngs, chunks
+from .units import Item, UnitStage, attach_pngs, chunks
 
 HUMAN_COLUMNS = ("human_accuracy", "human_correct", "human_trials")
 MAX_PANELS = 30

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import console
-from ..config.params import ModelParams, Params, TrainParams
+from ..config.model_params import ModelParams, TrainParams
+from ..config.params import Params
 from ..config.schema import to_plain
 from ..device import deterministic
 from ..errors import UserError

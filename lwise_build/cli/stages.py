@@ -1,0 +1,130 @@
+"""The pipeline's commands: one per DVC stage (``lwise-build <stage> <corpus>``), plus analyze."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .group import (
+    EXECUTOR_OPTION,
+    cli,
+    stage_params,
+    with_params,
+)
+
+
+@cli.command()
+@click.argument("corpus")
+@stage_params
+def resolve(params: Any, corpus: str) -> None:
+    """Fingerprint the source and resolve every stage's params into data/<corpus>/resolved/."""
+    from ..stages.resolve import Resolve
+
+    Resolve(params, corpus).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@stage_params
+def ingest(params: Any, corpus: str) -> None:
+    """Canonicalise a corpus's images into data/<corpus>/images/."""
+    from ..stages.ingest import Ingest
+
+    Ingest(params, corpus).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@click.argument("model")
+@stage_params
+def train(params: Any, corpus: str, model: str) -> None:
+    """Train (or import) MODEL on CORPUS into data/<corpus>/models/<model>/."""
+    from ..stages.train import Train
+
+    Train(params, corpus, model).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@EXECUTOR_OPTION
+@stage_params
+def score(params: Any, corpus: str, executor: str | None) -> None:
+    """Difficulty columns from each scoring model into data/<corpus>/scores/."""
+    from ..stages.score import Score
+
+    Score(params, corpus, executor=executor).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@EXECUTOR_OPTION
+@stage_params
+def enhance(params: Any, corpus: str, executor: str | None) -> None:
+    """Enhanced images at every budget into data/<corpus>/enhanced/."""
+    from ..stages.enhance import Enhance
+
+    Enhance(params, corpus, executor=executor).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@stage_params
+def curriculum(params: Any, corpus: str) -> None:
+    """Trial sequences for every curriculum into data/<corpus>/curricula/."""
+    from ..stages.curriculum import Curriculum
+
+    Curriculum(params, corpus).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@EXECUTOR_OPTION
+@stage_params
+def metamers(params: Any, corpus: str, executor: str | None) -> None:
+    """Model metamers and their recognisability into data/<corpus>/metamers/."""
+    from ..stages.metamers import Metamers
+
+    Metamers(params, corpus, executor=executor).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@stage_params
+def export(params: Any, corpus: str) -> None:
+    """The Hugging Face dataset folder into data/<corpus>/hub/."""
+    from ..stages.export import Export
+
+    Export(params, corpus).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@stage_params
+def report(params: Any, corpus: str) -> None:
+    """The self-contained HTML explorer into data/<corpus>/report/."""
+    from ..stages.report import Report
+
+    Report(params, corpus).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@stage_params
+def experiment(params: Any, corpus: str) -> None:
+    """Run-ready jsPsych experiments for every curriculum into data/<corpus>/experiment/."""
+    from ..stages.experiment import Experiment
+
+    Experiment(params, corpus).run()
+
+
+@cli.command()
+@click.argument("corpus")
+@click.option("--responses", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of saved jsPsych data files (CSV or JSON).")
+@with_params
+def analyze(params: Any, corpus: str, responses: str) -> None:
+    """Accuracy per participant and condition, L-WISE gains and the difficulty calibration."""
+    from ..stages.analyze import Analyze
+
+    Analyze(params, corpus, responses).run()

@@ -1,0 +1,104 @@
+"""The enhance stage's metrics (``metrics/details/enhance.json``): per budget the gain and change
+sizes, and on a seeded sample whether the change transfers to observer models and survives JPEG."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from ..io.images import png_to_jpeg, to_tensor
+from ..io.paths import budget_dir
+from ..io.tables import iter_shards, png_bytes
+from ..models.inference import logits
+from ..ops.classmap import corpus_index, head_index
+from ..ops.quantize import surviving_fraction
+from ..seeding import seeded_hex
+
+if TYPE_CHECKING:
+    from .enhance import Enhance
+
+INPUT_COLUMNS = ["id", "label", "split", "image"]
+
+
+def sample(st: Enhance, light: pa.Table) -> pa.Table:
+    """Up to ``metrics_sample`` images per split, by seeded hash of the id (order independent)."""
+    ids, splits = light.column("id").to_pylist(), light.column("split").to_pylist()
+    ranked = sorted((s, seeded_hex(st.ctx.seed, i), i) for i, s in zip(ids, splits, strict=True))
+    chosen, seen = [], Counter()
+    for s, _, i in ranked:
+        seen[s] += 1
+        if seen[s] <= st.p.metrics_sample:
+            chosen.append(i)
+    shards = [st.selected(t) for t in iter_shards(st.ctx.dir("images"), INPUT_COLUMNS)]
+    return _pick(shards, pa.table({"id": chosen}))
+
+def judge(st: Enhance, guide: Any, x0: torch.Tensor, per_b: dict[float, pa.Table]) -> dict:
+    """Per budget (0 = original): mean gain and guide/observer accuracy on the sample, per split."""
+    labels = np.asarray(st.sample.column("label").to_pylist(), dtype=np.int64)
+    splits = np.asarray(st.sample.column("split").to_pylist(), dtype=object)
+    out = {}
+    for b in [0.0, *st.budgets]:
+        t = per_b.get(b)
+        x = x0 if t is None else to_tensor(t.column("image").to_pylist())
+        gain = 0.0 if t is None else mean_or_zero(np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before")))
+        acc = {name: accuracy(st, m, x, labels, splits) for name, m in st.observers.items()}
+        out[budget_dir(b)] = {"mean_gain": gain, "guide_accuracy": accuracy(st, guide, x, labels, splits),
+                              "observers": acc}
+    return out
+
+def jpeg_survival(st: Enhance, x0: torch.Tensor, picked: dict[float, pa.Table]) -> dict:
+    """Per budget on the sample: the fraction of the stored change that survives JPEG (as the
+    stimuli are exported), and the guide's mean logit gain on JPEG stimuli against PNG ones."""
+    q = st.ctx.spec.export.jpeg_quality
+    labels = torch.tensor(st.sample.column("label").to_pylist(), dtype=torch.long)
+    y = torch.from_numpy(head_index(st.guide.classes, st.ctx.classes, "guide"))[labels]
+    j0 = to_tensor([png_to_jpeg(p, q) for p in png_bytes(st.sample)])
+    before = np.asarray(gt_logits(st.guide, j0, y, st.p.batch_size))
+    out = {}
+    for b, t in picked.items():
+        pngs = t.column("image").to_pylist()
+        x, jx = to_tensor(pngs), to_tensor([png_to_jpeg(p, q) for p in pngs])
+        gain_png = np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before"))
+        out[budget_dir(b)] = {
+            "surviving_fraction": mean_or_zero(surviving_fraction(x0, x, j0, jx).numpy()),
+            "mean_gain_jpeg": mean_or_zero(np.asarray(gt_logits(st.guide, jx, y, st.p.batch_size)) - before),
+            "mean_gain_png": mean_or_zero(gain_png)}
+    return {"quality": q, "images": len(labels), "budgets": out}
+
+def accuracy(st: Enhance, model: Any, x: torch.Tensor, labels: np.ndarray, splits: np.ndarray) -> dict:
+    """Accuracy over the sample and per split (model classes mapped to corpus labels by name)."""
+    to_corpus = corpus_index(model.classes, st.ctx.classes)
+    hit = to_corpus[logits(model, x, st.p.batch_size).argmax(1).numpy()] == labels
+    return {"all": mean_or_zero(hit), **{s: mean_or_zero(hit[splits == s]) for s in sorted(set(splits))}}
+
+
+def gt_logits(model: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> list[float]:
+    """The model's ground-truth logit per image."""
+    return logits(model, x, batch_size).gather(1, y[:, None])[:, 0].double().tolist()
+
+
+def budget_stats(t: pa.Table, b: float, norm: str) -> dict:
+    """Mean gain, change sizes and whether every stored image is within budget ``b``."""
+    gain = np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before"))
+    l2, linf = np.asarray(t.column("l2")), np.asarray(t.column("linf"))
+    size = linf if norm == "linf" else l2
+    return {"mean_gain": mean_or_zero(gain), "mean_l2": mean_or_zero(l2), "max_l2": float(l2.max(initial=0.0)),
+            "max_linf": float(linf.max(initial=0.0)), "within_budget": bool((size <= b).all())}
+
+
+def mean_or_zero(a: Any) -> float:
+    return float(np.mean(a)) if len(a) else 0.0
+
+
+def _pick(parts: Sequence[pa.Table], sample: pa.Table) -> pa.Table:
+    """The rows of ``parts`` whose ids are in ``sample``, in the sample's order."""
+    ids = sample.column("id")
+    sub = pa.concat_tables(p.filter(pc.is_in(p.column("id"), value_set=ids)) for p in parts)
+    pos = {i: n for n, i in enumerate(sub.column("id").to_pylist())}
+    return sub.take(pa.array([pos[i] for i in ids.to_pylist()], pa.int64()))

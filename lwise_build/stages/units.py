@@ -1,0 +1,160 @@
+"""Units of work: the items of a heavy stage, computed in fixed-shape batches and cached by key.
+
+A :class:`UnitStage` lists its items (each keyed by everything its result depends on), and
+:meth:`UnitStage.ensure` computes only those the unit cache lacks, on the configured executor
+(docs/architecture.md, "Units and the cache" and "Executors").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import pyarrow as pa
+
+from .. import console
+from ..config.params import Params
+from ..errors import UserError
+from ..io.cache import ItemCache
+from ..io.tables import png_bytes, read_rows
+from .base import Stage
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One item of a heavy stage's work; its result depends only on what ``key`` hashes."""
+
+    key: str
+    payload: Any = None
+
+
+class UnitStage(Stage):
+    """A stage whose heavy work is items computed in batches, each result cached by its key.
+
+    Results are exact per item: every batch runs at the same fixed shape (the stage's batch
+    size, padded), where a sample's numbers do not depend on its companions, so any grouping of
+    the missing items (a clean build, an incremental one, another executor) gives the same bytes.
+    """
+
+    parallel_units: ClassVar[bool] = False  # CPU: run batches side by side, one thread each
+    remote: ClassVar[bool] = True  # may run on Ray (ingest reads local source files: it may not)
+
+    def __init__(self, params: Params, corpus: str, executor: str | None = None):
+        super().__init__(params, corpus)
+        self.executor = executor  # "local" or "ray"; None: the corpus's, else the global setting
+
+    @cached_property
+    def cache(self) -> ItemCache:
+        return ItemCache(self.name)
+
+    def batches(self, items: list[Item]) -> list[list[Item]]:
+        """How missing items are grouped for computing (any grouping gives the same results)."""
+        raise NotImplementedError
+
+    def compute(self, batch: list[Item]) -> pa.Table:
+        """One row per item of ``batch`` with its ``key`` (the only place real work happens)."""
+        raise NotImplementedError
+
+    def attach(self, batch: list[Item]) -> list[Item]:
+        """The batch with what compute needs that its keys do not carry (e.g. image bytes, read
+        from the stage's input tables); runs where compute runs (in a Ray actor, say)."""
+        return batch
+
+    def ensure(self, items: list[Item], desc: str) -> None:
+        """Compute the items the cache lacks, on the configured executor, and say how many were
+        reused; results land in the cache, never straight in the output."""
+        if not items:
+            return
+        missing = set(self.cache.missing(it.key for it in items))
+        todo = list({it.key: it for it in items if it.key in missing}.values())
+        total = len({it.key for it in items})
+        if todo:
+            from .executors import executor_for
+
+            for table in executor_for(self).run(self.batches(todo), f"{self.name} {desc}"):
+                self.cache.put(table)
+        self.counts.append((desc, total - len(todo), len(todo)))
+        console.info(f"{self.name} {self.ctx.corpus}: {desc}: {total - len(todo)} reused, {len(todo)} computed")
+
+    def work(self, batch: list[Item]) -> pa.Table:
+        """What an executor runs per batch: attach, then compute."""
+        return self.compute(self.attach(batch))
+
+    @cached_property
+    def counts(self) -> list[tuple[str, int, int]]:
+        """(what, reused, computed) per :meth:`ensure` call of this run."""
+        return []
+
+    def lookup(self, keys: list[str], columns: list[str] | None = None) -> pa.Table:
+        """The cached rows of ``keys`` in that order (after :meth:`ensure`)."""
+        try:
+            return self.cache.get(keys, columns)
+        except (KeyError, OSError) as exc:
+            raise UserError(f"{self.name}: a cache entry vanished during the run ({exc}); rerun") from None
+
+    def map_units(self, fn: Callable[[Any], T], items: list[Any], desc: str) -> list[T]:
+        """``fn`` over ``items``, results in order (see :meth:`imap_units`)."""
+        results = dict(self.imap_units(lambda pair: (pair[0], fn(pair[1])), list(enumerate(items)), desc))
+        return [results[i] for i in range(len(items))]
+
+    def imap_units(self, fn: Callable[[Any], T], items: list[Any], desc: str) -> Iterator[T]:
+        """``fn`` over ``items``, each result as soon as it is done; with ``parallel_units`` on a
+        CPU side by side in threads with one torch thread each (always, so bytes do not depend on
+        the cache state)."""
+        if self.parallel_units and self.ctx.device.type == "cpu":
+            yield from _threads(fn, items, desc)
+            return
+        for item in console.progress(items, desc=desc, unit="batch"):
+            yield fn(item)
+
+
+def attach_pngs(images: Path, batch: list[Item], where: Callable[[Item], tuple[str, int]]) -> list[Item]:
+    """``batch`` with each item's PNG bytes appended to its payload; ``where`` gives the item's
+    (shard file name, row) in the ``images`` table. Reads only the row groups holding them."""
+    by_shard: dict[str, list[int]] = {}
+    for it in batch:
+        shard, row = where(it)
+        by_shard.setdefault(shard, []).append(row)
+    found: dict[tuple[str, int], bytes] = {}
+    for shard, rows in by_shard.items():
+        uniq = sorted(set(rows))
+        found.update(zip(((shard, r) for r in uniq), png_bytes(read_rows(images / shard, uniq, ["image"])), strict=True))
+    return [Item(it.key, (*it.payload, found[where(it)])) for it in batch]
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    """``items`` cut into lists of at most ``size``."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def group_by(items: list[Item], by: Callable[[Item], Hashable], size: int) -> list[list[Item]]:
+    """Items with the same ``by`` value together (first-seen order), cut into batches of ``size``."""
+    groups: dict[Hashable, list[Item]] = {}
+    for it in items:
+        groups.setdefault(by(it), []).append(it)
+    return [batch for group in groups.values() for batch in chunks(group, size)]
+
+
+def _threads(fn: Callable[[Any], T], items: list[Any], desc: str) -> Iterator[T]:
+    """``fn`` over ``items`` in threads with one torch thread each, results as they finish.
+
+    Small models on few cores run faster as parallel single-threaded units than as one
+    multi-threaded unit at a time, and single-threaded results do not depend on the core count.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max(1, min(threads, len(items)))) as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            for done in console.progress(as_completed(futures), total=len(items), desc=desc, unit="unit"):
+                yield done.result()
+    finally:
+        torch.set_num_threads(threads)
