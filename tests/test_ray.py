@@ -70,9 +70,15 @@ def test_ray_build_equals_the_local_build(tmp_path, monkeypatch, raw, local_ray)
     assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "local")
 
 
-def test_two_nodes_share_the_work_and_give_the_same_bytes(tmp_path, monkeypatch, raw):
+def test_two_nodes_share_the_work_and_give_the_same_bytes(tmp_path, monkeypatch):
     from ray.cluster_utils import Cluster
+    from ray.data import DataContext
 
+    raw = make_folder(tmp_path / "raw", per_class=16)  # 48 images: several batches per stage
+    # Ray Data starts a pool's actors asynchronously, so the first actor up may take every batch
+    # before the second is ready; waiting for the whole pool puts one batch on each node first.
+    data_context = DataContext.get_current()
+    waited, data_context.wait_for_min_actors_s = data_context.wait_for_min_actors_s, 120
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
                                                              "object_store_memory": 100 * 2**20})
     cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20)
@@ -83,6 +89,7 @@ def test_two_nodes_share_the_work_and_give_the_same_bytes(tmp_path, monkeypatch,
         build(monkeypatch, tmp_path / "local", raw, "local", stages=(Score, Enhance))
         assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "local")
     finally:
+        data_context.wait_for_min_actors_s = waited
         ray.shutdown()
         cluster.shutdown()
 
