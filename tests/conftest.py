@@ -64,3 +64,21 @@ def _one_torch_thread():
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright (skipped, or failed in CI, when either is missing)."""
+    from headless import CHROMIUM, launch, skip_or_fail
+
+    missing = None if Path(CHROMIUM).exists() else "chromium not installed (apt-get install -y chromium)"
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing = missing or "pip package playwright not installed"
+    if missing:
+        skip_or_fail(missing)
+    with sync_api.sync_playwright() as pw:
+        b = launch(pw)
+        yield b
+        b.close()

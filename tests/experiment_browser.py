@@ -4,7 +4,6 @@ server, and a simulated participant that answers with a known policy."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -14,14 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
+from headless import skip_or_fail
 
 from lwise_build.config.experiment import JSPSYCH_PACKAGES
-
-
-def skip_or_fail(reason: str) -> None:
-    """CI sets LWISE_REQUIRE_BROWSER=1 so a missing browser or npm fails instead of skipping."""
-    (pytest.fail if os.environ.get("LWISE_REQUIRE_BROWSER") else pytest.skip)(reason)
 
 
 def npm_install(folder: Path) -> Path:

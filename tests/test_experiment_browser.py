@@ -13,9 +13,8 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-from experiment_browser import Server, images_of, npm_install, run_participant, skip_or_fail
+from experiment_browser import Server, images_of, npm_install, run_participant
 from experiment_tiny import B0, B1, CLASSES, make_corpus, make_curricula, p_correct
-from test_report import BROWSER_ARGS, CHROMIUM
 
 from lwise_build.config.curricula import participant_condition
 from lwise_build.config.experiment import DEFAULT_ALIASES
@@ -99,21 +98,6 @@ def sequence_policy(experiment: Path, shoot_feedback: Path):
 @pytest.fixture(scope="session")
 def jspsych_lib(tmp_path_factory):
     return npm_install(tmp_path_factory.mktemp("jspsych"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    missing = None if Path(CHROMIUM).exists() else "chromium not installed (apt-get install -y chromium)"
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing = missing or "pip package playwright not installed"
-    if missing:
-        skip_or_fail(missing)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

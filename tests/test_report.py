@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +16,6 @@ from lwise_build.errors import UserError
 from lwise_build.io.images import decode_png, encode_png
 from lwise_build.io.tables import read_table, write_table
 from lwise_build.stages.report import Report, stratified_sample
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def uri(png: bytes) -> str:
@@ -171,21 +165,6 @@ def test_missing_images_is_one_line_error(data_root):
 
 
 # ------------------------------------------------------------------ in the browser ------------
-@pytest.fixture(scope="module")
-def browser():
-    missing = None if Path(CHROMIUM).exists() else "chromium not installed (apt-get install -y chromium)"
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing = missing or "pip package playwright not installed"
-    if missing:  # CI sets LWISE_REQUIRE_BROWSER=1 so a missing browser fails instead of skipping
-        (pytest.fail if os.environ.get("LWISE_REQUIRE_BROWSER") else pytest.skip)(missing)
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        yield b
-        b.close()
-
-
 def open_page(browser, path: Path):
     """Open ``path``; collect console errors, page errors and every requested URL."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
