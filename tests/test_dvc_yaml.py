@@ -51,3 +51,14 @@ def test_resolve_always_runs_and_every_stage_tracks_its_resolved_params() -> Non
             deps = stage["do"]["deps"]
             assert any("/resolved/" in d for d in deps), name
             assert "params" not in stage["do"], f"{name}: params come through its resolved file"
+
+
+def test_resolve_stays_light() -> None:
+    """``resolve`` runs on every ``dvc repro``: its command must not load torch, datasets or scipy."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lwise_build.cli, lwise_build.stages.resolve; "
+            "print(sorted(m for m in ('torch', 'datasets', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

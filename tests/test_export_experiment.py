@@ -14,6 +14,7 @@ from lwise_build.errors import UserError
 from lwise_build.hub import pull
 from lwise_build.io.digests import file_digest
 from lwise_build.io.tables import read_table
+from lwise_build.stages import resolved
 from lwise_build.stages.experiment import Experiment
 from lwise_build.stages.export import Export
 
@@ -39,11 +40,11 @@ def test_export_carries_the_experiment_and_the_calibration(with_experiment: Path
     ds = load_dataset(str(plain), "default", cache_dir=str(tmp_path / "c1"))
     assert "predicted_accuracy" not in ds["train"].column_names  # no analysis, no column
 
-    before = Export.resolved(tiny_params(), CORPUS)
+    before = resolved.export(tiny_params(), CORPUS)
     assert "calibration_sha256" not in before  # the resolved params dvc tracks: as without analyze
     (with_experiment / CORPUS / "analysis").mkdir()
     (with_experiment / CORPUS / "analysis" / "calibration.json").write_text(json.dumps(CALIBRATION))
-    assert Export.resolved(tiny_params(), CORPUS) == {**before, "calibration_sha256": file_digest(
+    assert resolved.export(tiny_params(), CORPUS) == {**before, "calibration_sha256": file_digest(
         with_experiment / CORPUS / "analysis" / "calibration.json")}  # so dvc repro reruns export
     folder = Export(tiny_params(), CORPUS).run()
     rows = load_dataset(str(folder), "default", cache_dir=str(tmp_path / "c2"))["train"].to_list()

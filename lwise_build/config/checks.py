@@ -71,6 +71,13 @@ def used_models(cname: str, c: CorpusParams) -> Iterator[tuple[str, str]]:
     yield from ((f"{base}.metamers.judges[{i}]", m) for i, m in enumerate(c.metamers.judges or ()))
 
 
+def corpus_models(params: Params, corpus: str) -> list[str]:
+    """Every model a corpus's sections name, then the models trained on it, each once (stable order)."""
+    names = [m for _, m in used_models(corpus, params.corpus(corpus))]
+    names += [n for n, m in params.models.items() if m.corpus == corpus]
+    return list(dict.fromkeys(names))
+
+
 def _foreign_models(p: Params, cname: str, c: CorpusParams) -> Iterator[Finding]:
     """A corpus may only use models built for it: dvc.yaml orders and rebuilds by data/<c>/models."""
     for where, name in used_models(cname, c):

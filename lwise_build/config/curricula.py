@@ -89,7 +89,7 @@ def condition_slots(curricula: Mapping[str, CurriculumParams]) -> list[str]:
 
     The reference deployment (``deploy_experiment.py --alternate_within_blocks``) gives trial set p
     condition ``p % n_conditions`` over a condition list in which a condition may appear more than
-    once (moths, HAM10000: 7 conditions, control twice). docs/methods.md, "Conditions".
+    once (moths, HAM10000: 7 conditions, control twice). docs/methods.md, "Curricula".
     """
     return [name for name, cur in curricula.items() for _ in range(cur.weight)]
 

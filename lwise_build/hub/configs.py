@@ -169,7 +169,7 @@ def write_default(images: Path, scores: Path | None, root: Path, max_bytes: int,
 
 
 def predicted(score: float | None, calibration: dict[str, Any]) -> float | None:
-    """The calibrated human accuracy of an image from its score (docs/methods.md, "Experiments")."""
+    """The calibrated human accuracy of an image from its score (docs/methods.md, "Experiments and analysis")."""
     if score is None or not math.isfinite(score):
         return None
     return 1.0 / (1.0 + math.exp(-(calibration["slope"] * score + calibration["intercept"])))

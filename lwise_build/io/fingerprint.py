@@ -2,7 +2,7 @@
 where they changed.
 
 The ``resolve`` stage fingerprints a corpus's source on every ``dvc repro`` so DVC sees added,
-edited and removed images (docs/architecture.md, "Sources"). A per-folder stat cache under
+edited and removed images (docs/architecture.md, "Sources and params"). A per-folder stat cache under
 ``$LWISE_CACHE/fingerprints/`` remembers each file's (size, mtime, sha256), so an unchanged
 folder of tens of thousands of files costs one ``stat`` per file.
 """

@@ -1,6 +1,6 @@
 """Where every output lives: ``data/<corpus>/<stage>/`` and the scratch cache (no heavy imports).
 
-The layout is the public contract of docs/architecture.md ("Outputs"): stage tables under
+The layout is the public contract of docs/architecture.md ("Outputs and metrics"): stage tables under
 ``data/<corpus>/``, metrics under ``data/<corpus>/metrics/``, figures under
 ``data/<corpus>/plots/<stage>/``, enhanced budgets under ``enhanced/eps=<b>/``.
 """
@@ -27,7 +27,7 @@ def stage_dir(corpus: str, stage: str) -> Path:
 
 def metrics_path(corpus: str, name: str) -> Path:
     """``data/<corpus>/metrics/<name>.json``, or the folder ``<name>/`` of one JSON per row
-    (what ``dvc metrics show`` reads: headline figures only, docs/architecture.md "Metrics")."""
+    (what ``dvc metrics show`` reads: headline figures only, docs/architecture.md, "Outputs and metrics")."""
     return stage_dir(corpus, "metrics") / f"{name}.json"
 
 

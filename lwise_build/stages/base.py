@@ -13,7 +13,6 @@ units come from the cache and the output is assembled in a fixed order, whatever
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -22,7 +21,6 @@ from typing import Any, ClassVar, TypeVar
 
 from .. import console
 from ..config.params import CorpusParams, Params
-from ..config.schema import to_plain
 from ..device import pick_device
 from ..io.paths import details_path, metrics_path, plots_dir, stage_dir
 from ..io.staging import staged_output, write_json
@@ -82,14 +80,6 @@ class Stage:
     @property
     def out(self) -> Path:
         return self.ctx.dir(self.output)
-
-    @classmethod
-    def resolved(cls, params: Params, corpus: str) -> dict[str, Any]:
-        """The params this stage's output depends on, defaults filled in: the ``resolve`` stage
-        writes them to ``data/<corpus>/resolved/<name>.json``, the file dvc.yaml tracks."""
-        spec = params.corpus(corpus)
-        section = {cls.section: to_plain(getattr(spec, cls.section))} if cls.section else {}
-        return plain({"seed": params.seed, "device": params.device, **section})
 
     @property
     def metrics_name(self) -> str:
@@ -187,8 +177,3 @@ def unexplained_nulls(obj: Any, path: str = "") -> list[str]:
         return []
     bad = [f"{path}.{k}" for k, v in obj.items() if v is None and not obj.get(f"{k}_reason") and not obj.get("reason")]
     return bad + [p for k, v in obj.items() for p in unexplained_nulls(v, f"{path}.{k}")]
-
-
-def plain(obj: Any) -> Any:
-    """JSON-ready plain data (dates and other scalars as text), as written to resolved files."""
-    return json.loads(json.dumps(obj, default=str))

@@ -20,14 +20,13 @@ from datasets import ClassLabel, Features, Value
 from .. import console
 from ..config.curricula import expand_blocks, is_shuffled
 from ..config.params import BlockParams
-from ..config.schema import to_plain
 from ..errors import UserError
 from ..io import figures
 from ..io.images import decode_png
 from ..io.paths import enhanced_dir, stage_dir
 from ..io.tables import has_table, pngs_by_id, read_features, read_table, write_table
 from ..ops.curriculum_draw import ClassPools, Pool, Trial, build_sequence, rank_pool
-from .base import Stage, plain
+from .base import Stage
 
 #: Trial numbers start here (presentation order within a sequence).
 FIRST_TRIAL = 0
@@ -47,11 +46,6 @@ class Curriculum(Stage):
     """``lwise-build curriculum <corpus>``: every curriculum's sequences into ``data/<c>/curricula/``."""
 
     name, output, section, has_plots = "curriculum", "curricula", "curricula", True
-
-    @classmethod
-    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
-        spec = params.corpus(corpus)  # the default difficulty alias is the first scoring alias
-        return plain({"curricula": to_plain(spec.curricula), "default_difficulty": next(iter(spec.score.models), None)})
 
     def prepare(self) -> None:
         curricula = self.ctx.spec.curricula

@@ -34,7 +34,6 @@ from ..models.inference import logits
 from ..ops.classmap import head_index
 from ..ops.enhance import enhance, objective_value
 from ..ops.quantize import best_within, change_sizes
-from .base import plain
 from .enhance_figures import figures
 from .enhance_metrics import (
     budget_stats,
@@ -64,15 +63,6 @@ class Enhance(UnitStage):
 
     name, output, section, has_plots = "enhance", "enhanced", "enhance", True
     headline_rows = True  # metrics/enhance/eps=<b>.json, eps=0 = the originals
-
-    @classmethod
-    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
-        """The enhance section, plus the stimulus format when it is JPEG (the metrics measure it)."""
-        out = super().resolved(params, corpus)
-        ex = params.corpus(corpus).export
-        if ex.stimulus_format == "jpeg":
-            out["stimuli"] = plain({"format": ex.stimulus_format, "jpeg_quality": ex.jpeg_quality})
-        return out
 
     def prepare(self) -> None:
         """Load and check the guide, observers, compare guides and splits before any work."""

@@ -27,7 +27,7 @@ from ..io.tables import has_table, read_table
 from ..ops.experiment_design import SHAPES, check_design, condition_weights, design
 from ..ops.recognisability import clean
 from ..seeding import seeded_rng
-from .base import Stage, plain
+from .base import Stage
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "experiment"
 RUNNER = ("experiment.js", "experiment.css")
@@ -90,13 +90,6 @@ class Experiment(Stage):
     """``lwise-build experiment <corpus>``: run-ready jsPsych experiments in ``data/<c>/experiment/``."""
 
     name, output, section = "experiment", "experiment", "experiment"
-
-    @classmethod
-    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
-        """The experiment section, the condition weights and the stimulus format it shares with export."""
-        spec = params.corpus(corpus)
-        return plain({"experiment": to_plain(spec.experiment), "weights": {n: c.weight for n, c in spec.curricula.items()},
-                      "stimulus_format": spec.export.stimulus_format, "jpeg_quality": spec.export.jpeg_quality})
 
     def prepare(self) -> None:
         folder = self.ctx.dir("curricula")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config.checks import corpus_models
 from ..config.schema import to_plain
 from ..errors import UserError
 from ..hub import card
@@ -30,13 +31,12 @@ from ..hub.configs import (
     write_passthrough,
 )
 from ..hub.provenance import write_provenance
-from ..io.digests import file_digest
 from ..io.images import png_to_jpeg
 from ..io.paths import model_dir, stage_dir
 from ..io.staging import write_json
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
-from .base import Stage, plain
+from .base import Stage
 
 FIGURE_STAGES = ("score", "enhance", "curriculum", "metamers")
 
@@ -122,19 +122,10 @@ def copy_figures(plots: Path, root: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- models and methods -----------
-def used_models(params: Any, corpus: str) -> list[str]:
-    """Every model a corpus's stages name, plus the models trained on it, in a stable order."""
-    c = params.corpus(corpus)
-    names = [*c.score.models.values(), *(c.score.observers or ()), c.enhance.model, *c.enhance.compare_guides,
-             *c.enhance.observers, *c.metamers.generators, *(c.metamers.judges or ()),
-             *(n for n, m in params.models.items() if m.corpus == corpus)]
-    return list(dict.fromkeys(n for n in names if n))
-
-
 def model_records(params: Any, corpus: str) -> dict[str, dict[str, Any]]:
     """name -> arch, weights sha256 (from the built folder's config.json) and training recipe."""
     out = {}
-    for name in used_models(params, corpus):
+    for name in corpus_models(params, corpus):
         folder = model_dir(params.model(name).corpus, name)
         cfg = read_config(folder) if (folder / CONFIG_FILE).is_file() else {}
         spec = params.model(name)
@@ -192,18 +183,6 @@ class Export(Stage):
     """``lwise-build export <corpus>``: the Hub folder; the old one stays until the new one loads."""
 
     name, output, section = "export", "hub", "export"
-
-    @classmethod
-    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
-        """Every section but report (the card describes them all) and the models it names; the
-        experiment is a folder dep, and the calibration ``analyze`` wrote (outside the pipeline)
-        enters by its hash, so ``dvc repro`` reruns export once it exists or changes."""
-        sections = {k: v for k, v in to_plain(params.corpus(corpus)).items()
-                    if k not in ("report", "executor", "experiment", "analysis")}
-        cal = stage_dir(corpus, "analysis") / "calibration.json"
-        extra = {"calibration_sha256": file_digest(cal)} if cal.is_file() else {}
-        return plain({"seed": params.seed, "corpus": sections, **extra,
-                      "models": {n: to_plain(params.model(n)) for n in used_models(params, corpus)}})
 
     def prepare(self) -> None:
         self.inputs = Inputs.locate(self.ctx.corpus)

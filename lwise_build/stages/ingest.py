@@ -20,8 +20,7 @@ import pyarrow as pa
 from datasets import ClassLabel, Features, Image, Value
 
 from ..config.constants import SPLITS
-from ..config.params import IngestParams, Params
-from ..config.schema import to_plain
+from ..config.params import IngestParams
 from ..errors import UserError
 from ..io.digests import bytes_digest, json_digest
 from ..io.fingerprint import files_fingerprint
@@ -31,7 +30,6 @@ from ..io.sources import source_root as _root
 from ..io.staging import write_json
 from ..io.tables import write_table
 from ..seeding import seeded_hex
-from .base import plain
 from .units import Item, UnitStage, chunks
 
 CACHE_VERSION = 1
@@ -43,10 +41,6 @@ class Ingest(UnitStage):
 
     name, output, section = "ingest", "images", "ingest"
     remote = False  # decodes in worker processes here; the source files are local
-
-    @classmethod
-    def resolved(cls, params: Params, corpus: str) -> dict[str, Any]:
-        return plain({"seed": params.seed, "ingest": to_plain(params.corpus(corpus).ingest)})
 
     def prepare(self) -> None:
         self.items = load_source(self.p, self.where)

@@ -31,7 +31,6 @@ from ..ops import metamer_stats as MS
 from ..ops.augment import augment
 from ..ops.classmap import choice_groups, forced_choice, model_targets
 from ..seeding import seeded_hex, seeded_int
-from .base import plain
 from .metamers_figures import figures
 from .units import Item, UnitStage, group_by
 
@@ -64,15 +63,6 @@ class Metamers(UnitStage):
     name, output, section, has_plots = "metamers", "metamers", "metamers", True
     headline_rows = True  # metrics/metamers/<generator>.json
     parallel_units = True
-
-    @classmethod
-    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
-        """The metamers section, plus scoring's class mapping when one is set (forced choices)."""
-        out = super().resolved(params, corpus)
-        sp = params.corpus(corpus).score
-        if sp.class_map or sp.target_column:
-            out["score_mapping"] = plain({"class_map": dict(sp.class_map), "target_column": sp.target_column})
-        return out
 
     def prepare(self) -> None:
         """Load models, check layers, pick references and null pairs (seeded) before any work."""

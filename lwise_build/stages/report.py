@@ -20,7 +20,6 @@ from typing import Any
 import pyarrow.compute as pc
 
 from ..config.constants import SPLITS
-from ..config.schema import to_plain
 from ..errors import UserError
 from ..hub.configs import enhanced_tables
 from ..io.paths import enhanced_dir, stage_dir
@@ -35,7 +34,7 @@ from ..io.tables import (
 )
 from ..ops.metamer import judge_rates
 from ..seeding import seeded_hex
-from .base import Stage, plain
+from .base import Stage
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 STAGE_ORDER = ("score", "enhance", "curriculum", "metamers")
@@ -47,10 +46,6 @@ class Report(Stage):
     """``lwise-build report <corpus>``: the self-contained explorer ``data/<c>/report/index.html``."""
 
     name, output, section = "report", "report", "report"
-
-    @classmethod
-    def resolved(cls, params: Any, corpus: str) -> dict[str, Any]:
-        return plain({"seed": params.seed, "report": to_plain(params.corpus(corpus).report)})
 
     def write(self, tmp: Path) -> None:
         self.page = render(collect(self.ctx.params, self.ctx.corpus))

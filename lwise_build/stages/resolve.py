@@ -14,18 +14,8 @@ from pathlib import Path
 
 from ..io.sources import fingerprint
 from ..io.staging import write_json
+from . import resolved
 from .base import Stage
-from .curriculum import Curriculum
-from .enhance import Enhance
-from .experiment import Experiment
-from .export import Export
-from .ingest import Ingest
-from .metamers import Metamers
-from .report import Report
-from .score import Score
-from .train import Train
-
-CORPUS_STAGES: tuple[type[Stage], ...] = (Ingest, Score, Enhance, Curriculum, Metamers, Experiment, Export, Report)
 
 
 class Resolve(Stage):
@@ -36,14 +26,14 @@ class Resolve(Stage):
     def write(self, tmp: Path) -> None:
         params, corpus = self.ctx.params, self.ctx.corpus
         write_json(tmp / "source.json", fingerprint(self.ctx.spec.ingest, f"{self.where}.ingest"))
-        for stage in CORPUS_STAGES:
-            write_json(tmp / f"{stage.name}.json", stage.resolved(params, corpus))
+        for stage, resolve in resolved.CORPUS_STAGES.items():
+            write_json(tmp / f"{stage}.json", resolve(params, corpus))
         self.models = [m for m, spec in params.models.items() if spec.corpus == corpus]
         for m in self.models:
-            write_json(tmp / f"train-{m}.json", Train.resolved_model(params, m))
+            write_json(tmp / f"train-{m}.json", resolved.train(params, m))
         # the model-using stages depend on data/<corpus>/models/, which only train stages fill:
         # a corpus without models of its own still needs the (empty) folder to exist for DVC
         self.ctx.dir("models").mkdir(parents=True, exist_ok=True)
 
     def summary(self) -> str:
-        return f"source and params of {len(CORPUS_STAGES)} stages and {len(self.models)} models"
+        return f"source and params of {len(resolved.CORPUS_STAGES)} stages and {len(self.models)} models"

@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from .. import console
 from ..config.model_params import ModelParams, TrainParams
 from ..config.params import Params
-from ..config.schema import to_plain
 from ..device import deterministic
 from ..errors import UserError
 from ..io.images import to_tensor
@@ -40,7 +39,7 @@ from ..models.store import save_model
 from ..ops import attacks, blur
 from ..ops.augment import augment
 from ..seeding import seeded_int
-from .base import Stage, plain
+from .base import Stage
 
 CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_robust_accuracy")
 
@@ -204,11 +203,6 @@ class Train(Stage):
     @property
     def out(self) -> Path:
         return model_dir(self.ctx.corpus, self.model_name)
-
-    @classmethod
-    def resolved_model(cls, params: Params, model_name: str) -> dict[str, Any]:
-        """What a model's folder depends on: the seed, the device and the model's entry."""
-        return plain({"seed": params.seed, "device": params.device, "model": to_plain(params.model(model_name))})
 
     @property
     def metrics_name(self) -> str:
