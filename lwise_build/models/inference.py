@@ -105,15 +105,24 @@ def _stats(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor
 
 
 def padded(x: torch.Tensor, size: int) -> torch.Tensor:
-    """A copy of ``x`` with zero rows up to ``size`` rows, in standard (NCHW) memory layout.
+    """A copy of ``x`` with zero rows up to ``size`` rows, images in channels-last memory.
 
-    Both matter: kernels differ with the batch shape and with the layout (a decoded batch is
-    channels-last in memory, a padded one would not be), and at one shape and one layout an
-    image's numbers do not depend on the images beside it.
+    Both matter: kernels differ with the batch shape and with the layout, and at one shape and
+    one layout an image's numbers do not depend on the images beside it. Channels-last is the
+    layout CPU and GPU convolutions run fastest in (docs/architecture.md, "Units and the cache").
     """
-    out = x.new_zeros((max(size, len(x)), *x.shape[1:]))
+    fmt = torch.channels_last if x.dim() == 4 else torch.contiguous_format
+    out = torch.empty((max(size, len(x)), *x.shape[1:]), dtype=x.dtype, device=x.device, memory_format=fmt)
+    out[len(x):] = 0
     out[: len(x)] = x
     return out
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x`` (N, C, H, W) with NHWC strides, one channel included: ``contiguous(
+    memory_format=...)`` leaves a one-channel tensor as it is, and convolutions then take their
+    slower NCHW path (30% of a grayscale forward pass on a CPU)."""
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last).copy_(x)
 
 
 def forward_stats(models: Mapping[str, torch.nn.Module], batches: Iterable[torch.Tensor],
@@ -128,14 +137,13 @@ def forward_stats(models: Mapping[str, torch.nn.Module], batches: Iterable[torch
     out: dict[str, dict[str, list[torch.Tensor]]] = {k: {s: [] for s in STATS} for k in models}
     cast = (torch.autocast(device.type, dtype=AUTOCAST[precision]) if precision in AUTOCAST
             else contextlib.nullcontext())
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     start = 0
     with torch.inference_mode(), cast:
         for batch in batches:
             x = batch.to(device, non_blocking=True)
             x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
             n = len(x)
-            x = padded(x, batch_size).contiguous(memory_format=fmt)
+            x = padded(x, batch_size)
             for name, model in models.items():
                 stats = _stats(model(x)[:n].float(), tgt[name][start:start + n])
                 for s in STATS:

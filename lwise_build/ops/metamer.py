@@ -21,7 +21,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .. import console
 from ..errors import UserError
 from ..models.classifier import Classifier
-from ..models.inference import padded
+from ..models.inference import channels_last, padded
 from ..seeding import seeded_int
 from .fake_relu import with_fake_relu
 
@@ -142,7 +142,7 @@ def _synthesise(model: Classifier, layer: str, target: torch.Tensor, x: torch.Te
     """Normalised-gradient L2 steps from ``x`` towards ``target`` activations, clamped to [0, 1]."""
     shape = (-1,) + (1,) * (x.dim() - 1)
     if x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = channels_last(x)
     for lr in lrs:
         x = x.detach().requires_grad_(True)
         loss = normalised_distance(model.forward_to(x, layer), target).sum()

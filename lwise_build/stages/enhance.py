@@ -44,7 +44,7 @@ from .enhance_metrics import (
 )
 from .units import Item, UnitStage, attach_pngs, chunks
 
-CACHE_VERSION = 3  # 3: stored images never score below the original after rounding
+CACHE_VERSION = 4  # 3: stored images never score below the original after rounding; 4: channels-last batches
 NUMBERS = ["gt_logit_before", "gt_logit_after", "l2", "linf"]
 RESULT_COLUMNS = ["image", *NUMBERS]
 _TYPES = {"image": pa.binary(), **{c: pa.float64() for c in NUMBERS}}

@@ -34,7 +34,7 @@ from ..seeding import seeded_hex, seeded_int
 from .metamers_figures import figures
 from .units import Item, UnitStage, group_by
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: channels-last batches (models/inference.padded)
 ROWS_PER_SHARD = 2000
 STATS = MS.STATS
 #: Decoded null images kept in memory at most (floats); more are decoded per use.

@@ -35,7 +35,7 @@ from .units import Item, UnitStage, attach_pngs, chunks
 
 HUMAN_COLUMNS = ("human_accuracy", "human_correct", "human_trials")
 MAX_PANELS = 30
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: channels-last batches (models/inference.padded)
 IMAGE_BATCHES_PER_CALL = 8  # fixed-size batches per compute call: decoding runs ahead within it
 _TYPES = {"gt_logit": pa.float32(), "pred": pa.int64(), "prob": pa.float32(), "margin": pa.float32()}
 
