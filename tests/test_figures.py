@@ -39,9 +39,12 @@ def _cases():
                                                        col_labels=["original", *[f"eps={b:g}" for b in (0.25, 0.5, 1, 2, 4, 8)]],
                                                        title="enhanced by digits-robust")
     for n in (2, 12):
-        yield f"heatmap-{n}", figures.heatmap, dict(matrix=RNG.random((n, 3)), rows=[f"{NAMES[i % 3]} (50% pass)" for i in range(n)],
+        matrix = RNG.random((n, 3))
+        matrix[-1] = np.nan  # a cell where no metamer passed
+        yield f"heatmap-{n}", figures.heatmap, dict(matrix=matrix, rows=[f"{NAMES[i % 3]} (50% pass)" for i in range(n)],
                                                     cols=["digits-robust", "digits-standard", "digits-blur"],
-                                                    path=None, title="Metamer recognisability (passing metamers judged correct)")
+                                                    path=None, title="Metamer recognisability (passing metamers judged correct)",
+                                                    xlabel="judge", ylabel="generator / layer", missing="none passed")
     yield "line_panels", figures.line_panels, dict(x=range(1, 11), panels={
         "mean budget (L2)": {"lwise": RNG.random(10), "control": RNG.random(10), "lwise_shuffled": RNG.random(10)},
         "mean difficulty quantile (0 = easiest)": {"lwise": RNG.random(10)}}, title="lfw: curriculum schedules", xlabel="block")

@@ -100,18 +100,21 @@ def image_grid(images: np.ndarray, path: Path, *, row_labels: Sequence[str] = ()
     return save(fig, path)
 
 
-def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: Path, *, title: str) -> Path:
-    """A labelled matrix with values printed (e.g. metamer recognisability: generator/layer x judge)."""
+def heatmap(matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: Path, *, title: str,
+            xlabel: str = "", ylabel: str = "", missing: str = "n/a") -> Path:
+    """A labelled matrix with values printed (e.g. metamer recognisability: generator/layer x
+    judge); a NaN cell says ``missing`` instead of staying blank."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 2.5, 0.35 * len(rows) + 1.2), layout="constrained")
     im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(cols)), [str(c) for c in cols], rotation=30, ha="right", fontsize=7)
     ax.set_yticks(range(len(rows)), [str(r) for r in rows], fontsize=7)
     for (i, j), v in np.ndenumerate(matrix):
-        if np.isfinite(v):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w" if v < 0.6 else "k")
+        ok = np.isfinite(v)
+        ax.text(j, i, f"{v:.2f}" if ok else missing, ha="center", va="center", fontsize=6,
+                color=("w" if v < 0.6 else "k") if ok else "0.4")
     fig.colorbar(im, ax=ax, fraction=0.04)
-    ax.set_title(title)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return save(fig, path)
 
 

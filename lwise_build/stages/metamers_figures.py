@@ -29,8 +29,8 @@ def figures(st: Metamers, plots: Path) -> None:
     mat = np.array([[np.nan if (v := c["recognisability"].get(j)) is None else v for j in names]
                     for c in cells.values()], dtype=float)
     rows = [f"{g} / {layer} ({c['pass_rate']:.0%} pass)" for (g, layer), c in cells.items()]
-    fig.heatmap(mat, rows, names, plots / "recognisability.png",
-                title="Metamer recognisability (passing metamers judged correct)")
+    fig.heatmap(mat, rows, names, plots / "recognisability.png", xlabel="judge", ylabel="generator / layer",
+                title="Metamer recognisability (passing metamers judged correct)", missing="none passed")
     _gallery(st, list(cells), plots / "gallery.png")
 
 
