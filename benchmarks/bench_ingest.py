@@ -44,6 +44,7 @@ def one_run(folder: str, workers: int, work: str) -> None:
     params.write_text(yaml.safe_dump({"corpora": {"bench": {"ingest": {
         "source": f"imagefolder:{folder}", "image_size": 224, "workers": workers}}}}))
     os.environ["LWISE_DATA"] = str(Path(work) / "data")
+    os.environ["LWISE_CACHE"] = str(Path(work) / "cache")  # its own unit cache: nothing reused
     t0 = time.perf_counter()
     Ingest(load_params(params), "bench").run()
     secs = time.perf_counter() - t0

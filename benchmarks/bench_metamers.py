@@ -99,9 +99,10 @@ def measure(model: Classifier, layer: str, x: torch.Tensor, args: argparse.Names
     ids = [f"ref{i:05d}" for i in range(len(x))]
     kw = {"steps": args.steps, "schedule": "fast", "seed": 0}
 
-    def one_at_a_time() -> torch.Tensor:
+    def one_at_a_time() -> torch.Tensor:  # a batch of one, unpadded: as the reference code runs
         fast = synthesis_model(model)  # prepared once, not per image
-        return torch.cat([metamers(fast, layer, x[i:i + 1], ids=ids[i:i + 1], **kw) for i in range(len(x))])
+        return torch.cat([metamers(fast, layer, x[i:i + 1], ids=ids[i:i + 1], batch_size=1, **kw)
+                          for i in range(len(x))])
 
     def batched() -> torch.Tensor:
         return metamers(synthesis_model(model), layer, x, ids=ids, batch_size=len(x), **kw)

@@ -22,6 +22,7 @@ TINY = {
                        "ratio scoring / model-only"),
     "bench_ingest.py": (["--images", "12"], "workers=1"),
     "bench_ray.py": (["--images", "80", "--budgets", "0.5"], "same results on every executor: True"),
+    "bench_fingerprint.py": (["--files", "30"], "no-op dvc repro:"),
     "bench_incremental.py": (["--images", "60", "--add", "0.1", "--budgets", "0.5"],
                              "outputs byte-identical to a clean build: True"),
 }
