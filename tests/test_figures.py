@@ -58,7 +58,7 @@ CASES = list(_cases())
 
 def _drawn_ticks(axis, lo: float, hi: float) -> list:
     lo, hi = min(lo, hi), max(lo, hi)
-    return [t.label1 for t in axis.get_major_ticks() if lo <= t.get_loc() <= hi]
+    return [label for t in axis.get_major_ticks() if lo <= t.get_loc() <= hi for label in (t.label1, t.label2)]
 
 
 def _texts(fig):

@@ -78,23 +78,24 @@ def scatter(x: np.ndarray, y: np.ndarray, path: Path, *, title: str, xlabel: str
 
 
 def image_grid(images: np.ndarray, path: Path, *, row_labels: Sequence[str] = (),
-               col_labels: Sequence[str] = (), title: str = "") -> Path:
-    """A grid of uint8 images shaped (rows, cols, H, W[, C]) with optional labels."""
+               col_labels: Sequence[str] = (), title: str = "", gap: int = 2) -> Path:
+    """A grid of uint8 images shaped (rows, cols, H, W[, C]) with optional labels, drawn as one
+    mosaic (one image in one axes: a few times faster than a subplot per cell)."""
     plt = _plt()
-    rows, cols = images.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.8), squeeze=False,
-                             layout="constrained")
+    rows, cols, h, w = images.shape[:4]
+    mosaic = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, *images.shape[4:]), 255, dtype=np.uint8)
     for r in range(rows):
         for c in range(cols):
-            ax = axes[r, c]
-            img = images[r, c]
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0 and c < len(col_labels):
-                ax.set_title(str(col_labels[c]), fontsize=7)
-            if c == 0 and r < len(row_labels):
-                ax.set_ylabel(str(row_labels[r]), fontsize=7)
+            mosaic[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = images[r, c]
+    fig, ax = plt.subplots(figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.8), layout="constrained")
+    ax.imshow(mosaic, cmap="gray" if mosaic.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    centre = [(w - 1) / 2 + c * (w + gap) for c in range(cols)], [(h - 1) / 2 + r * (h + gap) for r in range(rows)]
+    ax.set_xticks(centre[0][: len(col_labels)], [str(label) for label in col_labels[:cols]], fontsize=7)
+    ax.set_yticks(centre[1][: len(row_labels)], [str(label) for label in row_labels[:rows]], fontsize=7)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     if title:
         fig.suptitle(title)
     return save(fig, path)
