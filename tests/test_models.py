@@ -86,3 +86,19 @@ def test_default_robust_model_resists_pgd_far_better(data_root: Path) -> None:
     (robust_clean, robust_pgd), (std_clean, std_pgd) = acc["digits-robust"], acc["digits-standard"]
     assert robust_clean > 0.7 and std_clean > 0.7
     assert robust_pgd > 0.5 and robust_pgd > std_pgd + 0.4
+
+
+def test_batches_run_channels_last_one_channel_included() -> None:
+    """``padded`` lays out NHWC strides even for one channel (where ``contiguous(memory_format=
+    channels_last)`` changes nothing and convolutions take their slower NCHW path)."""
+    import torch
+
+    from lwise_build.models.inference import channels_last, padded
+
+    x = torch.rand(3, 1, 8, 8)
+    assert x.contiguous(memory_format=torch.channels_last).stride() == (64, 64, 8, 1)  # why padded exists
+    out = padded(x, 4)
+    assert out.shape == (4, 1, 8, 8) and out.stride() == (64, 1, 8, 1)
+    assert torch.equal(out[:3], x) and not out[3].any()
+    rgb = channels_last(torch.rand(2, 3, 4, 4))
+    assert rgb.stride() == (48, 1, 12, 3)
