@@ -47,7 +47,7 @@ def build(monkeypatch, root: Path, raw: Path, executor: str, stages=(Score, Enha
     for cls in stages:
         stage = cls(p, "toy", executor=executor)
         stage.run()
-        used[cls.name] = getattr(stage, "nodes", set())
+        used[cls.name] = {u.node for u in stage.ray_units}
     return used
 
 
@@ -63,11 +63,23 @@ def local_ray():
     ray.shutdown()
 
 
-def test_ray_build_equals_the_local_build(tmp_path, monkeypatch, raw, local_ray):
+def test_ray_build_equals_the_local_build(tmp_path, monkeypatch, raw, local_ray, caplog):
     build(monkeypatch, tmp_path / "local", raw, "local")
-    nodes = build(monkeypatch, tmp_path / "ray", raw, "ray")
+    with caplog.at_level("INFO", logger="lwise_build"):
+        nodes = build(monkeypatch, tmp_path / "ray", raw, "ray")
     assert all(len(n) == 1 for n in nodes.values())  # it did run on Ray
     assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "local")
+    said = [r.getMessage() for r in caplog.records if "ray:" in r.getMessage()]
+    assert len(said) >= 3 and all("node(s); start-up" in m for m in said)  # one line per Ray run
+
+
+def test_utilisation_separates_start_up_from_busy_time():
+    from lwise_build.stages.executors import UnitRun, utilisation
+
+    runs = [UnitRun("n", "a", 4.0, 6.0), UnitRun("n", "a", 6.0, 8.0), UnitRun("n", "b", 5.0, 7.0)]
+    # first batch began 4 s after submission; 6 busy seconds of 2 actors x 4 s
+    assert utilisation(runs, 0.0) == "ray: 3 batches on 2 actor(s), 1 node(s); start-up 4.0 s, then actors busy 75%"
+    assert utilisation([], 0.0) == "ray: nothing computed"
 
 
 def test_two_nodes_share_the_work_and_give_the_same_bytes(tmp_path, monkeypatch):

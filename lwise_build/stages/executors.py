@@ -13,7 +13,9 @@ import json
 import os
 import pickle
 import socket
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -49,12 +51,21 @@ class LocalExecutor:
         yield from self.stage.imap_units(self.stage.work, batches, desc)
 
 
+@dataclass(frozen=True)
+class UnitRun:
+    """Where and when one batch ran on Ray (``time.time()`` of its actor's machine)."""
+
+    node: str
+    actor: str
+    began: float
+    ended: float
+
+
 class RayExecutor:
     """Batches on a Ray Data actor pool (``map_batches`` with a callable class)."""
 
     def __init__(self, stage: UnitStage, rp: RayParams):
         self.stage, self.rp = stage, rp
-        self.nodes: set[str] = set()
 
     def run(self, batches: list[list[Item]], desc: str) -> Iterator[pa.Table]:
         ray = _import_ray(self.rp.address)
@@ -64,16 +75,33 @@ class RayExecutor:
                 "params": json.loads(json.dumps(to_plain(st.ctx.params), default=str)),
                 "data": rp.data_root or str(data_root().resolve()), "threads": rp.threads_per_actor}
         rows = [{"index": i, "items": pickle.dumps(b)} for i, b in enumerate(batches)]
+        submitted, runs = time.time(), []
         ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
         pool = ray.data.ActorPoolStrategy(size=min(rp.actors, max(1, len(rows))), max_tasks_in_flight_per_actor=1)
         out = ds.map_batches(StageWorker, fn_constructor_args=(spec,), batch_size=1, batch_format="pyarrow",
                              compute=pool, num_cpus=rp.cpus_per_actor, num_gpus=rp.gpus_per_actor or None)
-        for row in console.progress(out.iter_rows(), total=len(rows), desc=f"{desc} (ray)", unit="batch"):
+        # each result as soon as its batch is done (iter_rows holds one back to prefetch the next)
+        done = (row for b in out.iter_batches(batch_size=None, prefetch_batches=0, batch_format="pyarrow")
+                for row in b.to_pylist())
+        for row in console.progress(done, total=len(rows), desc=f"{desc} (ray)", unit="batch"):
             if row["error"]:
                 raise UserError(f"{st.name}: {describe(batches[row['index']])} failed on Ray: {row['error']}")
-            self.nodes.add(row["node"])
+            runs.append(UnitRun(row["node"], row["actor"], row["began"], row["ended"]))
             yield pa.ipc.open_stream(row["table"]).read_all()
-        st.nodes = getattr(st, "nodes", set()) | self.nodes
+        st.ray_units.extend(runs)
+        console.info(f"{st.name} {st.ctx.corpus}: {utilisation(runs, submitted)}")
+
+
+def utilisation(runs: list[UnitRun], submitted: float) -> str:
+    """How the pool spent a stage's time, in one line: start-up until the first batch began, then
+    the share of the actors' time spent computing (low means the actors waited for work)."""
+    if not runs:
+        return "ray: nothing computed"
+    actors, nodes = {r.actor for r in runs}, {r.node for r in runs}
+    first, last = min(r.began for r in runs), max(r.ended for r in runs)
+    busy = sum(r.ended - r.began for r in runs) / (len(actors) * max(last - first, 1e-9))
+    return (f"ray: {len(runs)} batches on {len(actors)} actor(s), {len(nodes)} node(s); "
+            f"start-up {max(first - submitted, 0.0):.1f} s, then actors busy {min(busy, 1.0):.0%}")
 
 
 def describe(batch: list[Item]) -> str:
@@ -103,7 +131,7 @@ class StageWorker:
         import ray
 
         items = pickle.loads(batch.column("items")[0].as_py())
-        node = ray.get_runtime_context().get_node_id()
+        context, began = ray.get_runtime_context(), time.time()
         try:
             table, error = self.stage.work(items), ""
         except Exception as exc:  # noqa: BLE001 - reported by the driver as one line naming the unit
@@ -115,7 +143,8 @@ class StageWorker:
                 writer.write_table(table)
             blob = sink.getvalue().to_pybytes()
         return pa.table({"index": batch.column("index"), "table": pa.array([blob], pa.binary()),
-                         "error": [error], "node": [node]})
+                         "error": [error], "node": [context.get_node_id()], "actor": [context.get_actor_id()],
+                         "began": [began], "ended": [time.time()]})
 
 
 def _local_data(root: str, corpus: str) -> str:

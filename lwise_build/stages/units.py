@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pyarrow as pa
 
@@ -22,6 +22,9 @@ from ..errors import UserError
 from ..io.cache import ItemCache
 from ..io.tables import png_bytes, read_rows
 from .base import Stage
+
+if TYPE_CHECKING:
+    from .executors import UnitRun
 
 T = TypeVar("T")
 
@@ -89,6 +92,11 @@ class UnitStage(Stage):
     @cached_property
     def counts(self) -> list[tuple[str, int, int]]:
         """(what, reused, computed) per :meth:`ensure` call of this run."""
+        return []
+
+    @cached_property
+    def ray_units(self) -> list[UnitRun]:
+        """Where and when each batch of this run ran, when the executor was Ray."""
         return []
 
     def lookup(self, keys: list[str], columns: list[str] | None = None) -> pa.Table:
