@@ -1,22 +1,31 @@
 """The Ray executor against the local one: same work (enhancing a digits corpus), images/s.
 
-    python benchmarks/bench_ray.py [--images 1797] [--budgets 5 10 15 20]
+    python benchmarks/bench_ray.py [--images 1792] [--budgets 5 10 15 20] [--repeats 3]
 
 Prints, in one run: the local executor at 1 and 2 torch threads, Ray with 1 actor and with 2
 actors (one torch thread each), the scaling ratio 2 actors / 1 actor (goal >= 1.7 on 2 cores)
-and Ray's throughput against local at equal cores (goal >= 0.85), and whether all four wrote
-the same cached results. The machine's own ceiling for the same work comes with it: two
-independent single-threaded processes, each enhancing half the images at once (what perfect
-scale-out on these cores would give). Ray runs on 127.0.0.1 and is shut down at the end.
+and Ray's throughput against local at equal cores (goal >= 0.85), and whether every run wrote
+the same cached results. The machine's own ceiling comes with it: two independent
+single-threaded processes, each enhancing half the images at once (what perfect scale-out on
+these cores would give). Each figure is the median of ``--repeats`` rounds, the runs of a round
+interleaved so that a noisy neighbour hurts all of them alike. Ray and the two processes are
+shown end to end (start-up included: a fresh process imports torch and loads the model; the
+local runs have both already) and after start-up (first batch begun to last batch done). The
+default 1792 images are 14 whole batches of 128: a last, part-filled batch costs a full one and
+would leave one actor working alone. Ray runs on 127.0.0.1 and is shut down at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import math
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import workloads  # noqa: F401  first: sets the process up as the CLI does
 
@@ -61,9 +70,10 @@ def prepare(work: Path, n: int, budgets: list[float]) -> Path:
 
 
 def enhance_once(raw: Path, work: Path, budgets: list[float], executor: str, actors: int, tag: str,
-                 part: slice = slice(None)) -> tuple[float, bytes]:
-    """Seconds to compute every image (of ``part``) at every budget into a fresh cache, and a
-    digest of the results."""
+                 part: slice = slice(None)) -> tuple[float, float, bytes]:
+    """Seconds to compute every image (of ``part``) at every budget into a fresh cache, the
+    seconds after start-up (Ray: from the first batch begun to the last done; else the same),
+    and a digest of the results."""
     os.environ["LWISE_DATA"], os.environ["LWISE_CACHE"] = str(work / "data"), str(work / f"cache-{tag}")
     stage = Enhance(params(raw, budgets, actors), "c", executor=executor)
     stage.prepare()
@@ -72,56 +82,82 @@ def enhance_once(raw: Path, work: Path, budgets: list[float], executor: str, act
     start = time.perf_counter()
     items = stage.ensure_rows(rows, "guide", "bench")
     seconds = time.perf_counter() - start
+    runs = stage.ray_units
+    steady = max(r.ended for r in runs) - min(r.began for r in runs) if runs else seconds
     keys = [it.key for its in items.values() for it in its]
-    return seconds, stage.lookup(keys, ["image"]).column("image").to_pylist().__repr__().encode()
+    return seconds, steady, hashlib.sha256(repr(stage.lookup(keys, ["image"]).column("image").to_pylist()).encode()).digest()
 
 
-def half(raw: Path, work: Path, budgets: list[float], index: int) -> float:
-    """One of two independent processes: the local executor, one thread, every other image."""
+def half(raw: Path, work: Path, budgets: list[float], index: int, tag: str) -> tuple[float, float]:
+    """One of two independent processes: the local executor, one thread, every other image;
+    (when it finished, seconds of work after its start-up)."""
     torch.set_num_threads(1)
-    return enhance_once(raw, work, budgets, "local", 1, f"p{index}", slice(index, None, 2))[0]
+    steady = enhance_once(raw, work, budgets, "local", 1, f"{tag}-{index}", slice(index, None, 2))[0]
+    return time.time(), steady
 
 
-def two_processes(raw: Path, work: Path, budgets: list[float]) -> float:
-    """Seconds until both halves are done when run at once (each timed without its start-up)."""
+def two_processes(raw: Path, work: Path, budgets: list[float], tag: str) -> tuple[float, float]:
+    """Seconds from starting both processes until both are done, and the slower one's seconds
+    after its start-up."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
+    began = time.time()
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
-        return max(pool.map(half, [raw, raw], [work, work], [budgets, budgets], [0, 1]))
+        done = list(pool.map(half, [raw] * 2, [work] * 2, [budgets] * 2, [0, 1], [tag] * 2))
+    return max(d for d, _ in done) - began, max(s for _, s in done)
+
+
+def one_round(raw: Path, work: Path, budgets: list[float], r: int) -> dict[str, tuple[float, float, bytes]]:
+    """Every configuration once, in an order that rotates from round to round."""
+    runs: dict[str, Any] = {
+        "local 1 thread": lambda: (torch.set_num_threads(1), enhance_once(raw, work, budgets, "local", 1, f"l1-{r}"))[1],
+        "local 2 threads": lambda: (torch.set_num_threads(2), enhance_once(raw, work, budgets, "local", 1, f"l2-{r}"))[1],
+        "ray 1 actor": lambda: enhance_once(raw, work, budgets, "ray", 1, f"r1-{r}"),
+        "ray 2 actors": lambda: enhance_once(raw, work, budgets, "ray", 2, f"r2-{r}"),
+        "2 local processes": lambda: (*two_processes(raw, work, budgets, f"p-{r}"), b""),
+    }
+    names = list(runs)
+    names = names[r % len(names):] + names[: r % len(names)]
+    return {name: runs[name]() for name in names}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=1797)
+    ap.add_argument("--images", type=int, default=1792)
     ap.add_argument("--budgets", type=float, nargs="+", default=[5.0, 10.0, 15.0, 20.0])
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     import ray
 
+    rounds = []
     with tempfile.TemporaryDirectory(prefix="lwise-bench-ray-") as tmp:
         work = Path(tmp)
         raw = prepare(work, args.images, args.budgets)
-        runs = {}
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            runs[f"local {threads} thread(s)"] = enhance_once(raw, work, args.budgets, "local", 1, f"l{threads}")
-        ceiling = two_processes(raw, work, args.budgets)
         ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
         try:
-            for actors in (1, 2):
-                runs[f"ray {actors} actor(s)"] = enhance_once(raw, work, args.budgets, "ray", actors, f"r{actors}")
+            rounds = [one_round(raw, work, args.budgets, r) for r in range(args.repeats)]
         finally:
             ray.shutdown()
-    n = args.images
-    for name, (secs, _) in runs.items():
-        print(f"  {name:<20} {secs:7.2f} s  {n / secs:8.1f} images/s")
-    print(f"  {'2 local processes':<20} {ceiling:7.2f} s  {n / ceiling:8.1f} images/s  (half each, at once)")
-    rate = {k: n / v[0] for k, v in runs.items()}
-    print(f"this machine's ceiling, 2 processes / 1: {n / ceiling / rate['local 1 thread(s)']:.2f}x")
-    print(f"ray scaling 2 actors / 1 actor: {rate['ray 2 actor(s)'] / rate['ray 1 actor(s)']:.2f}x (goal >= 1.7)")
-    print(f"ray / local at 1 core: {rate['ray 1 actor(s)'] / rate['local 1 thread(s)']:.2f}; "
-          f"at 2 cores: {rate['ray 2 actor(s)'] / rate['local 2 thread(s)']:.2f} (goal >= 0.85)")
-    print(f"same results on every executor: {len({d for _, d in runs.values()}) == 1}")
+    report(rounds, args.images)
+
+
+def report(rounds: list[dict[str, tuple[float, float, bytes]]], n: int) -> None:
+    """Median images/s per configuration, end to end and after start-up, and the ratios."""
+    end = {k: n / statistics.median(r[k][0] for r in rounds) for k in rounds[0]}
+    after = {k: n / statistics.median(r[k][1] for r in rounds) for k in rounds[0]}
+    print(f"{n} images, {math.ceil(n / 128)} batches of 128; median of {len(rounds)} round(s), images/s:")
+    print(f"  {'':<46} {'end to end':>10} {'after start-up':>15}")
+    for k in end:
+        print(f"  {k:<46} {end[k]:10.1f} {after[k]:15.1f}")
+    ratios = {"ceiling: 2 processes / local 1 thread": ("2 local processes", "local 1 thread"),
+              "ray scaling: 2 actors / 1 actor (goal >= 1.7)": ("ray 2 actors", "ray 1 actor"),
+              "ray / local at 1 core (goal >= 0.85)": ("ray 1 actor", "local 1 thread"),
+              "ray / local at 2 cores (goal >= 0.85)": ("ray 2 actors", "local 2 threads")}
+    for label, (top, bottom) in ratios.items():
+        print(f"  {label:<46} {end[top] / end[bottom]:9.2f}x {after[top] / after[bottom]:14.2f}x")
+    digests = {r[k][2] for r in rounds for k in r if r[k][2]}
+    print(f"same results on every executor: {len(digests) == 1}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ TINY = {
     "bench_score.py": (["--n", "16", "--batch", "8", "--repeats", "1", "--workers", "0"],
                        "ratio scoring / model-only"),
     "bench_ingest.py": (["--images", "12"], "workers=1"),
-    "bench_ray.py": (["--images", "80", "--budgets", "0.5"], "same results on every executor: True"),
+    "bench_ray.py": (["--images", "80", "--budgets", "0.5", "--repeats", "1"], "same results on every executor: True"),
     "bench_fingerprint.py": (["--files", "30"], "no-op dvc repro:"),
     "bench_incremental.py": (["--images", "60", "--add", "0.1", "--budgets", "0.5"],
                              "outputs byte-identical to a clean build: True"),
