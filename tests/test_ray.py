@@ -108,6 +108,7 @@ def test_two_nodes_share_the_work_and_give_the_same_bytes(tmp_path, monkeypatch)
 
 CRASHING = textwrap.dedent('''
     import os
+    import time
     from pathlib import Path
     from lwise_build.stages.score import Score
 
@@ -123,6 +124,22 @@ CRASHING = textwrap.dedent('''
     class AlwaysFails(Score):
         def compute(self, batch):
             raise ValueError("this unit is broken")
+
+    class WaitsForTheFirst(Score):
+        """Two batches (the first image, the rest); the second computes only once the first's
+        result is in the driver's cache, and gives up after 30 s."""
+        def batches(self, items):
+            first = [it for it in items if it.payload[1] == items[0].payload[1]]
+            return [first, [it for it in items if it not in first]]
+
+        def compute(self, batch):
+            cache, deadline = Path(os.environ["LWISE_TEST_CACHE_DIR"]), time.time() + 30
+            later = len({it.payload[1] for it in batch}) > 1
+            while later and not list(cache.rglob("*.parquet")):
+                if time.time() > deadline:
+                    raise RuntimeError("the first batch never reached the cache")
+                time.sleep(0.1)
+            return super().compute(batch)
 ''')
 
 
@@ -157,6 +174,20 @@ def test_a_unit_that_keeps_failing_fails_the_stage_naming_it(tmp_path, monkeypat
         with pytest.raises(UserError, match=r"score: the unit of \d+ items starting with .* failed on Ray: "
                                              r"ValueError: this unit is broken"):
             build(monkeypatch, tmp_path / "ray", raw, "ray", stages=(crashmod.AlwaysFails,))
+    finally:
+        ray.shutdown()
+
+
+def test_each_result_reaches_the_cache_while_later_batches_run(tmp_path, monkeypatch, raw):
+    (tmp_path / "crashmod.py").write_text(CRASHING)
+    monkeypatch.setenv("LWISE_TEST_CACHE_DIR", str(tmp_path / "ray" / "cache" / "score"))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import crashmod
+
+    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", **RAY_INIT)  # workers inherit the env
+    try:  # an interrupted run keeps every finished batch only if none is held back
+        build(monkeypatch, tmp_path / "ray", raw, "ray", stages=(crashmod.WaitsForTheFirst,))
     finally:
         ray.shutdown()
 
