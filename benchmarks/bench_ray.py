@@ -70,10 +70,11 @@ def prepare(work: Path, n: int, budgets: list[float]) -> Path:
 
 
 def enhance_once(raw: Path, work: Path, budgets: list[float], executor: str, actors: int, tag: str,
-                 part: slice = slice(None)) -> tuple[float, float, bytes]:
+                 part: slice = slice(None), threads: int = 1) -> tuple[float, float, bytes]:
     """Seconds to compute every image (of ``part``) at every budget into a fresh cache, the
     seconds after start-up (Ray: from the first batch begun to the last done; else the same),
-    and a digest of the results."""
+    and a digest of the results. ``threads``: torch threads of this process (local executor)."""
+    torch.set_num_threads(threads)
     os.environ["LWISE_DATA"], os.environ["LWISE_CACHE"] = str(work / "data"), str(work / f"cache-{tag}")
     stage = Enhance(params(raw, budgets, actors), "c", executor=executor)
     stage.prepare()
@@ -91,7 +92,6 @@ def enhance_once(raw: Path, work: Path, budgets: list[float], executor: str, act
 def half(raw: Path, work: Path, budgets: list[float], index: int, tag: str) -> tuple[float, float]:
     """One of two independent processes: the local executor, one thread, every other image;
     (when it finished, seconds of work after its start-up)."""
-    torch.set_num_threads(1)
     steady = enhance_once(raw, work, budgets, "local", 1, f"{tag}-{index}", slice(index, None, 2))[0]
     return time.time(), steady
 
@@ -111,8 +111,8 @@ def two_processes(raw: Path, work: Path, budgets: list[float], tag: str) -> tupl
 def one_round(raw: Path, work: Path, budgets: list[float], r: int) -> dict[str, tuple[float, float, bytes]]:
     """Every configuration once, in an order that rotates from round to round."""
     runs: dict[str, Any] = {
-        "local 1 thread": lambda: (torch.set_num_threads(1), enhance_once(raw, work, budgets, "local", 1, f"l1-{r}"))[1],
-        "local 2 threads": lambda: (torch.set_num_threads(2), enhance_once(raw, work, budgets, "local", 1, f"l2-{r}"))[1],
+        "local 1 thread": lambda: enhance_once(raw, work, budgets, "local", 1, f"l1-{r}"),
+        "local 2 threads": lambda: enhance_once(raw, work, budgets, "local", 1, f"l2-{r}", threads=2),
         "ray 1 actor": lambda: enhance_once(raw, work, budgets, "ray", 1, f"r1-{r}"),
         "ray 2 actors": lambda: enhance_once(raw, work, budgets, "ray", 2, f"r2-{r}"),
         "2 local processes": lambda: (*two_processes(raw, work, budgets, f"p-{r}"), b""),
@@ -130,7 +130,7 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
-    rounds = []
+    batch = params(Path("raw"), args.budgets, 1).corpus("c").enhance.batch_size
     with tempfile.TemporaryDirectory(prefix="lwise-bench-ray-") as tmp:
         work = Path(tmp)
         raw = prepare(work, args.images, args.budgets)
@@ -139,14 +139,14 @@ def main() -> None:
             rounds = [one_round(raw, work, args.budgets, r) for r in range(args.repeats)]
         finally:
             ray.shutdown()
-    report(rounds, args.images)
+    report(rounds, args.images, batch)
 
 
-def report(rounds: list[dict[str, tuple[float, float, bytes]]], n: int) -> None:
+def report(rounds: list[dict[str, tuple[float, float, bytes]]], n: int, batch: int) -> None:
     """Median images/s per configuration, end to end and after start-up, and the ratios."""
     end = {k: n / statistics.median(r[k][0] for r in rounds) for k in rounds[0]}
     after = {k: n / statistics.median(r[k][1] for r in rounds) for k in rounds[0]}
-    print(f"{n} images, {math.ceil(n / 128)} batches of 128; median of {len(rounds)} round(s), images/s:")
+    print(f"{n} images, {math.ceil(n / batch)} batches of {batch}; median of {len(rounds)} round(s), images/s:")
     print(f"  {'':<46} {'end to end':>10} {'after start-up':>15}")
     for k in end:
         print(f"  {k:<46} {end[k]:10.1f} {after[k]:15.1f}")
