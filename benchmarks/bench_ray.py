@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--budgets", type=float, nargs="+", default=[5.0, 10.0, 15.0, 20.0])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    if args.images < 1 or args.repeats < 1:
+        ap.error("--images and --repeats must be at least 1")
     import ray
 
     batch = params(Path("raw"), args.budgets, 1).corpus("c").enhance.batch_size
