@@ -88,7 +88,7 @@ def test_citation_cff_and_provenance(built: Path) -> None:
     assert prov["package"]["name"] == "lwise-build"
     assert set(prov["libraries"]) >= {"torch", "datasets", "numpy", "pillow", "pyarrow"}
     assert prov["params"]["corpus"]["export"]["repo_id"] == "org/toy"
-    assert prov["configs"]["curriculum-lwise"]["rows"] == {"train": 18}
+    assert prov["configs"]["curriculum-lwise"]["rows"] == {"train": 12, "test": 6}
     assert prov["citation"]["methods"] == ["lwise", "madry2018", "feather2023", "jang2024"]
 
 
@@ -114,14 +114,26 @@ def test_configs_load_with_features_and_rows(built: Path, tiny_images, tmp_path:
 
 
 def test_curriculum_rows_in_order_with_the_image_as_shown(built: Path, data_root: Path, tmp_path: Path) -> None:
-    rows = _load(built, "curriculum-lwise", tmp_path)["train"].cast_column("image", Image(decode=False)).to_list()
-    assert [(r["sequence"], r["trial"]) for r in rows] == sorted((r["sequence"], r["trial"]) for r in rows)
+    ds = _load(built, "curriculum-lwise", tmp_path)
+    by_split = {s: ds[s].cast_column("image", Image(decode=False)).to_list() for s in ds}
+    for split_rows in by_split.values():
+        assert [(r["sequence"], r["trial"]) for r in split_rows] == sorted((r["sequence"], r["trial"]) for r in split_rows)
+    rows = [r for split_rows in by_split.values() for r in split_rows]
     natural = {r["id"]: r["image"]["bytes"] for r in read_table(data_root / CORPUS / "images").to_pylist()}
     enhanced = {r["id"]: r["image"]["bytes"] for r in read_table(data_root / CORPUS / "enhanced" / "eps=0.5").to_pylist()}
     assert {r["budget"] for r in rows} == {0.0, 0.5}
     for r in rows:
         assert r["image"]["bytes"] == (enhanced if r["budget"] else natural)[r["id"]]
         assert r["image"]["path"] is None
+
+
+def test_curriculum_test_phase_trials_are_the_test_split(built: Path, tmp_path: Path) -> None:
+    ds = _load(built, "curriculum-lwise", tmp_path)
+    assert set(ds) == {"train", "test"}
+    assert set(ds["train"]["phase"]) == {"train"} and set(ds["test"]["phase"]) == {"test"}
+    assert (ds["train"].num_rows, ds["test"].num_rows) == (12, 6)
+    whole = sorted((r["sequence"], r["trial"]) for s in ds for r in ds[s].remove_columns("image").to_list())
+    assert whole == [(seq, t) for seq in range(2) for t in range(9)]  # both splits are the whole sequence
 
 
 def test_missing_optional_inputs_omit_their_configs(tiny_images, data_root: Path) -> None:

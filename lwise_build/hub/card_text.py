@@ -50,8 +50,10 @@ KIND_TEXT = {
     "default": "One row per image of the corpus with the difficulty columns of every scoring model.",
     "enhanced": "Every image of the enhanced splits, perturbed towards its true class by the guide model "
                 "at one budget (L-WISE enhancement).",
-    "curriculum": "One row per trial in presentation order: sort by `sequence`, then `trial`. `image` is "
-                  "the image exactly as shown (already enhanced when `budget` > 0).",
+    "curriculum": "One row per trial: split `train` holds the learning-phase trials, split `test` the "
+                  "test-phase trials, each in presentation order (a participant's whole sequence is both, "
+                  "sorted by `sequence`, then `trial`). `image` is the image exactly as shown (already "
+                  "enhanced when `budget` > 0).",
     "metamers": "One row per (reference image, generator, layer): a model metamer, its match statistics "
                 "and each judge model's prediction.",
 }
