@@ -21,7 +21,7 @@ from lwise_build.io.digests import file_digest
 from lwise_build.io.tables import read_table
 from lwise_build.stages.export import Export
 
-CONFIGS = {"default", "enhanced-0.5", "curriculum-lwise", "curriculum-control", "metamers"}
+CONFIGS = {"default", "enhanced-0.5", "pairs-0.5", "curriculum-lwise", "curriculum-control", "metamers"}
 
 
 @pytest.fixture
@@ -134,6 +134,31 @@ def test_curriculum_test_phase_trials_are_the_test_split(built: Path, tmp_path: 
     assert (ds["train"].num_rows, ds["test"].num_rows) == (12, 6)
     whole = sorted((r["sequence"], r["trial"]) for s in ds for r in ds[s].remove_columns("image").to_list())
     assert whole == [(seq, t) for seq in range(2) for t in range(9)]  # both splits are the whole sequence
+
+
+def test_pairs_rows_hold_the_default_and_enhanced_images_of_their_id(built: Path, tmp_path: Path) -> None:
+    pairs = _load(built, "pairs-0.5", tmp_path)
+    enhanced = _load(built, "enhanced-0.5", tmp_path)
+    assert {s: pairs[s].num_rows for s in pairs} == {s: enhanced[s].num_rows for s in enhanced} == {"train": 36, "test": 12}
+    default = _load(built, "default", tmp_path)
+    natural = {r["id"]: r["image"]["bytes"] for s in default for r in default[s].cast_column("image", Image(decode=False))}
+    shown = {r["id"]: r for s in enhanced for r in enhanced[s].cast_column("image", Image(decode=False))}
+    assert isinstance(pairs["train"].features["original"], Image) and isinstance(pairs["train"].features["enhanced"], Image)
+    for split in pairs:
+        rows = pairs[split].cast_column("original", Image(decode=False)).cast_column("enhanced", Image(decode=False))
+        for r in rows:
+            assert r["original"]["bytes"] == natural[r["id"]] and r["original"]["path"] is None
+            assert r["enhanced"]["bytes"] == shown[r["id"]]["image"]["bytes"] != r["original"]["bytes"]
+            same = ("label", "split", "budget", "gt_logit_before", "gt_logit_after", "l2", "linf")
+            assert {k: r[k] for k in same} == {k: shown[r["id"]][k] for k in same} and r["split"] == split
+
+
+def test_pairs_follow_export_pairs(tiny_images, data_root: Path) -> None:
+    make_tiny_build(data_root, metamers=False)
+    folder = Export(tiny_params(pairs=[]), CORPUS).run()
+    assert "pairs-0.5" not in {c["config_name"] for c in _header(folder)["configs"]}
+    with pytest.raises(UserError, match=r"export.pairs: budget 2 has no enhanced/eps=2 table \(built: 0.5\)"):
+        Export(tiny_params(pairs=[2]), CORPUS).run()
 
 
 def test_missing_optional_inputs_omit_their_configs(tiny_images, data_root: Path) -> None:

@@ -84,7 +84,8 @@ def _intro(ctx: CardContext) -> list[str]:
 def _contents(ctx: CardContext) -> str:
     kinds = {cfg.kind for cfg in ctx.configs}
     parts = ["per-image difficulty scores" if ctx.params.corpus(ctx.corpus).score.models else "labels"]
-    parts += [text for kind, text in (("enhanced", "model-enhanced variants"), ("curriculum", "ready-to-run "
+    parts += [text for kind, text in (("enhanced", "model-enhanced variants"), ("pairs", "each enhanced image "
+              "beside its original"), ("curriculum", "ready-to-run "
               "learning curricula"), ("metamers", "model metamers")) if kind in kinds]
     return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
@@ -104,7 +105,7 @@ def _configs(ctx: CardContext) -> list[str]:
 
 
 def _config_note(ctx: CardContext, cfg: ConfigInfo) -> str:
-    if cfg.kind == "enhanced":
+    if cfg.kind in ("enhanced", "pairs"):
         return f" Budget eps = {cfg.key:g}.{_lossy(ctx)}"
     if cfg.kind == "curriculum":
         return f" Schedule: see *Curricula* below (`{cfg.key}`).{_lossy(ctx)}"

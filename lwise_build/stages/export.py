@@ -30,9 +30,10 @@ from ..hub.configs import (
     write_default,
     write_passthrough,
 )
+from ..hub.pairs import write_pairs
 from ..hub.provenance import write_provenance
 from ..io.images import png_to_jpeg
-from ..io.paths import model_dir, stage_dir
+from ..io.paths import budget_dir, model_dir, stage_dir
 from ..io.staging import write_json
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
@@ -87,17 +88,21 @@ def copy_experiment(folder: Path | None, root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in (root / "experiment").rglob("*") if p.is_file())
 
 
-def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = None) -> list[ConfigInfo]:
-    """Write every config whose input exists: default, enhanced-<b>, curriculum-<name>, metamers.
+def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = None,
+                  pairs: list[float] | None = None) -> list[ConfigInfo]:
+    """Write every config whose input exists: default, enhanced-<b>, pairs-<b>, curriculum-<name>, metamers.
 
     ``encode`` re-encodes the stimuli (enhanced and curriculum images); the default config (the
-    canonical images every number refers to) and the metamers stay lossless PNG.
+    canonical images every number refers to) and the metamers stay lossless PNG. ``pairs``: the
+    budgets with a pairs config (None: every built budget).
     """
     names = class_names(inputs.images)
     configs = [write_default(inputs.images, inputs.scores, root, max_bytes, inputs.calibration)]
     for budget, folder in inputs.enhanced.items():
         configs.append(write_passthrough(folder, f"enhanced-{budget:g}", "enhanced", budget, names, root, max_bytes,
                                          encode=encode))
+    for budget in pair_budgets(pairs, list(inputs.enhanced)):
+        configs.append(write_pairs(inputs.images, inputs.enhanced[budget], budget, names, root, max_bytes, encode))
     if inputs.curricula is not None:
         configs += write_curricula(inputs.curricula, inputs.images, inputs.enhanced, names, root, max_bytes, encode)
     if inputs.metamers is not None:
@@ -107,6 +112,17 @@ def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = 
         configs.append(write_passthrough(inputs.metamers, "metamers", "metamers", None, names, root,
                                          max_bytes, split_column=None, extra=extra))
     return [c for c in configs if c.total > 0]
+
+
+def pair_budgets(wanted: list[float] | None, built: list[float]) -> list[float]:
+    """The budgets that get a ``pairs-<b>`` config: ``export.pairs``, or every built budget."""
+    if wanted is None:
+        return built
+    missing = [b for b in wanted if float(b) not in built]
+    if missing:
+        raise UserError(f"export.pairs: budget {missing[0]:g} has no enhanced/{budget_dir(missing[0])} table (built: "
+                        f"{', '.join(f'{b:g}' for b in built) or 'none'}); add it to enhance.budgets or drop it")
+    return sorted({float(b) for b in wanted})
 
 
 def copy_figures(plots: Path, root: Path) -> list[str]:
@@ -190,7 +206,7 @@ class Export(Stage):
     def write(self, tmp: Path) -> None:
         params, corpus, ep = self.ctx.params, self.ctx.corpus, self.p
         encode = (lambda png: png_to_jpeg(png, ep.jpeg_quality)) if ep.stimulus_format == "jpeg" else None
-        self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000, encode)
+        self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000, encode, ep.pairs)
         figures = copy_figures(self.inputs.plots, tmp)
         artefacts = {"experiment": copy_experiment(self.inputs.experiment, tmp),
                      "calibration": copy_calibration(self.inputs.calibration, tmp)}
