@@ -15,8 +15,9 @@ from hub_tiny import CORPUS, make_tiny_build, tiny_params
 from lwise_build.config.schema import to_plain
 from lwise_build.errors import UserError
 from lwise_build.hub import card, pull
+from lwise_build.hub.citation import validate_cff
 from lwise_build.hub.configs import write_default
-from lwise_build.hub.provenance import git_state
+from lwise_build.hub.provenance import data_digest, git_state
 from lwise_build.io.digests import file_digest
 from lwise_build.io.tables import read_table
 from lwise_build.stages.export import Export
@@ -92,11 +93,36 @@ def test_citation_cff_and_provenance(built: Path) -> None:
     assert prov["citation"]["methods"] == ["lwise", "madry2018", "feather2023", "jang2024"]
 
 
+def test_citation_cff_is_valid_cff_1_2_with_the_content_hash(built: Path) -> None:
+    text = (built / "CITATION.cff").read_text()
+    validate_cff(text)
+    cff = yaml.safe_load(text)
+    prov = json.loads((built / "provenance.json").read_text())
+    assert cff["identifiers"][0]["value"] == f"sha256:{prov['data_sha256']}"
+    assert f"data sha256 {prov['data_sha256']}" in (built / "README.md").read_text()
+    with pytest.raises(UserError, match=r"not valid CFF 1.2.0 at doi: 'not-a-doi' does not match"):
+        validate_cff(text + "doi: not-a-doi\n")
+    with pytest.raises(UserError, match=r"at authors/0: .* is not valid"):
+        validate_cff(text.replace("family-names: Doe", "family: Doe"))
+
+
+def test_the_content_hash_ignores_the_documents_and_follows_the_data(built: Path) -> None:
+    prov = json.loads((built / "provenance.json").read_text())
+    files = dict(prov["files"])
+    files["README.md"] = {"sha256": "0" * 64}
+    assert data_digest(files) == prov["data_sha256"]
+    files["data/default/train-00000-of-00001.parquet"] = {"sha256": "0" * 64}
+    assert data_digest(files) != prov["data_sha256"]
+
+
 def test_doi_reaches_cff_and_bibtex(tiny_images, data_root: Path) -> None:
     make_tiny_build(data_root)
     folder = Export(tiny_params(doi="10.5281/zenodo.1"), CORPUS).run()
     assert yaml.safe_load((folder / "CITATION.cff").read_text())["doi"] == "10.5281/zenodo.1"
     assert "doi = {10.5281/zenodo.1}" in pull.cite(str(folder))
+    validate_cff((folder / "CITATION.cff").read_text())
+    with pytest.raises(UserError, match=r"export.doi: must be a bare DOI such as 10.5281/zenodo.1234567"):
+        tiny_params(doi="https://doi.org/10.5281/zenodo.1")
 
 
 def test_configs_load_with_features_and_rows(built: Path, tiny_images, tmp_path: Path) -> None:

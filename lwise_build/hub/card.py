@@ -15,7 +15,7 @@ import yaml
 
 from ..config.curricula import expand_blocks, is_shuffled
 from .card_text import COLUMNS, KIND_TEXT, SCORE_COLUMNS
-from .citation import DatasetCitation
+from .citation import DATA_HASH_TEXT, DatasetCitation
 from .configs import ConfigInfo
 
 
@@ -287,5 +287,7 @@ def _provenance(ctx: CardContext) -> list[str]:
 
 
 def _citation(ctx: CardContext) -> list[str]:
-    return ["## Citation\n", "Please cite this dataset version and the methods it was built with:\n",
+    digest = ([f"Content hash of this version: `sha256:{ctx.meta.data_sha256}` ({DATA_HASH_TEXT}).\n"]
+              if ctx.meta.data_sha256 else [])
+    return ["## Citation\n", *digest, "Please cite this dataset version and the methods it was built with:\n",
             "```bibtex", ctx.meta.bibtex_all(), "```"]

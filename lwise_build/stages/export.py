@@ -20,7 +20,7 @@ from ..config.checks import corpus_models
 from ..config.schema import to_plain
 from ..errors import UserError
 from ..hub import card
-from ..hub.citation import DatasetCitation
+from ..hub.citation import DatasetCitation, validate_cff
 from ..hub.configs import (
     ConfigInfo,
     Encoder,
@@ -31,7 +31,7 @@ from ..hub.configs import (
     write_passthrough,
 )
 from ..hub.pairs import write_pairs
-from ..hub.provenance import write_provenance
+from ..hub.provenance import data_digest, data_hashes, write_provenance
 from ..io.images import png_to_jpeg
 from ..io.paths import budget_dir, model_dir, stage_dir
 from ..io.staging import write_json
@@ -213,17 +213,19 @@ class Export(Stage):
         artefacts = {k: v for k, v in artefacts.items() if v}
         models = model_records(params, corpus)
         build: dict[str, Any] = {}  # the git state goes in at publish time: this folder does not depend on it
+        hashes = data_hashes(tmp)  # the content; the documents written below describe it
         meta = DatasetCitation(
             title=ep.pretty_name or f"{corpus} (lwise-build)", version=ep.version, repo_id=ep.repo_id,
             authors=tuple(ep.authors), license=ep.license, date=str(ep.date) if ep.date else None,
             doi=ep.doi, methods=methods_used(models, self.configs), keywords=tuple(ep.tags),
+            data_sha256=data_digest(hashes),
         )
         ctx = card.CardContext(params=params, corpus=corpus, configs=self.configs, figures=figures,
                                models=models, meta=meta, build=build, calibration=self.inputs.calibration,
                                experiment=_manifest(self.inputs.experiment))
         (tmp / "README.md").write_text(card.render(ctx), encoding="utf-8")
-        (tmp / "CITATION.cff").write_text(meta.cff(), encoding="utf-8")
-        write_provenance(tmp, params, corpus, self.configs, models, meta, build, artefacts)
+        write_citation(tmp, meta, corpus)
+        write_provenance(tmp, params, corpus, self.configs, models, meta, build, artefacts, known=hashes)
         verify_loads(tmp, self.configs)
 
     def summary(self) -> str:
@@ -232,6 +234,16 @@ class Export(Stage):
         repo = self.p.repo_id or "no export.repo_id (set it to publish)"
         return (f"{len(self.configs)} configs ({', '.join(c.name for c in self.configs)}), {rows} rows{extra}, "
                 f"for {repo} v{self.p.version}")
+
+
+def write_citation(root: Path, meta: DatasetCitation, corpus: str) -> None:
+    """``CITATION.cff``, checked against the CFF 1.2.0 schema before it is written."""
+    text = meta.cff()
+    try:
+        validate_cff(text)
+    except UserError as exc:
+        raise UserError(f"export: {exc}; check corpora.{corpus}.export (authors, doi, date, license)") from None
+    (root / "CITATION.cff").write_text(text, encoding="utf-8")
 
 
 def copy_calibration(calibration: dict[str, Any] | None, root: Path) -> list[str]:
