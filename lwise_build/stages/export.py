@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config.checks import corpus_models
 from ..config.schema import to_plain
 from ..errors import UserError
-from ..hub import card
+from ..hub import card, croissant
 from ..hub.citation import DatasetCitation, validate_cff
 from ..hub.configs import (
     ConfigInfo,
@@ -33,13 +33,15 @@ from ..hub.configs import (
 from ..hub.pairs import write_pairs
 from ..hub.provenance import data_digest, data_hashes, write_provenance
 from ..io.images import png_to_jpeg
-from ..io.paths import budget_dir, model_dir, stage_dir
+from ..io.paths import budget_dir, details_path, model_dir, stage_dir
 from ..io.staging import write_json
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
 from .base import Stage
 
 FIGURE_STAGES = ("score", "enhance", "curriculum", "metamers")
+#: The stage reports the datasheet quotes (metrics/details/<stage>.json; dvc.yaml lists them).
+DETAIL_STAGES = ("ingest", "score")
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Inputs:
     plots: Path
     experiment: Path | None = None  # a built experiment folder (its manifest.json)
     calibration: dict[str, Any] | None = None  # analysis/calibration.json
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> metrics/details/<stage>.json
 
     @classmethod
     def locate(cls, corpus: str) -> Inputs:
@@ -65,7 +68,14 @@ class Inputs:
         return cls(images=images, enhanced=enhanced_tables(stage_dir(corpus, "enhanced")),
                    plots=stage_dir(corpus, "plots"), **{k: v if has_table(v) else None for k, v in opt.items()},
                    experiment=experiment if (experiment / "manifest.json").is_file() else None,
-                   calibration=read_calibration(stage_dir(corpus, "analysis") / "calibration.json"))
+                   calibration=read_calibration(stage_dir(corpus, "analysis") / "calibration.json"),
+                   details=read_details(corpus))
+
+
+def read_details(corpus: str) -> dict[str, dict[str, Any]]:
+    """The stage reports the datasheet quotes, for those stages that wrote one."""
+    paths = {stage: details_path(corpus, stage) for stage in DETAIL_STAGES}
+    return {s: json.loads(p.read_text(encoding="utf-8")) for s, p in paths.items() if p.is_file()}
 
 
 def read_calibration(path: Path) -> dict[str, Any] | None:
@@ -222,7 +232,8 @@ class Export(Stage):
         )
         ctx = card.CardContext(params=params, corpus=corpus, configs=self.configs, figures=figures,
                                models=models, meta=meta, build=build, calibration=self.inputs.calibration,
-                               experiment=_manifest(self.inputs.experiment))
+                               experiment=_manifest(self.inputs.experiment), details=self.inputs.details)
+        self.record_sets = croissant.validate(croissant.write(tmp, croissant.document(ctx, hashes, meta.data_sha256)))
         (tmp / "README.md").write_text(card.render(ctx), encoding="utf-8")
         write_citation(tmp, meta, corpus)
         write_provenance(tmp, params, corpus, self.configs, models, meta, build, artefacts, known=hashes)
@@ -233,7 +244,7 @@ class Export(Stage):
         extra = " and the experiment folder" if self.inputs.experiment is not None else ""
         repo = self.p.repo_id or "no export.repo_id (set it to publish)"
         return (f"{len(self.configs)} configs ({', '.join(c.name for c in self.configs)}), {rows} rows{extra}, "
-                f"for {repo} v{self.p.version}")
+                f"croissant.json ({self.record_sets} record sets, mlcroissant-validated), for {repo} v{self.p.version}")
 
 
 def write_citation(root: Path, meta: DatasetCitation, corpus: str) -> None:
