@@ -137,3 +137,20 @@ def test_check_warns_about_unwritten_datasheet_parts_and_unbuilt_pairs() -> None
     found = [f"{f.level}: {f.text}" for f in params_findings(tiny_params(pairs=[0.5, 3]))]
     assert "error: corpora.toy.export.pairs: budget 3 is not in corpora.toy.enhance.budgets; add it there or " \
            "drop it" in found and not any("budget 0.5" in f for f in found)
+
+
+def test_released_responses_change_the_personal_data_and_collection_statements() -> None:
+    from datasets import ClassLabel, Features, Value
+
+    from lwise_build.hub.card import CardContext
+    from lwise_build.hub.citation import DatasetCitation
+    from lwise_build.hub.configs import ConfigInfo
+    from lwise_build.hub.datasheet import rai, sections
+
+    default = ConfigInfo("default", "default", Features({"label": ClassLabel(names=["a", "b"])}), rows={"train": 4})
+    responses = ConfigInfo("responses", "responses", Features({"trial": Value("int32")}), rows={"train": 7})
+    ctx = CardContext(params=tiny_params(), corpus=CORPUS, configs=[default, responses], figures=[], models={},
+                      meta=DatasetCitation(title="t", version="1.0.0", repo_id=None), build={})
+    text = "\n".join(line for _, lines in sections(ctx) for line in lines)
+    assert "participants' responses are de-identified" in text and "`responses` holds 7 de-identified trials" in text
+    assert "Experiments" in rai(ctx)["rai:dataCollectionType"]

@@ -163,7 +163,10 @@ def _model_origin(ctx: CardContext) -> str:
 
 
 def _human(ctx: CardContext) -> str:
-    cal = ctx.calibration
+    cal, responses = ctx.calibration, [cfg for cfg in ctx.configs if cfg.kind == "responses"]
+    if responses:
+        return (f"`responses` holds {responses[0].total} de-identified trials of the experiment's participants"
+                + (f"; {cal['trials']} test trials calibrate `predicted_accuracy`" if cal else ""))
     if cal:
         return (f"{cal['trials']} test trials of {cal['participants']} participants calibrate `predicted_accuracy` "
                 f"(responses sha256 `{cal['responses_sha256']}`)")
