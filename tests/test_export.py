@@ -15,13 +15,14 @@ from hub_tiny import CORPUS, make_tiny_build, tiny_params
 from lwise_build.config.schema import to_plain
 from lwise_build.errors import UserError
 from lwise_build.hub import card, pull
+from lwise_build.hub.citation import validate_cff
 from lwise_build.hub.configs import write_default
-from lwise_build.hub.provenance import git_state
+from lwise_build.hub.provenance import data_digest, git_state
 from lwise_build.io.digests import file_digest
 from lwise_build.io.tables import read_table
 from lwise_build.stages.export import Export
 
-CONFIGS = {"default", "enhanced-0.5", "curriculum-lwise", "curriculum-control", "metamers"}
+CONFIGS = {"default", "enhanced-0.5", "pairs-0.5", "curriculum-lwise", "curriculum-control", "metamers"}
 
 
 @pytest.fixture
@@ -88,8 +89,30 @@ def test_citation_cff_and_provenance(built: Path) -> None:
     assert prov["package"]["name"] == "lwise-build"
     assert set(prov["libraries"]) >= {"torch", "datasets", "numpy", "pillow", "pyarrow"}
     assert prov["params"]["corpus"]["export"]["repo_id"] == "org/toy"
-    assert prov["configs"]["curriculum-lwise"]["rows"] == {"train": 18}
+    assert prov["configs"]["curriculum-lwise"]["rows"] == {"train": 12, "test": 6}
     assert prov["citation"]["methods"] == ["lwise", "madry2018", "feather2023", "jang2024"]
+
+
+def test_citation_cff_is_valid_cff_1_2_with_the_content_hash(built: Path) -> None:
+    text = (built / "CITATION.cff").read_text()
+    validate_cff(text)
+    cff = yaml.safe_load(text)
+    prov = json.loads((built / "provenance.json").read_text())
+    assert cff["identifiers"][0]["value"] == f"sha256:{prov['data_sha256']}"
+    assert f"data sha256 {prov['data_sha256']}" in (built / "README.md").read_text()
+    with pytest.raises(UserError, match=r"not valid CFF 1.2.0 at doi: 'not-a-doi' does not match"):
+        validate_cff(text + "doi: not-a-doi\n")
+    with pytest.raises(UserError, match=r"at authors/0: .* is not valid"):
+        validate_cff(text.replace("family-names: Doe", "family: Doe"))
+
+
+def test_the_content_hash_ignores_the_documents_and_follows_the_data(built: Path) -> None:
+    prov = json.loads((built / "provenance.json").read_text())
+    files = dict(prov["files"])
+    files["README.md"] = {"sha256": "0" * 64}
+    assert data_digest(files) == prov["data_sha256"]
+    files["data/default/train-00000-of-00001.parquet"] = {"sha256": "0" * 64}
+    assert data_digest(files) != prov["data_sha256"]
 
 
 def test_doi_reaches_cff_and_bibtex(tiny_images, data_root: Path) -> None:
@@ -97,6 +120,9 @@ def test_doi_reaches_cff_and_bibtex(tiny_images, data_root: Path) -> None:
     folder = Export(tiny_params(doi="10.5281/zenodo.1"), CORPUS).run()
     assert yaml.safe_load((folder / "CITATION.cff").read_text())["doi"] == "10.5281/zenodo.1"
     assert "doi = {10.5281/zenodo.1}" in pull.cite(str(folder))
+    validate_cff((folder / "CITATION.cff").read_text())
+    with pytest.raises(UserError, match=r"export.doi: must be a bare DOI such as 10.5281/zenodo.1234567"):
+        tiny_params(doi="https://doi.org/10.5281/zenodo.1")
 
 
 def test_configs_load_with_features_and_rows(built: Path, tiny_images, tmp_path: Path) -> None:
@@ -114,14 +140,51 @@ def test_configs_load_with_features_and_rows(built: Path, tiny_images, tmp_path:
 
 
 def test_curriculum_rows_in_order_with_the_image_as_shown(built: Path, data_root: Path, tmp_path: Path) -> None:
-    rows = _load(built, "curriculum-lwise", tmp_path)["train"].cast_column("image", Image(decode=False)).to_list()
-    assert [(r["sequence"], r["trial"]) for r in rows] == sorted((r["sequence"], r["trial"]) for r in rows)
+    ds = _load(built, "curriculum-lwise", tmp_path)
+    by_split = {s: ds[s].cast_column("image", Image(decode=False)).to_list() for s in ds}
+    for split_rows in by_split.values():
+        assert [(r["sequence"], r["trial"]) for r in split_rows] == sorted((r["sequence"], r["trial"]) for r in split_rows)
+    rows = [r for split_rows in by_split.values() for r in split_rows]
     natural = {r["id"]: r["image"]["bytes"] for r in read_table(data_root / CORPUS / "images").to_pylist()}
     enhanced = {r["id"]: r["image"]["bytes"] for r in read_table(data_root / CORPUS / "enhanced" / "eps=0.5").to_pylist()}
     assert {r["budget"] for r in rows} == {0.0, 0.5}
     for r in rows:
         assert r["image"]["bytes"] == (enhanced if r["budget"] else natural)[r["id"]]
         assert r["image"]["path"] is None
+
+
+def test_curriculum_test_phase_trials_are_the_test_split(built: Path, tmp_path: Path) -> None:
+    ds = _load(built, "curriculum-lwise", tmp_path)
+    assert set(ds) == {"train", "test"}
+    assert set(ds["train"]["phase"]) == {"train"} and set(ds["test"]["phase"]) == {"test"}
+    assert (ds["train"].num_rows, ds["test"].num_rows) == (12, 6)
+    whole = sorted((r["sequence"], r["trial"]) for s in ds for r in ds[s].remove_columns("image").to_list())
+    assert whole == [(seq, t) for seq in range(2) for t in range(9)]  # both splits are the whole sequence
+
+
+def test_pairs_rows_hold_the_default_and_enhanced_images_of_their_id(built: Path, tmp_path: Path) -> None:
+    pairs = _load(built, "pairs-0.5", tmp_path)
+    enhanced = _load(built, "enhanced-0.5", tmp_path)
+    assert {s: pairs[s].num_rows for s in pairs} == {s: enhanced[s].num_rows for s in enhanced} == {"train": 36, "test": 12}
+    default = _load(built, "default", tmp_path)
+    natural = {r["id"]: r["image"]["bytes"] for s in default for r in default[s].cast_column("image", Image(decode=False))}
+    shown = {r["id"]: r for s in enhanced for r in enhanced[s].cast_column("image", Image(decode=False))}
+    assert isinstance(pairs["train"].features["original"], Image) and isinstance(pairs["train"].features["enhanced"], Image)
+    for split in pairs:
+        rows = pairs[split].cast_column("original", Image(decode=False)).cast_column("enhanced", Image(decode=False))
+        for r in rows:
+            assert r["original"]["bytes"] == natural[r["id"]] and r["original"]["path"] is None
+            assert r["enhanced"]["bytes"] == shown[r["id"]]["image"]["bytes"] != r["original"]["bytes"]
+            same = ("label", "split", "budget", "gt_logit_before", "gt_logit_after", "l2", "linf")
+            assert {k: r[k] for k in same} == {k: shown[r["id"]][k] for k in same} and r["split"] == split
+
+
+def test_pairs_follow_export_pairs(tiny_images, data_root: Path) -> None:
+    make_tiny_build(data_root, metamers=False)
+    folder = Export(tiny_params(pairs=[]), CORPUS).run()
+    assert "pairs-0.5" not in {c["config_name"] for c in _header(folder)["configs"]}
+    with pytest.raises(UserError, match=r"export.pairs: budget 2 has no enhanced/eps=2 table \(built: 0.5\)"):
+        Export(tiny_params(pairs=[2]), CORPUS).run()
 
 
 def test_missing_optional_inputs_omit_their_configs(tiny_images, data_root: Path) -> None:

@@ -100,11 +100,17 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 LOAD_SCRIPT = """
 import hashlib, json
 from datasets import Image, load_dataset
+from huggingface_hub import hf_hub_download
 ds = load_dataset("org/toy", "curriculum-lwise", revision="v0.1.0")["train"]
 rows = ds.cast_column("image", Image(decode=False)).to_list()
 for r in rows:
     r["image"] = hashlib.sha256(r["image"]["bytes"]).hexdigest()
-print(json.dumps({"names": ds.features["label"].names, "rows": rows}))
+pairs = load_dataset("org/toy", "pairs-0.5", revision="v0.1.0")["test"]
+pairs = pairs.cast_column("original", Image(decode=False)).cast_column("enhanced", Image(decode=False))
+pairs = {r["id"]: [hashlib.sha256(r[k]["bytes"]).hexdigest() for k in ("original", "enhanced")] for r in pairs}
+docs = {f: hashlib.sha256(open(hf_hub_download("org/toy", f, repo_type="dataset", revision="v0.1.0"), "rb").read())
+        .hexdigest() for f in ("croissant.json", "CITATION.cff")}
+print(json.dumps({"names": ds.features["label"].names, "rows": rows, "pairs": pairs, "docs": docs}))
 """
 
 
@@ -137,6 +143,10 @@ def test_publish_to_git_serve_with_olah_pull_load_and_pull_offline(built: Path, 
 
     got = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert got["names"] == ["bar", "dot", "ring"]
+    assert got["docs"] == {f: file_digest(built / f) for f in ("croissant.json", "CITATION.cff")}  # the new files
+    local_pairs = pq.read_table(built / "data/pairs-0.5/test-00000-of-00001.parquet").to_pylist()
+    assert got["pairs"] == {r["id"]: [file_digest_bytes(r[k]["bytes"]) for k in ("original", "enhanced")]
+                            for r in local_pairs}
     expected = [{**r, "image": file_digest_bytes(r["image"]["bytes"])} for r in local_rows]
     assert got["rows"] == json.loads(json.dumps(expected))
 
@@ -223,6 +233,8 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
                 raise RuntimeError(state.fail)
             state.calls.append(("upload_folder", kw))
             state.uploaded_provenance = json.loads((Path(kw["folder_path"]) / "provenance.json").read_text())
+            folder = Path(kw["folder_path"])
+            state.uploaded_files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
             return SimpleNamespace(oid="c" * 40)
 
         def create_tag(self, repo_id, **kw):
@@ -259,6 +271,8 @@ def test_hub_publish_uploads_then_tags_the_commit(built: Path, fake_hub, capsys)
     assert {k: v for k, v in fake_hub.uploaded_provenance.items() if k not in ("git", "git_reason", "citation")} == \
         {k: v for k, v in local.items() if k not in ("git", "git_reason", "citation")}
     assert fake_hub.calls[2][2]["tag"] == "v0.1.0" and fake_hub.calls[2][2]["revision"] == "c" * 40
+    assert fake_hub.uploaded_files == sorted(p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file())
+    assert {"croissant.json", "CITATION.cff", "data/pairs-0.5/train-00000-of-00001.parquet"} <= set(fake_hub.uploaded_files)
     assert f"published {REPO} v0.1.0 = {'c' * 40}" in out
 
 
@@ -289,3 +303,10 @@ def test_hub_errors_never_show_the_token(built: Path, fake_hub, monkeypatch, cap
     assert token not in str(err.value) and "401 Client Error" in str(err.value)
     assert token not in capsys.readouterr().out
     assert "\n" not in str(err.value)
+
+
+def test_dry_run_lists_the_datasheet_parts_left_to_the_authors(built: Path) -> None:
+    out = "\n".join(hub.publish(tiny_params(), CORPUS, dry_run=True, allow_dirty=True))
+    assert ("datasheet: left to the authors: datasheet.motivation, datasheet.funding, datasheet.ethics_review, "
+            "datasheet.contact (corpora.toy.export; the card marks them)") in out
+    assert "croissant.json" in out and "data/pairs-0.5/train-00000-of-00001.parquet" in out

@@ -76,12 +76,30 @@ def test_dvc_repro_builds_everything(tmp_path, monkeypatch):
         assert list((data / stage).glob("data-*.parquet")), stage
     assert (data / "hub" / "README.md").is_file() and (data / "report" / "index.html").is_file()
     assert (data / "experiment" / "index.html").is_file() and (data / "hub" / "experiment" / "index.html").is_file()
+    assert_hub_documents(data / "hub")
     metrics = sh("dvc", "metrics", "show", "--json", cwd=proj).stdout
     assert "robust" in metrics
     again = sh("dvc", "repro", cwd=proj)
     assert "didn't change" in again.stdout or "up to date" in again.stdout
     status = sh("dvc", "status", cwd=proj).stdout  # only the source/params snapshot, which always runs
     assert status.split() == ["resolve@digits:", "always", "changed"], status
+
+
+def assert_hub_documents(hub: Path) -> None:
+    """croissant.json: mlcroissant reads every record set and each equals its config's Parquet rows;
+    the datasheet quotes the build's own reports; CITATION.cff is valid CFF 1.2.0."""
+    from croissant_rows import croissant_records, parquet_records
+
+    from lwise_build.hub.citation import validate_cff
+
+    records, rows = croissant_records(hub), parquet_records(hub)
+    assert set(records) == {"labels", *rows} and {"pairs-0.5", "pairs-1"} <= set(rows)
+    for name, expected in rows.items():
+        assert records[name] == expected, name
+    card = (hub / "README.md").read_text()
+    assert "Cleaning: of 1797 source files, 0 were unreadable and skipped and 0 exact duplicates dropped" in card
+    assert "ROC-AUC of the gt logit for other models' correctness (observers), not humans: `robust` " in card
+    validate_cff((hub / "CITATION.cff").read_text())
 
 
 def make_project(tmp_path: Path, params: dict) -> Path:

@@ -108,6 +108,10 @@ def test_export_serves_curriculum_and_enhanced_images_as_jpeg_75(tiny_images, da
     assert all(r["image"]["bytes"] == png_to_jpeg(enhanced[r["id"]]) for r in rows("enhanced-0.5"))
     assert all(r["image"]["bytes"] == natural[r["id"]] for r in rows("default"))  # lossless canonical images
     assert all(r["metamer"]["bytes"].startswith(b"\x89PNG") for r in rows("metamers"))
+    pairs = load_dataset(str(hub), "pairs-0.5", cache_dir=str(tmp_path / "hf"))
+    for split in pairs:
+        for r in pairs[split].cast_column("original", Image(decode=False)).cast_column("enhanced", Image(decode=False)):
+            assert r["enhanced"]["bytes"] == png_to_jpeg(enhanced[r["id"]]) and r["original"]["bytes"] == natural[r["id"]]
     card = (hub / "README.md").read_text()
     assert "**Lossy:** `image` is JPEG at quality 75" in card
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .curricula import expand_blocks
+from .datasheet import unwritten
 from .params import BlockParams, CorpusParams, Params
 
 
@@ -41,7 +42,21 @@ def params_findings(p: Params) -> list[Finding]:
     for cname, c in p.corpora.items():
         out += list(_foreign_models(p, cname, c))
         out += list(_curricula_without_guide(cname, c))
+        out += list(_export_findings(cname, c))
     return out
+
+
+def _export_findings(cname: str, c: CorpusParams) -> Iterator[Finding]:
+    """Pairs of budgets enhance does not build; and, for a corpus to publish, the datasheet's
+    parts only its authors can write (the card marks them until they are set)."""
+    where = f"corpora.{cname}.export"
+    for b in c.export.pairs or ():
+        if c.enhance.model is None or float(b) not in {float(x) for x in c.enhance.budgets}:
+            yield error(f"{where}.pairs: budget {b:g} is not in corpora.{cname}.enhance.budgets; add it there or drop it")
+    gaps = unwritten(c.ingest.source, c.export.datasheet, c.export.authors) if c.export.repo_id else []
+    if gaps:
+        yield warning(f"{where}: the datasheet leaves {', '.join(gaps)} to the authors (the card marks them); "
+                      "set them before `lwise-build publish`")
 
 
 def _model_vs_corpus(mname: str, c: CorpusParams, cname: str, size: int | None, channels: int) -> list[Finding]:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from ..errors import UserError
 from .constants import FIXED_BATCH_DOC, NORMS, OBJECTIVES, SOURCE_SCHEMES, fixed_batch
+from .datasheet import DatasheetParams
 from .executor import ExecutorParams
 from .experiment import AnalysisParams, ExperimentParams
 from .model_params import ModelParams
@@ -166,6 +167,10 @@ class MetamerParams:
     batch_size: int = param(64, check=fixed_batch, doc="references synthesised together; " + FIXED_BATCH_DOC)
 
 
+#: A DOI as CFF 1.2.0 accepts it (its schema's ``doi`` pattern).
+DOI_PATTERN = r"10\.\d{4,9}(\.\d+)?/[A-Za-z0-9:/_;\-\.\(\)\[\]\\]+"
+
+
 def _jpeg_quality(v: int) -> str | None:
     return None if 1 <= v <= 100 else "must be between 1 and 100"
 
@@ -187,12 +192,21 @@ class ExportParams:
         "png", doc="curriculum and enhanced images: lossless PNG, or JPEG as the L-WISE reference served its"
         " .jpg tasks (lossy; metrics/details/enhance.json then measures what survives)")
     jpeg_quality: int = param(75, check=_jpeg_quality, doc="JPEG quality (the reference: PIL's default, 75)")
+    pairs: list[float] | None = param(
+        None, check=each(non_negative),
+        doc="budgets with a `pairs-<b>` config (original and enhanced image in one row); unset: every built "
+            "budget, [] for none")
+    datasheet: DatasheetParams = param(
+        DatasheetParams(), doc="the datasheet's parts only the authors know (the card marks those left unset)")
 
     def validate(self, path: str) -> None:
         if self.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repo_id):
             raise UserError(f"{path}.repo_id: must be org/name, got {self.repo_id!r}")
         if isinstance(self.date, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.date):
             raise UserError(f"{path}.date: must be YYYY-MM-DD, got {self.date!r}")
+        if self.doi is not None and not re.fullmatch(DOI_PATTERN, self.doi):
+            raise UserError(f"{path}.doi: must be a bare DOI such as 10.5281/zenodo.1234567 (no https://doi.org/), "
+                            f"got {self.doi!r}")
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,15 @@ how to load a pinned version, and how to cite it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from ..config.curricula import expand_blocks, is_shuffled
+from . import datasheet
 from .card_text import COLUMNS, KIND_TEXT, SCORE_COLUMNS
-from .citation import DatasetCitation
+from .citation import DATA_HASH_TEXT, DatasetCitation
 from .configs import ConfigInfo
 
 
@@ -30,6 +31,7 @@ class CardContext:
     build: dict[str, Any]
     calibration: dict[str, Any] | None = None  # analysis/calibration.json, when analyze has run
     experiment: dict[str, Any] | None = None  # experiment/manifest.json, when the experiment is built
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> metrics/details/<stage>.json
 
 
 def size_category(n: int) -> str:
@@ -60,7 +62,7 @@ def render(ctx: CardContext) -> str:
     """The whole README.md."""
     head = yaml.safe_dump(header(ctx), sort_keys=False, allow_unicode=True, width=1000)
     parts = [f"---\n{head}---\n", *_intro(ctx), *_configs(ctx), *_making(ctx), *_calibration(ctx),
-             *_figures(ctx), *_loading(ctx), *_experiment(ctx), *_provenance(ctx), *_citation(ctx)]
+             *datasheet.render(ctx), *_figures(ctx), *_loading(ctx), *_experiment(ctx), *_provenance(ctx), *_citation(ctx)]
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
@@ -69,22 +71,27 @@ def _repo(ctx: CardContext) -> str:
 
 
 def _intro(ctx: CardContext) -> list[str]:
+    return [f"# {ctx.meta.title}\n", summary(ctx) + "\n"]
+
+
+def summary(ctx: CardContext) -> str:
+    """The card's first sentence (also croissant.json's description)."""
     c = ctx.params.corpus(ctx.corpus)
     names = next(c_.features["label"].names for c_ in ctx.configs if c_.name == "default")
     images = next(c_.total for c_ in ctx.configs if c_.name == "default")
     shown = ", ".join(f"`{n}`" for n in names[:20]) + (", ..." if len(names) > 20 else "")
-    return [f"# {ctx.meta.title}\n",
-            f"Version **{ctx.meta.version}** of a model-guided image dataset built by "
+    return (f"Version **{ctx.meta.version}** of a model-guided image dataset built by "
             f"[lwise-build](https://pypi.org/project/lwise-build/) from `{c.ingest.source}`: {images} images "
             f"of {len(names)} classes ({shown}) at {c.ingest.image_size} px"
             f"{' (grayscale)' if c.ingest.grayscale else ''}, with {_contents(ctx)}, following "
-            "L-WISE (Talbot et al., ICLR 2025).\n"]
+            "L-WISE (Talbot et al., ICLR 2025).")
 
 
 def _contents(ctx: CardContext) -> str:
     kinds = {cfg.kind for cfg in ctx.configs}
     parts = ["per-image difficulty scores" if ctx.params.corpus(ctx.corpus).score.models else "labels"]
-    parts += [text for kind, text in (("enhanced", "model-enhanced variants"), ("curriculum", "ready-to-run "
+    parts += [text for kind, text in (("enhanced", "model-enhanced variants"), ("pairs", "each enhanced image "
+              "beside its original"), ("curriculum", "ready-to-run "
               "learning curricula"), ("metamers", "model metamers")) if kind in kinds]
     return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
@@ -98,13 +105,13 @@ def _configs(ctx: CardContext) -> list[str]:
     for cfg in ctx.configs:
         out += [f"### `{cfg.name}`\n", KIND_TEXT[cfg.kind] + _config_note(ctx, cfg) + "\n",
                 "| column | type | meaning |", "|---|---|---|"]
-        out += [f"| `{col}` | {_dtype(feat)} | {_column_doc(ctx, col)} |" for col, feat in cfg.features.items()]
+        out += [f"| `{col}` | {_dtype(feat)} | {column_doc(ctx, col)} |" for col, feat in cfg.features.items()]
         out.append("")
     return out
 
 
 def _config_note(ctx: CardContext, cfg: ConfigInfo) -> str:
-    if cfg.kind == "enhanced":
+    if cfg.kind in ("enhanced", "pairs"):
         return f" Budget eps = {cfg.key:g}.{_lossy(ctx)}"
     if cfg.kind == "curriculum":
         return f" Schedule: see *Curricula* below (`{cfg.key}`).{_lossy(ctx)}"
@@ -126,7 +133,7 @@ def _dtype(feat: Any) -> str:
     return f"{kind}({feat.dtype})" if kind == "Value" else kind
 
 
-def _column_doc(ctx: CardContext, col: str) -> str:
+def column_doc(ctx: CardContext, col: str) -> str:
     if col in COLUMNS:
         return COLUMNS[col]
     aliases = ctx.params.corpus(ctx.corpus).score.models
@@ -286,5 +293,7 @@ def _provenance(ctx: CardContext) -> list[str]:
 
 
 def _citation(ctx: CardContext) -> list[str]:
-    return ["## Citation\n", "Please cite this dataset version and the methods it was built with:\n",
+    digest = ([f"Content hash of this version: `sha256:{ctx.meta.data_sha256}` ({DATA_HASH_TEXT}).\n"]
+              if ctx.meta.data_sha256 else [])
+    return ["## Citation\n", *digest, "Please cite this dataset version and the methods it was built with:\n",
             "```bibtex", ctx.meta.bibtex_all(), "```"]

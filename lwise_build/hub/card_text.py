@@ -36,6 +36,8 @@ COLUMNS = {
               "match statistics reach the best null pair",
     "generator_pred": "class the generator assigns to the metamer (forced choice over the corpus's classes)",
     "reference_pred": "class the generator assigns to the natural reference (forced choice over the corpus's classes)",
+    "original": "the natural image, exactly as in `default`",
+    "enhanced": "the enhanced image, exactly as in `enhanced-<budget>` (the budget in `budget`)",
     "predicted_accuracy": "predicted human accuracy on the image, from its score (see *Calibrated difficulty*)",
 }
 SCORE_COLUMNS = {
@@ -50,8 +52,12 @@ KIND_TEXT = {
     "default": "One row per image of the corpus with the difficulty columns of every scoring model.",
     "enhanced": "Every image of the enhanced splits, perturbed towards its true class by the guide model "
                 "at one budget (L-WISE enhancement).",
-    "curriculum": "One row per trial in presentation order: sort by `sequence`, then `trial`. `image` is "
-                  "the image exactly as shown (already enhanced when `budget` > 0).",
+    "pairs": "One row per enhanced image with its original beside it: `original` as in `default`, `enhanced` "
+             "as in `enhanced-<budget>`, the guide's logits before and after and the size of the change.",
+    "curriculum": "One row per trial: split `train` holds the learning-phase trials, split `test` the "
+                  "test-phase trials, each in presentation order (a participant's whole sequence is both, "
+                  "sorted by `sequence`, then `trial`). `image` is the image exactly as shown (already "
+                  "enhanced when `budget` > 0).",
     "metamers": "One row per (reference image, generator, layer): a model metamer, its match statistics "
                 "and each judge model's prediction.",
 }

@@ -7,8 +7,10 @@ The export stage writes ``CITATION.cff`` and the card's BibTeX from :class:`Data
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from typing import Any
 
 import yaml
@@ -16,6 +18,8 @@ import yaml
 from ..errors import UserError
 
 HUB_URL = "https://huggingface.co/datasets"
+#: The CFF 1.2.0 JSON Schema, vendored (see its NOTICE beside it).
+CFF_SCHEMA = "cff-schema-1.2.0.json"
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,12 @@ SPDX = {"cc-by-4.0": "CC-BY-4.0", "cc-by-sa-4.0": "CC-BY-SA-4.0", "cc-by-nc-4.0"
         "cc-by-nc-sa-4.0": "CC-BY-NC-SA-4.0", "bsd-3-clause": "BSD-3-Clause"}
 
 
+#: What the version's content hash covers (CITATION.cff's identifier, the card, docs).
+DATA_HASH_TEXT = ("content hash of this version: the SHA-256 of json.dumps({path: sha256 of the file}, "
+                  "sort_keys=True) over every file except README.md, CITATION.cff, croissant.json and "
+                  "provenance.json (provenance.json: data_sha256)")
+
+
 @dataclass(frozen=True)
 class DatasetCitation:
     """What identifies one published dataset version."""
@@ -78,6 +88,7 @@ class DatasetCitation:
     doi: str | None = None
     methods: tuple[str, ...] = ("lwise",)
     keywords: tuple[str, ...] = ()
+    data_sha256: str | None = None  # the version's content: see provenance.data_digest
     content_sha256: str | None = field(default=None, compare=False)
     revision: str | None = field(default=None, compare=False)
 
@@ -98,7 +109,7 @@ class DatasetCitation:
         if "title" not in data or "version" not in data:
             raise UserError("provenance.json: no citation block; re-export the folder with lwise-build export")
         tuples = {k: tuple(data.get(k) or ()) for k in ("authors", "methods", "keywords")}
-        known = {k: data.get(k) for k in ("title", "version", "repo_id", "license", "date", "doi")}
+        known = {k: data.get(k) for k in ("title", "version", "repo_id", "license", "date", "doi", "data_sha256")}
         return cls(**known, **tuples, content_sha256=prov.get("content_sha256"), revision=revision)
 
     # ------------------------------------------------------------------ BibTeX
@@ -111,6 +122,8 @@ class DatasetCitation:
         note = [f"Version {self.version}"]
         if self.revision:
             note.append(f"revision {self.revision}")
+        if self.data_sha256:
+            note.append(f"data sha256 {self.data_sha256}")
         if self.content_sha256:
             note.append(f"content sha256 {self.content_sha256}")
         fields = {
@@ -150,8 +163,28 @@ class DatasetCitation:
                     "commit": self.revision, "license": SPDX.get((self.license or "").lower()),
                     "keywords": list(self.keywords) or None}
         doc.update({k: v for k, v in optional.items() if v})
+        if self.data_sha256:
+            doc["identifiers"] = [{"type": "other", "value": f"sha256:{self.data_sha256}",
+                                   "description": DATA_HASH_TEXT}]
         doc["references"] = [reference_cff(METHODS[m]) for m in self.methods if m in METHODS]
         return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+
+
+def validate_cff(text: str, where: str = "CITATION.cff") -> None:
+    """Check CFF text against the CFF 1.2.0 JSON Schema as ``cffconvert --validate`` does (YAML
+    timestamps read as strings, formats checked); the schema is vendored: assets/cff-schema-1.2.0.NOTICE.md."""
+    import jsonschema
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_yaml_str)
+    schema = json.loads(resources.files("lwise_build").joinpath("assets", CFF_SCHEMA).read_text(encoding="utf-8"))
+    try:
+        jsonschema.validate(yaml.load(text, Loader=Loader), schema, format_checker=jsonschema.FormatChecker())
+    except jsonschema.ValidationError as exc:
+        at = "/".join(str(p) for p in exc.absolute_path) or "top level"
+        raise UserError(f"{where}: not valid CFF 1.2.0 at {at}: {exc.message}") from None
 
 
 def reference_bibtex(ref: Reference) -> str:

@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..io.paths import budget_dir, parse_budget
 from ..io.tables import has_table, iter_shards, read_features, read_table, shard_name, write_shard
 
-#: The split of configs that are one table (curricula, metamers).
+#: The split of configs that are one table (metamers).
 SINGLE_SPLIT = "train"
 #: Re-encodes a stimulus image's bytes (``export.stimulus_format: jpeg``); None keeps the PNG.
 Encoder = Callable[[bytes], bytes] | None
@@ -208,7 +208,8 @@ def image_lookup(folder: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
 def write_curricula(curricula: Path, images: Path, enhanced: dict[float, Path], names: list[str],
                     root: Path, max_bytes: int, encode: Encoder = None) -> list[ConfigInfo]:
     """``curriculum-<name>``: every trial in presentation order with the image as shown (re-encoded
-    by ``encode`` when the stimuli are JPEG)."""
+    by ``encode`` when the stimuli are JPEG); learning-phase trials in split ``train``, test-phase
+    trials in split ``test`` (a sequence is both, sorted by ``sequence`` and ``trial``)."""
     table = read_table(curricula)
     feats = _relabel(Features.from_arrow_schema(table.schema), names)
     feats = Features({**feats, "image": Image()})
@@ -219,7 +220,7 @@ def write_curricula(curricula: Path, images: Path, enhanced: dict[float, Path], 
         cname = f"curriculum-{row['curriculum']}"
         if cname not in infos:
             infos[cname] = ConfigWriter(root, ConfigInfo(cname, "curriculum", feats, row["curriculum"]), max_bytes)
-        infos[cname].add(SINGLE_SPLIT, {**row, "image": shown[(row["id"], float(row["budget"] or 0))]})
+        infos[cname].add(row["phase"], {**row, "image": shown[(row["id"], float(row["budget"] or 0))]})
     return [w.close() for w in infos.values()]
 
 

@@ -24,6 +24,8 @@ from .configs import ConfigInfo
 from .git_remote import git_output
 
 FILE = "provenance.json"
+#: The documents that describe a version; every other file is its content (:func:`data_hashes`).
+DOCUMENTS = ("README.md", "CITATION.cff", "croissant.json", FILE)
 
 
 def git_state() -> dict[str, Any]:
@@ -68,18 +70,33 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def file_hashes(root: Path) -> dict[str, dict[str, Any]]:
-    """relative path -> sha256 and size of every file except provenance.json itself."""
+def file_hashes(root: Path, known: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """relative path -> sha256 and size of every file except provenance.json itself (``known``:
+    entries already hashed, reused as they are)."""
+    known = known or {}
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != FILE)
-    return {p.relative_to(root).as_posix(): {"sha256": file_digest(p), "size": p.stat().st_size} for p in files}
+    return {rel: known.get(rel) or {"sha256": file_digest(p), "size": p.stat().st_size}
+            for p in files for rel in [p.relative_to(root).as_posix()]}
+
+
+def data_hashes(root: Path) -> dict[str, dict[str, Any]]:
+    """sha256 and size of the version's content: every file but the :data:`DOCUMENTS`."""
+    return {k: v for k, v in file_hashes(root).items() if k not in DOCUMENTS}
+
+
+def data_digest(hashes: dict[str, dict[str, Any]]) -> str:
+    """The version's content hash (CITATION.cff, croissant.json, the card): see citation.DATA_HASH_TEXT."""
+    return json_digest({k: v["sha256"] for k, v in hashes.items() if k not in DOCUMENTS})
 
 
 def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigInfo],
                      models: dict[str, Any], meta: DatasetCitation, build: dict[str, Any],
-                     artefacts: dict[str, list[str]] | None = None) -> None:
+                     artefacts: dict[str, list[str]] | None = None,
+                     known: dict[str, dict[str, Any]] | None = None) -> None:
     """Write ``provenance.json`` for the folder ``root`` (after every other file is in place);
-    ``artefacts`` (name -> files, e.g. the experiment) are listed only when there are any."""
-    files = file_hashes(root)
+    ``artefacts`` (name -> files, e.g. the experiment) are listed only when there are any;
+    ``known``: files already hashed (:func:`data_hashes`)."""
+    files = file_hashes(root, known)
     # the experiment and analysis params travel with their artefacts (manifest.json, calibration.json)
     sections = {k: v for k, v in to_plain(params.corpus(corpus)).items()
                 if k not in ("report", "executor", "experiment", "analysis")}
@@ -101,6 +118,7 @@ def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigI
         "citation": meta.plain(),
         "files": files,
         "content_sha256": json_digest({k: v["sha256"] for k, v in files.items()}),
+        "data_sha256": data_digest(files),
     })
 
 

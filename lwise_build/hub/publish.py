@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config.datasheet import unwritten
 from ..errors import UserError
 from ..io.digests import file_digest, git_blob_sha
 from ..io.paths import stage_dir
@@ -136,7 +137,11 @@ def publish(params: Any, corpus: str, *, repo: str | None = None, version: str |
     plan = make_plan(params, corpus, repo, version, to)
     problems = [] if allow_dirty else project_problems(corpus, plan.prov)
     if dry_run:
-        return [*plan.lines(), f"  then:    tag {plan.tag} on the resulting commit (never moved)",
+        c = params.corpus(corpus)
+        gaps = unwritten(c.ingest.source, c.export.datasheet, c.export.authors)
+        sheet = [f"  datasheet: left to the authors: {', '.join(gaps)} (corpora.{corpus}.export; "
+                 "the card marks them)"] if gaps else []
+        return [*plan.lines(), f"  then:    tag {plan.tag} on the resulting commit (never moved)", *sheet,
                 *(f"  would refuse: {p}" for p in problems)]
     if problems:
         raise UserError(f"publish refused: {problems[0]} (or pass --allow-dirty)")

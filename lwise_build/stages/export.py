@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config.checks import corpus_models
 from ..config.schema import to_plain
 from ..errors import UserError
-from ..hub import card
-from ..hub.citation import DatasetCitation
+from ..hub import card, croissant
+from ..hub.citation import DatasetCitation, validate_cff
 from ..hub.configs import (
     ConfigInfo,
     Encoder,
@@ -30,15 +30,18 @@ from ..hub.configs import (
     write_default,
     write_passthrough,
 )
-from ..hub.provenance import write_provenance
+from ..hub.pairs import write_pairs
+from ..hub.provenance import data_digest, data_hashes, write_provenance
 from ..io.images import png_to_jpeg
-from ..io.paths import model_dir, stage_dir
+from ..io.paths import budget_dir, details_path, model_dir, stage_dir
 from ..io.staging import write_json
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
 from .base import Stage
 
 FIGURE_STAGES = ("score", "enhance", "curriculum", "metamers")
+#: The stage reports the datasheet quotes (metrics/details/<stage>.json; dvc.yaml lists them).
+DETAIL_STAGES = ("ingest", "score")
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Inputs:
     plots: Path
     experiment: Path | None = None  # a built experiment folder (its manifest.json)
     calibration: dict[str, Any] | None = None  # analysis/calibration.json
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> metrics/details/<stage>.json
 
     @classmethod
     def locate(cls, corpus: str) -> Inputs:
@@ -64,7 +68,14 @@ class Inputs:
         return cls(images=images, enhanced=enhanced_tables(stage_dir(corpus, "enhanced")),
                    plots=stage_dir(corpus, "plots"), **{k: v if has_table(v) else None for k, v in opt.items()},
                    experiment=experiment if (experiment / "manifest.json").is_file() else None,
-                   calibration=read_calibration(stage_dir(corpus, "analysis") / "calibration.json"))
+                   calibration=read_calibration(stage_dir(corpus, "analysis") / "calibration.json"),
+                   details=read_details(corpus))
+
+
+def read_details(corpus: str) -> dict[str, dict[str, Any]]:
+    """The stage reports the datasheet quotes, for those stages that wrote one."""
+    paths = {stage: details_path(corpus, stage) for stage in DETAIL_STAGES}
+    return {s: json.loads(p.read_text(encoding="utf-8")) for s, p in paths.items() if p.is_file()}
 
 
 def read_calibration(path: Path) -> dict[str, Any] | None:
@@ -87,17 +98,21 @@ def copy_experiment(folder: Path | None, root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in (root / "experiment").rglob("*") if p.is_file())
 
 
-def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = None) -> list[ConfigInfo]:
-    """Write every config whose input exists: default, enhanced-<b>, curriculum-<name>, metamers.
+def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = None,
+                  pairs: list[float] | None = None) -> list[ConfigInfo]:
+    """Write every config whose input exists: default, enhanced-<b>, pairs-<b>, curriculum-<name>, metamers.
 
     ``encode`` re-encodes the stimuli (enhanced and curriculum images); the default config (the
-    canonical images every number refers to) and the metamers stay lossless PNG.
+    canonical images every number refers to) and the metamers stay lossless PNG. ``pairs``: the
+    budgets with a pairs config (None: every built budget).
     """
     names = class_names(inputs.images)
     configs = [write_default(inputs.images, inputs.scores, root, max_bytes, inputs.calibration)]
     for budget, folder in inputs.enhanced.items():
         configs.append(write_passthrough(folder, f"enhanced-{budget:g}", "enhanced", budget, names, root, max_bytes,
                                          encode=encode))
+    for budget in pair_budgets(pairs, list(inputs.enhanced)):
+        configs.append(write_pairs(inputs.images, inputs.enhanced[budget], budget, names, root, max_bytes, encode))
     if inputs.curricula is not None:
         configs += write_curricula(inputs.curricula, inputs.images, inputs.enhanced, names, root, max_bytes, encode)
     if inputs.metamers is not None:
@@ -107,6 +122,17 @@ def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = 
         configs.append(write_passthrough(inputs.metamers, "metamers", "metamers", None, names, root,
                                          max_bytes, split_column=None, extra=extra))
     return [c for c in configs if c.total > 0]
+
+
+def pair_budgets(wanted: list[float] | None, built: list[float]) -> list[float]:
+    """The budgets that get a ``pairs-<b>`` config: ``export.pairs``, or every built budget."""
+    if wanted is None:
+        return built
+    missing = [b for b in wanted if float(b) not in built]
+    if missing:
+        raise UserError(f"export.pairs: budget {missing[0]:g} has no enhanced/{budget_dir(missing[0])} table (built: "
+                        f"{', '.join(f'{b:g}' for b in built) or 'none'}); add it to enhance.budgets or drop it")
+    return sorted({float(b) for b in wanted})
 
 
 def copy_figures(plots: Path, root: Path) -> list[str]:
@@ -190,24 +216,27 @@ class Export(Stage):
     def write(self, tmp: Path) -> None:
         params, corpus, ep = self.ctx.params, self.ctx.corpus, self.p
         encode = (lambda png: png_to_jpeg(png, ep.jpeg_quality)) if ep.stimulus_format == "jpeg" else None
-        self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000, encode)
+        self.configs = build_configs(self.inputs, tmp, ep.max_shard_mb * 1_000_000, encode, ep.pairs)
         figures = copy_figures(self.inputs.plots, tmp)
         artefacts = {"experiment": copy_experiment(self.inputs.experiment, tmp),
                      "calibration": copy_calibration(self.inputs.calibration, tmp)}
         artefacts = {k: v for k, v in artefacts.items() if v}
         models = model_records(params, corpus)
         build: dict[str, Any] = {}  # the git state goes in at publish time: this folder does not depend on it
+        hashes = data_hashes(tmp)  # the content; the documents written below describe it
         meta = DatasetCitation(
             title=ep.pretty_name or f"{corpus} (lwise-build)", version=ep.version, repo_id=ep.repo_id,
             authors=tuple(ep.authors), license=ep.license, date=str(ep.date) if ep.date else None,
             doi=ep.doi, methods=methods_used(models, self.configs), keywords=tuple(ep.tags),
+            data_sha256=data_digest(hashes),
         )
         ctx = card.CardContext(params=params, corpus=corpus, configs=self.configs, figures=figures,
                                models=models, meta=meta, build=build, calibration=self.inputs.calibration,
-                               experiment=_manifest(self.inputs.experiment))
+                               experiment=_manifest(self.inputs.experiment), details=self.inputs.details)
+        self.record_sets = croissant.validate(croissant.write(tmp, croissant.document(ctx, hashes, meta.data_sha256)))
         (tmp / "README.md").write_text(card.render(ctx), encoding="utf-8")
-        (tmp / "CITATION.cff").write_text(meta.cff(), encoding="utf-8")
-        write_provenance(tmp, params, corpus, self.configs, models, meta, build, artefacts)
+        write_citation(tmp, meta, corpus)
+        write_provenance(tmp, params, corpus, self.configs, models, meta, build, artefacts, known=hashes)
         verify_loads(tmp, self.configs)
 
     def summary(self) -> str:
@@ -215,7 +244,17 @@ class Export(Stage):
         extra = " and the experiment folder" if self.inputs.experiment is not None else ""
         repo = self.p.repo_id or "no export.repo_id (set it to publish)"
         return (f"{len(self.configs)} configs ({', '.join(c.name for c in self.configs)}), {rows} rows{extra}, "
-                f"for {repo} v{self.p.version}")
+                f"croissant.json ({self.record_sets} record sets, mlcroissant-validated), for {repo} v{self.p.version}")
+
+
+def write_citation(root: Path, meta: DatasetCitation, corpus: str) -> None:
+    """``CITATION.cff``, checked against the CFF 1.2.0 schema before it is written."""
+    text = meta.cff()
+    try:
+        validate_cff(text)
+    except UserError as exc:
+        raise UserError(f"export: {exc}; check corpora.{corpus}.export (authors, doi, date, license)") from None
+    (root / "CITATION.cff").write_text(text, encoding="utf-8")
 
 
 def copy_calibration(calibration: dict[str, Any] | None, root: Path) -> list[str]:
