@@ -70,6 +70,23 @@ def deterministic(seed: int, device: torch.device) -> Iterator[None]:
             _set_deterministic(*before)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch's CPU math on exactly ``n`` threads (restored afterwards).
+
+    Reductions such as a convolution's weight gradient are split by thread, so their last bits
+    depend on the thread count; fixing it makes the bytes the same on any number of cores
+    (docs/architecture.md, "Determinism")."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _set_deterministic(mode: bool, warn_only: bool) -> None:
     """``torch.use_deterministic_algorithms`` minus its ~7 s import of inductor when unused."""
     import torch
