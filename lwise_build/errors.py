@@ -1,5 +1,36 @@
-"""The one exception type for user mistakes: the CLI prints its message as one line, no traceback."""
+"""The one exception type for user mistakes: the CLI prints its message as one line, no traceback.
+
+Messages quote the user's values through :func:`quote`, so a huge or deeply nested value (a
+YAML alias bomb, a pasted blob) never makes a "one-line" error megabytes long.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from typing import Any
+
+#: Longest quoted value in a message (characters, the quotes included).
+QUOTE_LIMIT = 80
 
 
 class UserError(Exception):
     """A mistake the user can fix (bad params, missing file, bad data); the message names the culprit."""
+
+
+def _short_repr() -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother = 3, QUOTE_LIMIT, QUOTE_LIMIT
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = r.maxfrozenset = r.maxdeque = 8
+    return r
+
+
+_REPR = _short_repr()
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for a message, cut to a short prefix (never building the whole repr of a
+    huge value): ``'abc...'`` with the full length when a string was cut."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit - 8]!r}... ({len(value)} characters)"
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

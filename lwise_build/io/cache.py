@@ -117,7 +117,7 @@ class ItemCache:
         if not parts:
             schema_source = self.packs()
             return pq.read_table(schema_source[0], columns=columns).slice(0, 0) if schema_source else pa.table({})
-        table = pa.concat_tables(parts, promote_options="none")
+        table = pa.concat_tables(parts, promote_options="default")  # an all-null column of an older pack: typed
         return table.take(pa.array([position[w] for w in where], pa.int64()))
 
 

@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..io.digests import bytes_digest, json_digest
 from ..io.fingerprint import files_fingerprint
 from ..io.images import BadImage, canonical_png, image_id
-from ..io.sources import RawItem, load_source
+from ..io.sources import RawItem, content_of, entry_problem, load_source, readable_files
 from ..io.sources import source_root as _root
 from ..io.staging import write_json
 from ..io.tables import write_table
@@ -59,20 +59,25 @@ class Ingest(UnitStage):
         report["counts"] = _counts(kept, splits)
         self.report = report  # -> metrics/details/ingest.json (the table folder holds only shards)
 
-    def _decode_all(self) -> pa.Table:
-        """Every item's canonical PNG (or why it is bad), decoding only content not seen before."""
+    def _decode_all(self) -> dict[str, list]:
+        """Every item's canonical image id and PNG size, or why it is bad; only content not seen
+        before is decoded. Files are hashed from their bytes (not their stat) each time ingest
+        runs, so a forced run sees any edit."""
         import PIL
 
         prefix = json_digest({"v": CACHE_VERSION, "size": self.p.image_size, "gray": self.p.grayscale,
                               "pillow": PIL.__version__})
-        files = [(it.source, Path(it.meta["_path"])) for it in self.items if it.data is None and it.meta.get("_path")]
-        content, _ = files_fingerprint(_root(self.p), files)  # the resolve stage's stat cache: no re-read
-        self.keys = [bytes_digest(f"{prefix}:{bytes_digest(it.data) if it.data is not None else content.get(it.source, '')}".encode())
-                     for it in self.items]
+        content, _ = files_fingerprint(_root(self.p), readable_files(self.items), reread=True)
+        digests = [content_of(it, content) for it in self.items]
+        self.keys = [None if d.startswith("bad:") else bytes_digest(f"{prefix}:{d}".encode()) for d in digests]
         workers = self.p.workers or os.cpu_count() or 1
         with _pool(workers) as self.pool:
-            self.ensure([Item(k, i) for i, k in enumerate(self.keys)], "decode")
-        return self.lookup(self.keys, ["id", "reason", "nbytes"])
+            self.ensure([Item(k, i) for i, k in enumerate(self.keys) if k], "decode")
+        good = [k for k in self.keys if k]
+        found = self.lookup(good, ["id", "reason", "nbytes"]).to_pydict() if good else {}
+        rows = zip(*(found.get(c, []) for c in ("id", "reason", "nbytes")), strict=True)
+        cols = [next(rows) if k else (None, d[len("bad:"):], 0) for k, d in zip(self.keys, digests, strict=True)]
+        return dict(zip(("id", "reason", "nbytes"), map(list, zip(*cols, strict=True)), strict=True))
 
     def batches(self, items: list[Item]) -> list[list[Item]]:
         return chunks(items, DECODE_BATCH)
@@ -82,10 +87,13 @@ class Ingest(UnitStage):
         p = self.p
         jobs = [(it.data, it.meta.get("_path", ""), p.image_size, p.grayscale) for it in (self.items[b.payload] for b in batch)]
         results = list(self.pool.map(_canonicalise_one, jobs, chunksize=16) if self.pool else map(_canonicalise_one, jobs))
-        pngs = [png for png, _ in results]
-        return pa.table({"key": [it.key for it in batch], "png": pa.array(pngs, pa.binary()),
-                         "id": [image_id(png) if png else None for png in pngs],
-                         "reason": [reason for _, reason in results],
+        for b, (_, reason, io_fault) in zip(batch, results, strict=True):
+            if io_fault:  # not the content's fault: never cache it under the content's key
+                raise UserError(f"{self.items[b.payload].source}: changed while ingest read it ({reason}); rerun")
+        pngs = [png for png, _, _ in results]
+        return pa.table({"key": pa.array([it.key for it in batch], pa.string()), "png": pa.array(pngs, pa.binary()),
+                         "id": pa.array([image_id(png) if png else None for png in pngs], pa.string()),
+                         "reason": pa.array([reason for _, reason, _ in results], pa.string()),
                          "nbytes": pa.array([len(png) if png else 0 for png in pngs], pa.int64())})
 
     def metrics(self) -> dict[str, Any]:
@@ -103,26 +111,29 @@ class Ingest(UnitStage):
 
 
 # ---------------------------------------------------------------- phase 1: decode -------------
-def _canonicalise_one(args: tuple[bytes | None, str, int, bool]) -> tuple[bytes | None, str]:
-    """Worker: (bytes or None, path, size, grayscale) -> (canonical PNG, "") or (None, reason)."""
+def _canonicalise_one(args: tuple[bytes | None, str, int, bool]) -> tuple[bytes | None, str, bool]:
+    """Worker: (bytes or None, path, size, grayscale) -> (canonical PNG, "", False), or (None,
+    reason, whether the file rather than its content failed: it went away or cannot be read)."""
     data, path, size, gray = args
     try:
         if data is None:
-            if not path or not Path(path).is_file():
-                return None, "file not found"
+            problem = entry_problem(Path(path)) if path else "file not found"
+            if problem:
+                return None, problem, True
             data = Path(path).read_bytes()
-        return canonical_png(data, size, gray), ""
+        return canonical_png(data, size, gray), "", False
     except BadImage as exc:
-        return None, str(exc)
-    except (OSError, ValueError) as exc:  # anything else the decoders raise on hostile input
-        return None, f"unreadable image ({exc})"
+        return None, str(exc), False
+    except OSError as exc:
+        return None, f"unreadable file ({exc.strerror or type(exc).__name__})", True
+    except ValueError as exc:  # anything else the decoders raise on hostile input
+        return None, f"unreadable image ({exc})", False
 
 
-def _kept(items: list[RawItem], decoded: pa.Table, budget: int) -> tuple[list[dict], list[dict]]:
+def _kept(items: list[RawItem], cols: dict[str, list], budget: int) -> tuple[list[dict], list[dict]]:
     """Kept and bad items in source order; kept ones are numbered into output shards of about
     ``budget`` bytes of PNG."""
     kept, bad, used, shard = [], [], 0, 0
-    cols = decoded.to_pydict()
     for n, item in enumerate(items):
         if cols["id"][n] is None:
             bad.append({"source": item.source, "label": item.label, "reason": cols["reason"][n]})
