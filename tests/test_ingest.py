@@ -349,3 +349,63 @@ def test_check_flags_entries_that_are_not_readable_files(data_root, tmp_path):
             "(e.g. 'cat/gone.png': dangling symlink (its target is missing))")
     assert findings(0.1) == [f"warning: {text}; ingest skips and lists them"]
     assert findings(0.01) == [f"error: {text}; more than max_bad_fraction 0.01"]
+
+
+def test_splits_stay_put_when_the_corpus_grows(data_root, tmp_path, caplog):
+    """Version 2 adds a third more images: every old image keeps its split (no test image
+    becomes a training image); the draw still follows the fractions, per class on average."""
+    root = make_folder(tmp_path / "imgs", per_class=60)
+    first, _, _ = run_ingest(tmp_path, source=f"imagefolder:{root}")
+    for c, color in COLORS.items():
+        for i in range(20):
+            save_img(root / c / f"new{i}.png", (color[0], color[1] + i * 3, color[2]))
+    with caplog.at_level("WARNING", logger="lwise_build"):
+        grown, _, _ = run_ingest(tmp_path, source=f"imagefolder:{root}")
+    now = {r["id"]: r["split"] for r in grown}
+    assert len(grown) == 240 and {r["id"]: r["split"] for r in first}.items() <= now.items()
+    assert "another split" not in caplog.text
+    share = {s: sum(1 for v in now.values() if v == s) / len(now) for s in ("train", "validation", "test")}
+    assert 0.6 < share["train"] < 0.8 and 0.07 < share["test"] < 0.23
+
+
+def test_groups_stay_together_and_put_as_the_corpus_grows(data_root, tmp_path):
+    root = tmp_path / "m"
+    lines = ["path,label,subject"]
+    for i in range(60):
+        save_img(root / f"{i}.png", (i * 4, 100, 50 + 100 * (i % 2)))
+        lines.append(f"{i}.png,{['a', 'b'][i % 2]},S{i // 4}")
+    (root / "m.csv").write_text("\n".join(lines) + "\n")
+    splits = {"train": 0.5, "validation": 0.25, "test": 0.25, "group_by": "subject"}
+    first, _, _ = run_ingest(tmp_path, source=f"manifest:{root / 'm.csv'}", image_column="path", splits=splits)
+    for i in range(60, 80):  # new images of old subjects and of new ones
+        save_img(root / f"{i}.png", (i * 3, 20, 50 + 100 * (i % 2)))
+        lines.append(f"{i}.png,{['a', 'b'][i % 2]},S{i // 4 - 10}")
+    (root / "m.csv").write_text("\n".join(lines) + "\n")
+    grown, _, _ = run_ingest(tmp_path, source=f"manifest:{root / 'm.csv'}", image_column="path", splits=splits)
+    by_subject: dict[str, set] = {}
+    for r in grown:
+        by_subject.setdefault(r["subject"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in by_subject.values())
+    assert {r["id"]: r["split"] for r in first}.items() <= {r["id"]: r["split"] for r in grown}.items()
+
+
+def test_changed_fractions_say_how_many_images_move(data_root, tmp_path, caplog):
+    root = make_folder(tmp_path / "imgs", per_class=30)
+    first, _, _ = run_ingest(tmp_path, source=f"imagefolder:{root}")
+    with caplog.at_level("WARNING", logger="lwise_build"):
+        moved, _, _ = run_ingest(tmp_path, source=f"imagefolder:{root}",
+                                 splits={"train": 0.5, "validation": 0.25, "test": 0.25})
+    n = sum(a["split"] != b["split"] for a, b in zip(first, moved, strict=True))
+    assert n > 0 and f"{n} images of the last build are now in another split (corpora.c.ingest.splits or seed changed)" in caplog.text
+
+
+def test_a_successful_ingest_removes_a_failed_runs_error_list(data_root, tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    for i in range(3):
+        (root / "cat" / f"bad{i}.png").write_bytes(b"garbage")
+    with pytest.raises(UserError):
+        run_ingest(tmp_path, source=f"imagefolder:{root}")
+    errors = tmp_path / "data" / "c" / "ingest-errors.json"
+    assert errors.is_file()
+    run_ingest(tmp_path, source=f"imagefolder:{root}", max_bad_fraction=0.2)
+    assert not errors.exists()

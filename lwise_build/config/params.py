@@ -23,9 +23,10 @@ from .schema import each, fraction, non_negative, param, positive
 # ---------------------------------------------------------------- models ---------------------
 @dataclass(frozen=True)
 class SplitParams:
-    """Seeded stratified split for sources that do not carry their own."""
+    """Seeded split for sources that do not carry their own: each image's (or group's) own draw,
+    so adding images never moves an old one (docs/methods.md, "Splits")."""
 
-    train: float = param(0.7, check=fraction, doc="fraction of each class in the train split")
+    train: float = param(0.7, check=fraction, doc="expected fraction of each class in the train split")
     validation: float = param(0.15, check=fraction, doc="fraction in the validation split")
     test: float = param(0.15, check=fraction, doc="fraction in the test split")
     group_by: str | None = param(None, doc="metadata column whose groups never span two splits")
