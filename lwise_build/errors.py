@@ -34,3 +34,9 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
         return f"{value[:limit - 8]!r}... ({len(value)} characters)"
     text = _REPR.repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def first_line(exc: BaseException, limit: int = 2 * QUOTE_LIMIT) -> str:
+    """An exception's first line, cut to ``limit`` characters: the cause quoted in a one-line error."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return first if len(first) <= limit else first[:limit - 3] + "..."

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..io.digests import bytes_digest
 from ..io.paths import cache_root
 from .classifier import Classifier
@@ -100,9 +100,13 @@ def read(source: str) -> Checkpoint:
     """Resolve and read ``source`` into network weights (+ normalisation), running no code."""
     path = resolve(source)
     if is_safetensors(path):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return unwrap(load_file(str(path)), source)
+        try:
+            return unwrap(load_file(str(path)), source)
+        except SafetensorError as exc:  # truncated, a broken header: one line, no traceback
+            raise UserError(f"checkpoint {source}: not a readable safetensors file ({first_line(exc)})") from None
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:
