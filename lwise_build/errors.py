@@ -13,8 +13,28 @@ from typing import Any
 QUOTE_LIMIT = 80
 
 
+#: Longest message (characters): a longer one keeps its head and tail around a marked cut.
+MESSAGE_LIMIT = 1000
+
+
 class UserError(Exception):
-    """A mistake the user can fix (bad params, missing file, bad data); the message names the culprit."""
+    """A mistake the user can fix (bad params, missing file, bad data); the message names the culprit.
+
+    The message is kept to one bounded line whatever values went into it: line breaks become
+    ``\\n`` and a message past :data:`MESSAGE_LIMIT` characters keeps its start (the culprit)
+    and its end (what to do)."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(one_line(str(message)))
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line, at most about ``limit`` characters (head and tail kept)."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    if len(text) <= limit:
+        return text
+    head, tail = text[: limit * 2 // 3], text[-(limit // 3):]
+    return f"{head} [... {len(text) - len(head) - len(tail)} characters cut ...] {tail}"
 
 
 def _short_repr() -> reprlib.Repr:

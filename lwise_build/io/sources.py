@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import console
 from ..config.params import IngestParams
-from ..errors import UserError
+from ..errors import UserError, quote
 from .digests import bytes_digest, json_digest
 from .fingerprint import files_fingerprint
 
@@ -110,7 +110,7 @@ def normalize_split(name: str, where: str) -> str:
     """Map split names (val, valid, dev, ...) to train / validation / test."""
     split = SPLIT_ALIASES.get(str(name).strip().lower())
     if split is None:
-        raise UserError(f"{where}: unknown split {name!r} (use train, validation or test)")
+        raise UserError(f"{where}: unknown split {quote(name)} (use train, validation or test)")
     return split
 
 

@@ -182,8 +182,8 @@ def _dedupe(kept: list[dict]) -> tuple[list[dict], list[dict]]:
             out.append(k)
         elif seen["label"] != k["label"]:
             raise UserError(
-                f"{k['source']}: same image as {seen['source']} but labelled {k['label']!r} vs "
-                f"{seen['label']!r}; fix the labels"
+                f"{k['source']}: same image as {seen['source']} but labelled {quote(k['label'])} vs "
+                f"{quote(seen['label'])}; fix the labels"
             )
         else:
             dups.append({"source": k["source"], "duplicate_of": seen["source"], "id": k["id"]})
@@ -215,7 +215,7 @@ def _check_classes(kept: list[dict], p: IngestParams, where: str) -> None:
     small = sorted((n, c) for c, n in per_class.items() if n < p.min_per_class)
     if small:
         n, c = small[0]
-        raise UserError(f"class {c!r} has {n} usable images, fewer than {where}.min_per_class "
+        raise UserError(f"class {quote(c)} has {n} usable images, fewer than {where}.min_per_class "
                         f"({p.min_per_class})")
 
 
