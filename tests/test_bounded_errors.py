@@ -53,3 +53,24 @@ def test_messages_stay_one_bounded_line_and_quotes_are_cut() -> None:
     assert msg.startswith("labels/xxx") and msg.endswith("\\nsecond line: fix the labels")
     assert quote("y" * 5000) == repr("y" * 72) + "... (5000 characters)"
     assert len(quote(list(range(100_000)))) <= 80
+
+
+def test_check_knows_the_image_size_bound(tmp_path, monkeypatch, capsys) -> None:
+    err = check(tmp_path, monkeypatch, capsys, "corpora:\n  c:\n    ingest: {source: 'builtin:digits', image_size: 100000}\n")
+    assert err == "error: corpora.c.ingest.image_size: must be at most 4096 (larger canonical images do not fit " \
+                  "a batch in memory), got 100000\n"
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys) -> None:
+    from lwise_build.stages import ingest
+
+    def exhausted(self) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(ingest.Ingest, "run", exhausted)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("corpora: {c: {ingest: {source: 'builtin:digits'}}}\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", "c"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("error: out of memory; lower the batch_size") and err.count("\n") == 1

@@ -116,6 +116,12 @@ def main(argv: list[str] | None = None) -> None:
 
         click.echo(f"error: {no_space(Path(exc.filename or '.'))}", err=True)
         sys.exit(2)
+    except MemoryError:
+        if "--debug" in args:
+            raise
+        click.echo("error: out of memory; lower the batch_size of the stage that ran, or the corpus's "
+                   "ingest.image_size, or run it on a machine with more memory", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted: finished shards are kept in the cache; rerun to continue", err=True)
         sys.exit(130)

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Literal
 
 from ..errors import UserError
-from .constants import FIXED_BATCH_DOC, NORMS, OBJECTIVES, SOURCE_SCHEMES, fixed_batch
+from .constants import FIXED_BATCH_DOC, NORMS, OBJECTIVES, SOURCE_SCHEMES, fixed_batch, image_side
 from .executor import ExecutorParams
 from .experiment import AnalysisParams, ExperimentParams
 from .model_params import ModelParams
@@ -42,7 +42,7 @@ class IngestParams:
     """Where images come from and how they are canonicalised."""
 
     source: str = param(doc="`builtin:digits`, `imagefolder:<dir>`, `manifest:<csv or parquet>` or `hf:<id>`")
-    image_size: int = param(224, check=positive, doc="side of the square canonical images (resize, centre crop)")
+    image_size: int = param(224, check=image_side, doc="side of the square canonical images (resize, centre crop), at most 4096")
     grayscale: bool = param(False, doc="store single-channel (L) images instead of RGB")
     splits: SplitParams = param(SplitParams(), doc="seeded split when the source has none")
     image_column: str = param("image", doc="manifest/hf: the image (or path) column")
