@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ..config.curricula import expand_blocks, is_shuffled
+from ..io.paths import public_source
 from .card_text import COLUMNS, KIND_TEXT, SCORE_COLUMNS
 from .citation import DatasetCitation
 from .configs import ConfigInfo
@@ -75,7 +76,7 @@ def _intro(ctx: CardContext) -> list[str]:
     shown = ", ".join(f"`{n}`" for n in names[:20]) + (", ..." if len(names) > 20 else "")
     return [f"# {ctx.meta.title}\n",
             f"Version **{ctx.meta.version}** of a model-guided image dataset built by "
-            f"[lwise-build](https://pypi.org/project/lwise-build/) from `{c.ingest.source}`: {images} images "
+            f"[lwise-build](https://pypi.org/project/lwise-build/) from `{public_source(c.ingest.source)}`: {images} images "
             f"of {len(names)} classes ({shown}) at {c.ingest.image_size} px"
             f"{' (grayscale)' if c.ingest.grayscale else ''}, with {_contents(ctx)}, following "
             "L-WISE (Talbot et al., ICLR 2025).\n"]

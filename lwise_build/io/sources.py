@@ -22,6 +22,7 @@ from ..config.params import IngestParams
 from ..errors import UserError, quote
 from .digests import bytes_digest, json_digest
 from .fingerprint import files_fingerprint
+from .paths import public_path
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
                  "validation": "validation", "dev": "validation", "test": "test", "testing": "test"}
@@ -218,18 +219,36 @@ def _manifest(path: str, p: IngestParams, where: str) -> list[RawItem]:
     rows = table.to_pylist()
     has_split = p.split_column in columns
     meta_cols = [c for c in columns if c not in (p.image_column, p.label_column, p.split_column)]
+    names = _public_names([row[p.image_column] for row in rows], file)
     items = []
-    for i, row in enumerate(rows):
+    for i, (row, name) in enumerate(zip(rows, names, strict=True)):
         rel = row[p.image_column]
-        target = (file.parent / str(rel)) if rel is not None else None
+        target = (file.parent / Path(str(rel)).expanduser()) if rel is not None else None
         split = normalize_split(row[p.split_column], f"{file} row {i + 2}") if has_split else None
         problem = entry_problem(target) if target is not None else "no image path in the manifest"
         items.append(RawItem(
-            source=str(rel), label=str(row[p.label_column]), split=split,
+            source=name, label=str(row[p.label_column]), split=split,
             meta={"_path": str(target) if target else "", **({"_bad": problem} if problem else {}),
                   **{c: row[c] for c in meta_cols}},
         ))
     return items
+
+
+def _public_names(paths: list[Any], manifest: Path) -> list[str]:
+    """Each row's image as the images table (and so every export) names it: a relative path as
+    written; an absolute one relative to the common folder of the absolute ones, so no machine's
+    folders are published. Two files under one name are an error."""
+    full = [Path(str(v)).expanduser() if v is not None else None for v in paths]
+    absolute = [str(f.parent) for f in full if f is not None and f.is_absolute()]
+    root = os.path.commonpath(absolute) if absolute else ""
+    names = [str(v) if f is None or not f.is_absolute() else Path(os.path.relpath(f, root)).as_posix()
+             for v, f in zip(paths, full, strict=True)]
+    first: dict[str, str] = {}
+    for name, f in zip(names, full, strict=True):
+        if f is not None and first.setdefault(name, str(f)) != str(f):
+            raise UserError(f"manifest {manifest}: {quote(first[name])} and {quote(str(f))} would both be named "
+                            f"{quote(name)} in the dataset; give image paths relative to the manifest's folder")
+    return names
 
 
 def manifest_columns(file: Path, where: str) -> list[str]:
@@ -326,6 +345,6 @@ def _hf_split(ds, split: str, p: IngestParams, name: str, where: str) -> list[Ra
         label = row[p.label_column]
         if isinstance(label_feat, datasets.ClassLabel):
             label = label_feat.int2str(label)
-        items.append(RawItem(source=f"{name}/{split}/{i}", label=str(label), split=split,
+        items.append(RawItem(source=f"{public_path(name)}/{split}/{i}", label=str(label), split=split,
                              data=data or b"", meta={c: row[c] for c in meta_cols}))
     return items

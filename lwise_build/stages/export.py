@@ -32,7 +32,7 @@ from ..hub.configs import (
 )
 from ..hub.provenance import write_provenance
 from ..io.images import png_to_jpeg
-from ..io.paths import model_dir, stage_dir
+from ..io.paths import model_dir, public_path, stage_dir
 from ..io.staging import write_json
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
@@ -130,7 +130,7 @@ def model_records(params: Any, corpus: str) -> dict[str, dict[str, Any]]:
         cfg = read_config(folder) if (folder / CONFIG_FILE).is_file() else {}
         spec = params.model(name)
         out[name] = {"arch": cfg.get("arch", spec.arch), "sha256": cfg.get("sha256"),
-                     "checkpoint": spec.checkpoint, "train": to_plain(spec.train)}
+                     "checkpoint": spec.checkpoint and public_path(spec.checkpoint), "train": to_plain(spec.train)}
     return out
 
 
