@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+
+from lwise_build.config.load import parse_params
+from lwise_build.stages.train import Train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,3 +55,23 @@ def test_default_build_md5s_do_not_depend_on_the_thread_count(tmp_path: Path) ->
     one, two = (lock_outputs(runs[t][0] / "dvc.lock") for t in ("1", "2"))
     assert len(one) > 30 and set(one) == set(two)
     assert {p: (one[p], two[p]) for p in one if one[p] != two[p]} == {}
+
+
+def test_train_weights_do_not_depend_on_the_ambient_thread_count(tiny_images) -> None:
+    """Trained under torch.set_num_threads(1) and (3): the same weights (the recipe's threads
+    govern), the ambient count is restored, and config.json records what a rebuild must match."""
+    model = {"arch": "smallcnn-tiny", "corpus": "toy", "in_channels": 1,
+             "train": {"epochs": 1, "batch_size": 32, "optimizer": "adam", "eval_steps": 1, "threads": 2}}
+    params = parse_params({"seed": 0, "device": "cpu", "models": {"m": model},
+                           "corpora": {"toy": {"ingest": {"source": "builtin:digits", "image_size": 16}}}})
+    weights, before = [], torch.get_num_threads()
+    for ambient in (1, 3):
+        torch.set_num_threads(ambient)
+        folder = Train(params, "toy", "m").run()
+        assert torch.get_num_threads() == ambient
+        weights.append((folder / "model.safetensors").read_bytes())
+    torch.set_num_threads(before)
+    assert weights[0] == weights[1]
+    built = json.loads((folder / "config.json").read_text())["built_with"]
+    assert built == {"torch": torch.__version__, "machine": platform.machine(), "device": "cpu", "threads": 2,
+                     "cpu_isa": torch.backends.cpu.get_cpu_capability()}

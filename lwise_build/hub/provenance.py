@@ -95,7 +95,8 @@ def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigI
         **({} if build else {"git_reason": "recorded by `lwise-build publish` (the commit of the published build)"}),
         "dvc_lock": dvc_lock_hashes(corpus),
         "params": plain_params,
-        "models": {n: {"arch": m["arch"], "sha256": m["sha256"]} for n, m in models.items()},
+        "models": {n: {"arch": m["arch"], "sha256": m["sha256"],  # built_with: what a rebuild must match
+                       **({"built_with": m["built_with"]} if m.get("built_with") else {})} for n, m in models.items()},
         "libraries": library_versions(),
         "configs": {c.name: {"kind": c.kind, "rows": c.rows, "files": c.files} for c in configs},
         **({"artefacts": artefacts} if artefacts else {}),

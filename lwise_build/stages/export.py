@@ -129,7 +129,7 @@ def model_records(params: Any, corpus: str) -> dict[str, dict[str, Any]]:
         folder = model_dir(params.model(name).corpus, name)
         cfg = read_config(folder) if (folder / CONFIG_FILE).is_file() else {}
         spec = params.model(name)
-        out[name] = {"arch": cfg.get("arch", spec.arch), "sha256": cfg.get("sha256"),
+        out[name] = {"arch": cfg.get("arch", spec.arch), "sha256": cfg.get("sha256"), "built_with": cfg.get("built_with"),
                      "checkpoint": spec.checkpoint and public_path(spec.checkpoint), "train": to_plain(spec.train)}
     return out
 

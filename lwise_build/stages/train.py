@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .. import console
 from ..config.model_params import ModelParams, TrainParams
 from ..config.params import Params
-from ..device import deterministic, torch_threads
+from ..device import build_platform, deterministic, torch_threads
 from ..errors import UserError
 from ..io.images import to_tensor
 from ..io.paths import model_dir, plots_dir, stage_dir
@@ -231,7 +231,8 @@ class Train(Stage):
                        "epochs": tp.epochs if tp else 0, "train_images": len(self.train),
                        "val_images": len(self.val)}
         self.digest = save_model(model.cpu(), tmp, extra={"name": self.model_name, "corpus": self.ctx.corpus,
-                                                          "checkpoint": spec.checkpoint})
+                                                          "checkpoint": spec.checkpoint,
+                                                          "built_with": build_platform(device, tp.threads if tp else 1)})
         write_json(tmp / "metrics.json", {**self.result, "sha256": self.digest})  # deterministic: no timings
 
     def metrics(self) -> dict[str, Any]:
