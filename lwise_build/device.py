@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
 
@@ -68,6 +68,38 @@ def deterministic(seed: int, device: torch.device) -> Iterator[None]:
             yield
         finally:
             _set_deterministic(*before)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch's CPU math on exactly ``n`` threads (restored afterwards).
+
+    Reductions such as a convolution's weight gradient are split by thread, so their last bits
+    depend on the thread count; fixing it makes the bytes the same on any number of cores
+    (docs/architecture.md, "Determinism")."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def build_platform(device: torch.device, threads: int) -> dict[str, Any]:
+    """What a rebuild must match to give the same bytes (README, "Determinism, resumption and
+    growing corpora"): torch, the CPU's architecture and vector ISA, the device (the GPU and its
+    CUDA/cuDNN), and the declared thread count; the machine's core count is not part of it."""
+    import torch
+
+    out: dict[str, Any] = {"torch": torch.__version__, "machine": platform.machine(),
+                           "cpu_isa": torch.backends.cpu.get_cpu_capability(), "device": device.type,
+                           "threads": threads}
+    if device.type == "cuda":
+        out.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                   cudnn=torch.backends.cudnn.version())
+    return out
 
 
 def _set_deterministic(mode: bool, warn_only: bool) -> None:

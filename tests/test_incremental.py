@@ -86,8 +86,8 @@ def raw(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("rgb", [False, True], ids=["gray", "rgb"])  # rgb: channels-last decoded batches
 def test_adding_images_computes_only_them_and_equals_a_clean_build(tmp_path, monkeypatch, raw, rgb):
     first = build(monkeypatch, tmp_path / "inc", raw, rgb=rgb)
-    assert first == {"ingest": 24, "score": 48, "enhance": 48, "metamers": 6}
-    refs_before = set(references(tmp_path / "inc"))
+    refs_before = set(references(tmp_path / "inc"))  # up to 2 per class: as many as the train split allows
+    assert first == {"ingest": 24, "score": 48, "enhance": 48, "metamers": len(refs_before)} and len(refs_before) >= 4
     for i, name in enumerate(CLASSES):
         save_img(raw / name / "new.png", (90 + 40 * i, 20, 200 - 40 * i))
     again = build(monkeypatch, tmp_path / "inc", raw, rgb=rgb)
@@ -96,7 +96,7 @@ def test_adding_images_computes_only_them_and_equals_a_clean_build(tmp_path, mon
     # ones are synthesised
     assert again["metamers"] == len(set(references(tmp_path / "inc")) - refs_before)
     clean = build(monkeypatch, tmp_path / "clean", raw, rgb=rgb)
-    assert clean == {"ingest": 27, "score": 54, "enhance": 54, "metamers": 6}
+    assert clean == {"ingest": 27, "score": 54, "enhance": 54, "metamers": len(set(references(tmp_path / "clean")))}
     inc, ref = snapshot(tmp_path / "inc"), snapshot(tmp_path / "clean")
     assert sorted(inc) == sorted(ref)
     assert [k for k in ref if inc[k] != ref[k]] == []  # every output byte-identical

@@ -77,3 +77,17 @@ def test_builtin_and_missing_sources(data_root: Path) -> None:
 
     with pytest.raises(UserError, match="folder .* not found"):
         fp("imagefolder:/no/such/folder")
+
+
+def test_a_dangling_link_is_in_the_fingerprint_and_fetching_it_is_a_change(folder: Path, tmp_path: Path) -> None:
+    """A git-annex/DVC link whose content is not fetched is an item (ingest reports it), and
+    fetching the content, or the link turning into a folder, changes the fingerprint."""
+    target = tmp_path / "annex" / "x.png"
+    (folder / "cat" / "x.png").symlink_to(target)
+    dangling = fp(f"imagefolder:{folder}")
+    assert dangling["items"] == 10
+    save_img(target, (5, 5, 5))
+    fetched = fp(f"imagefolder:{folder}")
+    target.unlink()
+    target.mkdir()
+    assert len({dangling["digest"], fetched["digest"], fp(f"imagefolder:{folder}")["digest"]}) == 3

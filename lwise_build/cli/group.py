@@ -5,9 +5,11 @@ User mistakes print one line (``error: ...``) and exit 2; ``--debug`` shows the 
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -68,7 +70,6 @@ def stage_params(fn: Callable[..., Any]) -> Callable[..., Any]:
 def guard_outputs(params_path: str, out: str | None) -> None:
     """``--out DIR`` becomes the data root; otherwise refuse other params inside a DVC pipeline."""
     import os
-    from pathlib import Path
 
     from ..io.paths import DATA_ROOT_ENV
 
@@ -107,6 +108,19 @@ def main(argv: list[str] | None = None) -> None:
         if "--debug" in args:
             raise
         click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a full disk anywhere a specific check did not catch it: still one line
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or "--debug" in args:
+            raise
+        from ..io.staging import no_space
+
+        click.echo(f"error: {no_space(Path(exc.filename or '.'))}", err=True)
+        sys.exit(2)
+    except MemoryError:
+        if "--debug" in args:
+            raise
+        click.echo("error: out of memory; lower the batch_size of the stage that ran, or the corpus's "
+                   "ingest.image_size, or run it on a machine with more memory", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted: finished shards are kept in the cache; rerun to continue", err=True)

@@ -32,14 +32,17 @@ def publish(params: Any, corpus: str, **options: Any) -> None:
 
 @cli.command()
 @click.argument("repo")
-@click.option("--version", "version", required=True, help="Dataset version (the tag v<version>).")
+@click.option("--version", "version", help="Dataset version (the tag v<version>).")
+@click.option("--revision", "revision", help="Pin this commit (40 hex digits); with --version the tag must point at it.")
+@click.option("--sha256", "sha256", help="The content sha256 a citation gives: the pulled version must have it.")
 @click.option("--config", "config", help="Only the files of this config (e.g. curriculum-lwise).")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Copy the files here.")
-def pull(repo: str, version: str, config: str | None, out: str | None) -> None:
-    """Fetch a published dataset at a pinned version (offline from cache once fetched)."""
+def pull(repo: str, version: str | None, revision: str | None, sha256: str | None, config: str | None,
+         out: str | None) -> None:
+    """Fetch a published dataset at a pinned version or commit, verified end to end (offline from cache once fetched)."""
     from ..hub.pull import pull as do_pull
 
-    for line in do_pull(repo, version, config=config, out=out).lines():
+    for line in do_pull(repo, version, config=config, out=out, sha256=sha256, revision=revision).lines():
         click.echo(line)
 
 

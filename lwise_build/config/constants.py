@@ -18,5 +18,17 @@ def fixed_batch(v: int) -> str | None:
     return None if v >= MIN_FIXED_BATCH else f"must be at least {MIN_FIXED_BATCH} (a fixed batch shape)"
 
 
+#: Largest canonical image side: one float batch of 64 RGB images at 4096 px is already 13 GB,
+#: and the decoders refuse inputs past 268M pixels (about 16k x 16k) as decompression bombs.
+MAX_IMAGE_SIZE = 4096
+
+
+def image_side(v: int) -> str | None:
+    if v <= 0:
+        return "must be positive"
+    return None if v <= MAX_IMAGE_SIZE else (
+        f"must be at most {MAX_IMAGE_SIZE} (larger canonical images do not fit a batch in memory)")
+
+
 #: The split names every stage knows, in display order.
 SPLITS = ("train", "validation", "test")

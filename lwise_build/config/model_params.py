@@ -56,6 +56,8 @@ class TrainParams:
     fine_tune: bool = param(False, doc="start from `checkpoint` with a fresh head")
     eval_eps: float = param(1.0, check=positive, doc="L2 PGD budget for the robust-accuracy metric")
     eval_steps: int = param(10, check=positive, doc="PGD steps for the robust-accuracy metric")
+    threads: int = param(1, check=positive, doc="CPU threads for training's math: the weights depend on it, "
+                         "not on the machine's cores (more is faster only for large models on a CPU)")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Literal
 
 from ..errors import UserError
-from .constants import FIXED_BATCH_DOC, NORMS, OBJECTIVES, SOURCE_SCHEMES, fixed_batch
+from .constants import FIXED_BATCH_DOC, NORMS, OBJECTIVES, SOURCE_SCHEMES, fixed_batch, image_side
 from .datasheet import DatasheetParams
 from .executor import ExecutorParams
 from .experiment import AnalysisParams, ExperimentParams
@@ -24,9 +24,10 @@ from .schema import each, fraction, non_negative, param, positive
 # ---------------------------------------------------------------- models ---------------------
 @dataclass(frozen=True)
 class SplitParams:
-    """Seeded stratified split for sources that do not carry their own."""
+    """Seeded split for sources that do not carry their own: each image's (or group's) own draw,
+    so adding images never moves an old one (docs/methods.md, "Splits")."""
 
-    train: float = param(0.7, check=fraction, doc="fraction of each class in the train split")
+    train: float = param(0.7, check=fraction, doc="expected fraction of each class in the train split")
     validation: float = param(0.15, check=fraction, doc="fraction in the validation split")
     test: float = param(0.15, check=fraction, doc="fraction in the test split")
     group_by: str | None = param(None, doc="metadata column whose groups never span two splits")
@@ -42,7 +43,7 @@ class IngestParams:
     """Where images come from and how they are canonicalised."""
 
     source: str = param(doc="`builtin:digits`, `imagefolder:<dir>`, `manifest:<csv or parquet>` or `hf:<id>`")
-    image_size: int = param(224, check=positive, doc="side of the square canonical images (resize, centre crop)")
+    image_size: int = param(224, check=image_side, doc="side of the square canonical images (resize, centre crop), at most 4096")
     grayscale: bool = param(False, doc="store single-channel (L) images instead of RGB")
     splits: SplitParams = param(SplitParams(), doc="seeded split when the source has none")
     image_column: str = param("image", doc="manifest/hf: the image (or path) column")

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, Literal, Union
 
-from ..errors import UserError
+from ..errors import UserError, quote
 
 Check = Callable[[Any], "str | None"]
 
@@ -79,7 +79,7 @@ def _describe(tp: Any) -> str:
 
 
 def _fail(path: str, what: str, value: Any) -> UserError:
-    return UserError(f"{path}: {what}, got {value!r}")
+    return UserError(f"{path}: {what}, got {quote(value)}")
 
 
 def convert(tp: Any, value: Any, path: str) -> Any:
@@ -135,9 +135,9 @@ def build(cls: type, data: Any, path: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            close = difflib.get_close_matches(str(key)[:100], list(fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(fields)})"
-            raise UserError(f"{_join(path, key)}: unknown key{hint}")
+            raise UserError(f"{_join(path, quote(key) if len(str(key)) > 60 else key)}: unknown key{hint}")
     values = {}
     for name, f in fields.items():
         where = _join(path, name)

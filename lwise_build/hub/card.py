@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ..config.curricula import expand_blocks, is_shuffled
+from ..io.paths import public_source
 from . import datasheet
 from .card_text import COLUMNS, KIND_TEXT, SCORE_COLUMNS
 from .citation import DATA_HASH_TEXT, DatasetCitation
@@ -81,7 +82,7 @@ def summary(ctx: CardContext) -> str:
     images = next(c_.total for c_ in ctx.configs if c_.name == "default")
     shown = ", ".join(f"`{n}`" for n in names[:20]) + (", ..." if len(names) > 20 else "")
     return (f"Version **{ctx.meta.version}** of a model-guided image dataset built by "
-            f"[lwise-build](https://pypi.org/project/lwise-build/) from `{c.ingest.source}`: {images} images "
+            f"[lwise-build](https://pypi.org/project/lwise-build/) from `{public_source(c.ingest.source)}`: {images} images "
             f"of {len(names)} classes ({shown}) at {c.ingest.image_size} px"
             f"{' (grayscale)' if c.ingest.grayscale else ''}, with {_contents(ctx)}, following "
             "L-WISE (Talbot et al., ICLR 2025).")

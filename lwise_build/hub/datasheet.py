@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config.datasheet import source_facts, unwritten
+from ..io.paths import public_source
 
 if TYPE_CHECKING:
     from .card import CardContext
@@ -145,7 +146,7 @@ def _collection(ctx: CardContext) -> list[str]:
     where = _fact(facts.description, "source_description", "who made or collected the source images, when and how")
     licence = _fact(facts.license, "source_license", "the source images' licence")
     url = f" ({facts.url})" if facts.url else ""
-    return [f"Source: `{c.ingest.source}`{url}: {where}.", f"Source licence: {licence}.",
+    return [f"Source: `{public_source(c.ingest.source)}`{url}: {where}.", f"Source licence: {licence}.",
             f"Models: {_model_origin(ctx)}. Everything else is computed from the images by the build, with the "
             "params, seeds and model hashes in `provenance.json`; no image was newly collected.",
             f"Human data: {_human(ctx)}.",

@@ -18,6 +18,7 @@ from .. import __version__
 from ..config.schema import to_plain
 from ..errors import UserError
 from ..io.digests import file_digest, json_digest
+from ..io.paths import public_path, public_source
 from ..io.staging import write_json
 from .citation import DatasetCitation
 from .configs import ConfigInfo
@@ -100,9 +101,9 @@ def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigI
     # the experiment and analysis params travel with their artefacts (manifest.json, calibration.json)
     sections = {k: v for k, v in to_plain(params.corpus(corpus)).items()
                 if k not in ("report", "executor", "experiment", "analysis")}
-    plain_params = json.loads(json.dumps({
+    plain_params = public_params(json.loads(json.dumps({
         "seed": params.seed, "corpus": sections,
-        "models": {n: to_plain(params.model(n)) for n in models}}, default=str))
+        "models": {n: to_plain(params.model(n)) for n in models}}, default=str)))
     write_json(root / FILE, {
         "format": 1,
         "package": {"name": "lwise-build", "version": __version__},
@@ -111,7 +112,8 @@ def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigI
         **({} if build else {"git_reason": "recorded by `lwise-build publish` (the commit of the published build)"}),
         "dvc_lock": dvc_lock_hashes(corpus),
         "params": plain_params,
-        "models": {n: {"arch": m["arch"], "sha256": m["sha256"]} for n, m in models.items()},
+        "models": {n: {"arch": m["arch"], "sha256": m["sha256"],  # built_with: what a rebuild must match
+                       **({"built_with": m["built_with"]} if m.get("built_with") else {})} for n, m in models.items()},
         "libraries": library_versions(),
         "configs": {c.name: {"kind": c.kind, "rows": c.rows, "files": c.files} for c in configs},
         **({"artefacts": artefacts} if artefacts else {}),
@@ -120,6 +122,18 @@ def write_provenance(root: Path, params: Any, corpus: str, configs: list[ConfigI
         "content_sha256": json_digest({k: v["sha256"] for k, v in files.items()}),
         "data_sha256": data_digest(files),
     })
+
+
+def public_params(plain: dict[str, Any]) -> dict[str, Any]:
+    """The params as published: the source and checkpoints without the building machine's
+    folders (``imagefolder:/home/me/moths`` -> ``imagefolder:moths``)."""
+    ingest = plain["corpus"].get("ingest") or {}
+    if "source" in ingest:
+        ingest["source"] = public_source(ingest["source"])
+    for model in plain["models"].values():
+        if model.get("checkpoint"):
+            model["checkpoint"] = public_path(model["checkpoint"])
+    return plain
 
 
 def published(prov: dict[str, Any], git: dict[str, Any]) -> dict[str, Any]:

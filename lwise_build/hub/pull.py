@@ -3,24 +3,30 @@
 A version is the tag ``v<version>``. Online, the tag is resolved with ``HfApi.list_repo_refs``;
 offline (``HF_HUB_OFFLINE=1``, or the endpoint unreachable) it is read from the cache's
 ``refs/<tag>``, which ``snapshot_download`` wrote the first time. ``pull`` downloads only what a
-config needs and checks every file's sha256 against ``provenance.json``.
+config needs and verifies the whole version: the revision holds exactly the files its
+``provenance.json`` lists, every fetched file has its listed sha256 (a mismatch is fetched once
+more, so a damaged local cache is told apart from a server whose copy differs), and the content
+hash is recomputed and, with ``--sha256``, checked against the one a citation gives. A tag that
+moved since the last pull is reported; ``--revision`` pins a commit.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..io.digests import file_digest
+from .. import console
+from ..errors import UserError, quote
 from ..io.paths import stage_dir
+from ..io.staging import disk_errors
 from .citation import DatasetCitation
 from .provenance import FILE as PROVENANCE
 from .provenance import read_provenance
 from .remote import REPO_TYPE, endpoint, hub_errors, offline, version_tag
+from .verify import check_content, check_listing, present, refetch, verify
 
 #: What every version's metadata download brings.
 META_FILES = ("README.md", "provenance.json", "CITATION.cff")
@@ -90,7 +96,8 @@ def latest(repo: str) -> str:
 
 
 def download(repo: str, tag: str, sha: str, patterns: list[str] | None) -> Path:
-    """The snapshot folder of ``tag`` holding at least ``patterns`` (all files when None)."""
+    """The snapshot folder of ``tag`` (a version tag, or the commit itself) holding at least
+    ``patterns`` (all files when None)."""
     from huggingface_hub import snapshot_download
 
     with hub_errors(f"pull {repo} {tag}"):  # offline or unreachable: snapshot_download reads the cache
@@ -115,6 +122,24 @@ def fetch_metadata(repo: str, version: str | None) -> tuple[Path, str]:
     return download_metadata(repo, tag, sha), sha
 
 
+def pin(repo: str, tag: str | None, revision: str | None) -> tuple[str, str, str | None]:
+    """(what to download by, commit SHA, a warning when the tag moved since the cached pull)."""
+    if revision is not None and not re.fullmatch(r"[0-9a-f]{40}", revision):
+        raise UserError(f"--revision: a full 40-digit commit SHA, got {quote(revision)}")
+    if tag is None:
+        return revision, revision, None  # type: ignore[return-value]
+    before = cached_tags(repo).get(tag)
+    sha = resolve(repo, tag)
+    if revision is not None and revision != sha:
+        raise UserError(f"{repo} {tag}: the tag points at {sha}, not the --revision {revision} you gave; "
+                        "drop --version to pull that commit, or drop --revision to pull what the tag holds now")
+    moved = None
+    if before and before != sha:
+        moved = (f"{repo} {tag} moved: it now points at {sha}, but your earlier pull got {before}; "
+                 f"a citation of {tag} may mean either (pull --revision {before} for the earlier one)")
+    return tag, sha, moved
+
+
 # ---------------------------------------------------------------- pull -----------------------
 @dataclass
 class Pulled:
@@ -127,56 +152,70 @@ class Pulled:
     files: list[str]
     config: str | None
     prov: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"{self.repo} {self.tag} = revision {self.sha}",
-               f"{len(self.files)} files verified against provenance.json (sha256) in {self.folder}"]
+        listed = len(self.prov.get("files") or {})
+        how = "every file verified by its bytes" if len(self.files) >= listed else \
+            f"{len(self.files)} files verified by their bytes, the other {listed - len(self.files)} by their listed hashes"
+        out = [*self.notes, f"{self.repo} {self.tag} = revision {self.sha}",
+               f"content sha256 {self.prov['content_sha256']} (recomputed: {how}) in {self.folder}"]
         out += [f"  {rel}" for rel in self.files if rel.startswith("data/")]
         if self.config in (self.prov.get("artefacts") or {}):
             out.append(f"open {self.folder / self.config}/index.html to run it\n" if self.config == "experiment" else "")
         else:
-            out.append(f'load it with: load_dataset("{self.repo}", "{self.config or "default"}", revision="{self.tag}")\n')
+            out.append(f'load it with: load_dataset("{self.repo}", "{self.config or "default"}", revision="{self.sha}")\n')
         out.append(DatasetCitation.from_provenance(self.prov, revision=self.sha).bibtex_all())
         return out
 
 
-def pull(repo: str, version: str, *, config: str | None = None, out: str | None = None) -> Pulled:
-    """Fetch ``repo`` at ``v<version>`` (only ``config``'s files) and verify every file."""
-    tag = version_tag(version)
-    sha = resolve(repo, tag)
-    prov = read_provenance(download_metadata(repo, tag, sha))
+def pull(repo: str, version: str | None = None, *, config: str | None = None, out: str | None = None,
+         sha256: str | None = None, revision: str | None = None) -> Pulled:
+    """Fetch ``repo`` at ``v<version>`` and/or commit ``revision`` (only ``config``'s files) and
+    verify the whole version: the served file list, every fetched file, the content hash."""
+    if version is None and revision is None:
+        raise UserError("pull: give --version (a published version) or --revision (a commit SHA)")
+    ref, sha, moved = pin(repo, version_tag(version) if version else None, revision)
+    if moved:  # said at once: it matters even when the pull then fails
+        console.warn(moved)
+    prov = read_provenance(meta := download_metadata(repo, ref, sha))
+    label = ref if version else f"v{(prov.get('citation') or {}).get('version', '?')} at {sha[:12]}"
+    served = served_files(repo, sha)
+    check_listing(repo, label, prov, served if served is not None else present(meta))
+    content = check_content(repo, label, prov, sha256)
     configs = {n: [f for fs in c["files"].values() for f in fs] for n, c in (prov.get("configs") or {}).items()}
     configs |= prov.get("artefacts") or {}  # downloadable folders (the experiment), not dataset configs
     if config is not None and config not in configs:
-        raise UserError(f"{repo} {tag}: no config {config!r} (configs: {', '.join(configs)})")
+        raise UserError(f"{repo} {label}: no config {config!r} (configs: {', '.join(configs)})")
     data = configs[config] if config else list(prov.get("files") or ())
     wanted = sorted({*META_FILES, *data} - {PROVENANCE})
-    folder = download(repo, tag, sha, None if config is None else [*wanted, PROVENANCE])
-    checked = verify(folder, prov, wanted)
+    folder = download(repo, ref, sha, None if config is None else [*wanted, PROVENANCE])
+    if served is None:  # offline: the cached snapshot is all there is to check
+        check_listing(repo, label, prov, present(folder))
+    checked = verify(folder, prov, wanted, repair=lambda rel: refetch(repo, sha, rel), label=f"{repo} {label}")
     target = _copy_out(folder, checked, Path(out)) if out else folder
-    return Pulled(repo, tag, sha, target, checked, config, prov)
+    notes = [f"content sha256 matches --sha256 {sha256}"] if sha256 else []
+    return Pulled(repo, label, sha, target, checked, config, {**prov, "content_sha256": content}, notes)
 
 
-def verify(folder: Path, prov: dict[str, Any], wanted: list[str]) -> list[str]:
-    """Check the wanted files against provenance.json's sha256; every one must be there."""
-    files = prov.get("files") or {}
-    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    missing = sorted(set(wanted) - present)
-    if missing:
-        raise UserError(f"{folder}: {missing[0]} is missing ({len(missing)} files); pull again online")
-    for rel in wanted:
-        if rel not in files:
-            raise UserError(f"{folder}/{rel}: not listed in provenance.json; the revision is not an lwise-build export")
-        if file_digest(folder / rel) != files[rel]["sha256"]:
-            raise UserError(f"{folder}/{rel}: sha256 does not match provenance.json; delete it from the cache and pull again")
-    return wanted
+def served_files(repo: str, sha: str) -> set[str] | None:
+    """Every file of the revision as the server lists it; None when offline or unreachable."""
+    if offline():
+        return None
+    from huggingface_hub import HfApi
+
+    try:
+        return set(HfApi().list_repo_files(repo, repo_type=REPO_TYPE, revision=sha))
+    except Exception:  # noqa: BLE001 - network down: the cached snapshot is checked instead
+        return None
 
 
 def _copy_out(folder: Path, files: list[str], out: Path) -> Path:
     for rel in [*files, PROVENANCE]:
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / rel, target)
+        with disk_errors(out):
+            shutil.copyfile(folder / rel, target)
     return out
 
 
@@ -204,4 +243,5 @@ def _locate(target: str, params_path: str) -> tuple[dict[str, Any], str | None]:
         return read_provenance(stage_dir(target, "hub")), None
     folder, sha = fetch_metadata(repo, version or None)
     prov = read_provenance(folder)
+    check_content(repo, sha, prov, None)  # the hash it quotes is the one its file list gives
     return prov, sha

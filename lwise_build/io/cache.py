@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from .digests import bytes_digest
 from .paths import cache_root
+from .staging import disk_errors
 
 
 class ItemCache:
@@ -90,7 +91,12 @@ class ItemCache:
         if not pack.exists():
             pack.parent.mkdir(parents=True, exist_ok=True)
             tmp = pack.with_name(f".{name}.tmp{os.getpid()}-{time.monotonic_ns()}")
-            tmp.write_bytes(data)
+            try:
+                with disk_errors(self.dir, need=len(data)):
+                    tmp.write_bytes(data)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # never a partial file in the cache
+                raise
             tmp.replace(pack)  # atomic: a concurrent writer of the same pack wrote the same bytes
         self._verified.add(pack)
         index = self.index
@@ -117,7 +123,7 @@ class ItemCache:
         if not parts:
             schema_source = self.packs()
             return pq.read_table(schema_source[0], columns=columns).slice(0, 0) if schema_source else pa.table({})
-        table = pa.concat_tables(parts, promote_options="none")
+        table = pa.concat_tables(parts, promote_options="default")  # an all-null column of an older pack: typed
         return table.take(pa.array([position[w] for w in where], pa.int64()))
 
 

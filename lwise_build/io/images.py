@@ -54,10 +54,8 @@ def to_mode(img: Image.Image, grayscale: bool) -> Image.Image:
     target = "L" if grayscale else "RGB"
     if img.mode == target:
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max() if arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode.startswith(("I", "F")):
+        img = deep_to_8bit(img)
     elif img.mode == "P":
         img = img.convert("RGBA")
     elif img.mode == "CMYK" or img.mode.startswith("YCbCr"):
@@ -65,6 +63,30 @@ def to_mode(img: Image.Image, grayscale: bool) -> Image.Image:
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         img = img.convert("RGB" if img.mode.startswith(("RGB", "P")) else "L")
     return img.convert(target)
+
+
+def deep_to_8bit(img: Image.Image) -> Image.Image:
+    """8-bit L from a deep grayscale image by its declared bit depth ``d``: ``v >> (d - 8)``, the
+    same for every image (as Pillow maps 16-bit RGB), never by the image's own range
+    (docs/methods.md, "Canonical images")."""
+    if img.mode == "F":
+        raise BadImage("floating-point pixels (no bit depth to scale them by); save it with 8 or 16 bits")
+    depth = declared_depth(img)
+    arr = np.asarray(img).astype(np.int64)
+    if arr.size and arr.min() < 0:
+        raise BadImage(f"negative pixel values in a {depth}-bit image")
+    return Image.fromarray(np.clip(arr >> (depth - 8), 0, 255).astype(np.uint8), "L")
+
+
+def declared_depth(img: Image.Image) -> int:
+    """Bits per sample of a deep grayscale image: 16 for ``I;16*`` (16-bit PNG, TIFF) and for
+    ``I`` from PNM (Pillow scales its maxval to 16 bits), a TIFF's BitsPerSample, else 32."""
+    if img.mode.startswith("I;16"):
+        return 16
+    if img.format == "TIFF":
+        bits = getattr(img, "tag_v2", {}).get(258)
+        return max(8, int(bits[0] if isinstance(bits, tuple) else bits or 32))
+    return 16 if img.format in ("PPM", "PNG") else 32
 
 
 def resize_crop(img: Image.Image, size: int) -> Image.Image:

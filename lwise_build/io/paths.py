@@ -70,3 +70,18 @@ def cache_root() -> Path:
     """Scratch cache for finished units, outside DVC outputs (``$LWISE_CACHE`` or ~/.cache)."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lwise-build"
     return Path(os.environ.get(CACHE_ENV, default))
+
+
+def public_path(text: str) -> str:
+    """A path as it may be published: a relative one as written, an absolute one (or ``~/...``)
+    only by its name, so no file names the folders of the machine that built it; URLs unchanged."""
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    return path.name if path.is_absolute() else path.as_posix()
+
+
+def public_source(source: str) -> str:
+    """``ingest.source`` as published: ``imagefolder:/home/me/moths`` -> ``imagefolder:moths``."""
+    scheme, sep, rest = source.partition(":")
+    return f"{scheme}{sep}{public_path(rest)}" if sep and scheme != "builtin" else source

@@ -21,6 +21,8 @@ INTS = {"sequence", "block", "position", "trial", "label", "correct_choice", "ch
 FLOATS = {"budget", "difficulty"}
 BOOLS = {"feedback", "correct", "timed_out"}
 LISTS = {"choice_names", "choice_labels"}
+#: Larger files are not saved sessions (a long session is about 1 MB): skipped unread.
+MAX_FILE_BYTES = 200_000_000
 #: Columns every trial row of an lwise-build experiment has.
 REQUIRED = ("participant", "condition", "sequence", "corpus", "experiment_build", "kind", "phase", "block",
             "position", "correct", "rt", "choice_names", "time_elapsed")
@@ -77,6 +79,10 @@ def read_responses(folder: Path, corpus: str) -> tuple[list[Session], list[Skipp
 
 def _sessions_in(path: Path, name: str) -> Iterator[Session | Skipped]:
     """The sessions a file holds, or one Skipped saying why it holds none."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        yield Skipped(name, f"{size / 1e6:.1f} MB: too large for saved session data (at most {MAX_FILE_BYTES / 1e6:.1f} MB)")
+        return
     raw = path.read_bytes()
     if not raw.strip():
         yield Skipped(name, "empty file")
@@ -86,7 +92,10 @@ def _sessions_in(path: Path, name: str) -> Iterator[Session | Skipped]:
     except UnicodeDecodeError:
         yield Skipped(name, "not a text file (not jsPsych CSV or JSON data)")
         return
-    parsed = _parse(text)
+    try:
+        parsed = _parse(text)
+    except RecursionError:  # the C decoder's own limit: hostile or broken, never a jsPsych file
+        parsed = "JSON nested too deeply to be jsPsych rows"
     if isinstance(parsed, str):
         yield Skipped(name, parsed)
         return

@@ -7,6 +7,10 @@ and metadata), ``hf:<dataset id or local path>`` (through ``datasets``).
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +19,10 @@ import numpy as np
 
 from .. import console
 from ..config.params import IngestParams
-from ..errors import UserError
+from ..errors import UserError, quote
 from .digests import bytes_digest, json_digest
 from .fingerprint import files_fingerprint
+from .paths import public_path
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
                  "validation": "validation", "dev": "validation", "test": "test", "testing": "test"}
@@ -53,12 +58,26 @@ def fingerprint(p: IngestParams, where: str) -> dict[str, Any]:
     if scheme == "hf" and not _local_hf(rest):
         return {"source": p.source, "hf_split": p.hf_split, "revision": _hf_revision(rest, p, where)}
     items = load_source(p, where)
-    files = [(it.source, Path(it.meta["_path"])) for it in items if it.data is None and it.meta.get("_path")]
-    digests, read = files_fingerprint(source_root(p), files)
-    rows = [[it.source, it.label, it.split, digests.get(it.source) if it.data is None else bytes_digest(it.data),
+    digests, read = files_fingerprint(source_root(p), readable_files(items))
+    rows = [[it.source, it.label, it.split, content_of(it, digests),
              {k: v for k, v in sorted(it.meta.items()) if not k.startswith("_")}] for it in items]
     console.info(f"{where}.source: {len(items)} items, {read} files read (the rest unchanged since last time)")
     return {"source": p.source, "items": len(items), "digest": json_digest(rows)}
+
+
+def readable_files(items: list[RawItem]) -> list[tuple[str, Path]]:
+    """(name, path) of the items that are files to read (not in memory, not a bad entry)."""
+    return [(it.source, Path(it.meta["_path"])) for it in items
+            if it.data is None and it.meta.get("_path") and not it.meta.get("_bad")]
+
+
+def content_of(item: RawItem, digests: dict[str, str]) -> str:
+    """The item's content hash, or ``bad:<why>`` for an entry that is not a readable file (so a
+    dangling link that becomes a folder, or gets its content, changes the fingerprint)."""
+    if item.data is not None:
+        return bytes_digest(item.data)
+    problem = item.meta.get("_bad")
+    return f"bad:{problem}" if problem else digests.get(item.source) or "bad:file not found"
 
 
 def source_root(p: IngestParams) -> Path:
@@ -92,7 +111,7 @@ def normalize_split(name: str, where: str) -> str:
     """Map split names (val, valid, dev, ...) to train / validation / test."""
     split = SPLIT_ALIASES.get(str(name).strip().lower())
     if split is None:
-        raise UserError(f"{where}: unknown split {name!r} (use train, validation or test)")
+        raise UserError(f"{where}: unknown split {quote(name)} (use train, validation or test)")
     return split
 
 
@@ -129,12 +148,57 @@ def _imagefolder(root: str, p: IngestParams, where: str) -> list[RawItem]:
 
 def _class_folders(folder: Path, split: str | None, base: Path) -> list[RawItem]:
     items = []
-    for cdir in sorted(c for c in folder.iterdir() if c.is_dir() and not c.name.startswith(".")):
-        for f in sorted(cdir.rglob("*")):
-            if f.is_file() and not _ignored(f):
-                items.append(RawItem(source=str(f.relative_to(base)), label=cdir.name, split=split,
-                                     meta={"_path": str(f)}))
+    for cdir in sorted(c for c in folder.iterdir() if not c.name.startswith(".")):
+        if not cdir.is_dir():
+            if cdir.is_symlink():  # a class folder whose target is missing (or loops): say so
+                items.append(_entry(cdir, cdir.name, split, base, entry_problem(cdir)))
+            continue
+        for path, problem in _walk(cdir, frozenset({cdir.resolve()})):
+            items.append(_entry(path, cdir.name, split, base, problem))
     return items
+
+
+def _entry(path: Path, label: str, split: str | None, base: Path, problem: str | None) -> RawItem:
+    meta = {"_path": str(path), **({"_bad": problem} if problem else {})}
+    return RawItem(source=path.relative_to(base).as_posix(), label=label, split=split, meta=meta)
+
+
+def _walk(folder: Path, seen: frozenset[Path]) -> Iterator[tuple[Path, str | None]]:
+    """Every non-folder entry under ``folder`` in sorted path order, with why it is not a
+    readable file (None when it is); folders are entered, symlinked ones too unless they loop."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        yield folder, f"unreadable folder ({exc.strerror})"
+        return
+    for name in names:
+        path = folder / name
+        if path.is_dir():
+            real = path.resolve()
+            if real in seen:
+                yield path, "symlink loop (a folder that contains itself)"
+            else:
+                yield from _walk(path, seen | {real})
+        elif not _ignored(path):
+            yield path, entry_problem(path)
+
+
+def entry_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable regular file, in a few words (None when it is one): a
+    dangling symlink (e.g. DVC or git-annex content not fetched), a loop, a folder, a pipe."""
+    try:
+        st = path.stat()  # follows symlinks: one that resolves to a readable image is fine
+    except FileNotFoundError:
+        return "dangling symlink (its target is missing)" if path.is_symlink() else "file not found"
+    except OSError as exc:
+        return "symlink loop" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a pipe, socket or device)"
+    if not os.access(path, os.R_OK):
+        return "unreadable (permission denied)"
+    return None
 
 
 def _ignored(path: Path) -> bool:
@@ -155,16 +219,36 @@ def _manifest(path: str, p: IngestParams, where: str) -> list[RawItem]:
     rows = table.to_pylist()
     has_split = p.split_column in columns
     meta_cols = [c for c in columns if c not in (p.image_column, p.label_column, p.split_column)]
+    names = _public_names([row[p.image_column] for row in rows], file)
     items = []
-    for i, row in enumerate(rows):
+    for i, (row, name) in enumerate(zip(rows, names, strict=True)):
         rel = row[p.image_column]
-        target = (file.parent / str(rel)) if rel is not None else None
+        target = (file.parent / Path(str(rel)).expanduser()) if rel is not None else None
         split = normalize_split(row[p.split_column], f"{file} row {i + 2}") if has_split else None
+        problem = entry_problem(target) if target is not None else "no image path in the manifest"
         items.append(RawItem(
-            source=str(rel), label=str(row[p.label_column]), split=split,
-            meta={"_path": str(target) if target else "", **{c: row[c] for c in meta_cols}},
+            source=name, label=str(row[p.label_column]), split=split,
+            meta={"_path": str(target) if target else "", **({"_bad": problem} if problem else {}),
+                  **{c: row[c] for c in meta_cols}},
         ))
     return items
+
+
+def _public_names(paths: list[Any], manifest: Path) -> list[str]:
+    """Each row's image as the images table (and so every export) names it: a relative path as
+    written; an absolute one relative to the common folder of the absolute ones, so no machine's
+    folders are published. Two files under one name are an error."""
+    full = [Path(str(v)).expanduser() if v is not None else None for v in paths]
+    absolute = [str(f.parent) for f in full if f is not None and f.is_absolute()]
+    root = os.path.commonpath(absolute) if absolute else ""
+    names = [str(v) if f is None or not f.is_absolute() else Path(os.path.relpath(f, root)).as_posix()
+             for v, f in zip(paths, full, strict=True)]
+    first: dict[str, str] = {}
+    for name, f in zip(names, full, strict=True):
+        if f is not None and first.setdefault(name, str(f)) != str(f):
+            raise UserError(f"manifest {manifest}: {quote(first[name])} and {quote(str(f))} would both be named "
+                            f"{quote(name)} in the dataset; give image paths relative to the manifest's folder")
+    return names
 
 
 def manifest_columns(file: Path, where: str) -> list[str]:
@@ -261,6 +345,6 @@ def _hf_split(ds, split: str, p: IngestParams, name: str, where: str) -> list[Ra
         label = row[p.label_column]
         if isinstance(label_feat, datasets.ClassLabel):
             label = label_feat.int2str(label)
-        items.append(RawItem(source=f"{name}/{split}/{i}", label=str(label), split=split,
+        items.append(RawItem(source=f"{public_path(name)}/{split}/{i}", label=str(label), split=split,
                              data=data or b"", meta={c: row[c] for c in meta_cols}))
     return items

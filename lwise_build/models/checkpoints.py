@@ -21,8 +21,9 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..io.digests import bytes_digest
+from ..io.net import unreachable
 from ..io.paths import cache_root
 from .classifier import Classifier
 from .registry import create_net
@@ -78,13 +79,17 @@ def hf_download(source: str) -> Path:
     parts = rest.split("/", 2)
     if len(parts) < 3 or not all(parts):
         raise UserError(f"checkpoint {source}: expected hf://org/repo/path/to/file[@revision]")
-    try:
-        local = huggingface_hub.hf_hub_download(
-            repo_id=f"{parts[0]}/{parts[1]}", filename=parts[2], revision=revision or None
-        )
+    from huggingface_hub import constants
+
+    args = {"repo_id": f"{parts[0]}/{parts[1]}", "filename": parts[2], "revision": revision or None}
+    down = None if constants.HF_HUB_OFFLINE else unreachable(constants.ENDPOINT)
+    try:  # unreachable: the local cache or one line at once (not five retries with backoff)
+        local = huggingface_hub.hf_hub_download(**args, local_files_only=bool(down))
     except Exception as exc:  # network, auth, missing file: all one line for the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(f"checkpoint {source}: could not fetch ({type(exc).__name__}: {first})") from None
+        if down:
+            raise UserError(f"checkpoint {source}: cannot reach {constants.ENDPOINT} ({down}) and it is not "
+                            "in the local Hub cache; connect, or set HF_ENDPOINT to a reachable mirror") from None
+        raise UserError(f"checkpoint {source}: could not fetch ({type(exc).__name__}: {first_line(exc)})") from None
     return Path(local)
 
 
@@ -100,9 +105,13 @@ def read(source: str) -> Checkpoint:
     """Resolve and read ``source`` into network weights (+ normalisation), running no code."""
     path = resolve(source)
     if is_safetensors(path):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return unwrap(load_file(str(path)), source)
+        try:
+            return unwrap(load_file(str(path)), source)
+        except SafetensorError as exc:  # truncated, a broken header: one line, no traceback
+            raise UserError(f"checkpoint {source}: not a readable safetensors file ({first_line(exc)})") from None
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:

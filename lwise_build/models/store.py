@@ -14,7 +14,7 @@ import torch
 
 from ..config.load import load_params
 from ..config.params import Params
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..io.digests import file_digest
 from ..io.paths import model_dir
 from .cfg import WEIGHTS_FILE, is_built, read_config, write_config
@@ -43,6 +43,7 @@ def save_model(model: Classifier, folder: Path, extra: dict[str, Any] | None = N
 
 def load_model_dir(folder: Path | str) -> Classifier:
     """Load a folder written by :func:`save_model` (safetensors only: no code is unpickled)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not is_built(Path(folder)):
@@ -52,7 +53,12 @@ def load_model_dir(folder: Path | str) -> Classifier:
     if missing:
         raise UserError(f"{Path(folder) / 'config.json'}: missing {', '.join(missing)}; rebuild the model")
     net, stages = create_net(cfg["arch"], len(cfg["classes"]), cfg.get("in_channels", 3))
-    net.load_state_dict(load_file(str(Path(folder) / WEIGHTS_FILE)))
+    try:
+        weights = load_file(str(Path(folder) / WEIGHTS_FILE))
+    except SafetensorError as exc:
+        raise UserError(f"{Path(folder) / WEIGHTS_FILE}: not readable ({first_line(exc)}); rebuild the model "
+                        "(dvc repro -f train@<model>)") from None
+    net.load_state_dict(weights)
     model = Classifier(net, stages, cfg["mean"], cfg["std"], cfg["classes"], arch=cfg["arch"])
     model.model_hash = cfg.get("sha256", "")
     return model

@@ -17,7 +17,7 @@ from ..config.checks import Finding, class_needs, error, params_findings, warnin
 from ..config.constants import SPLITS
 from ..config.curricula import expand_blocks
 from ..config.params import CorpusParams, Params
-from ..errors import UserError
+from ..errors import UserError, quote
 from ..io.sources import RawItem, column_problem, load_source, manifest_columns
 from ..models.registry import check_arch, fixed_channels, input_rule
 from .ingest import assign_splits
@@ -66,7 +66,7 @@ def source_findings(params: Params, cname: str, c: CorpusParams) -> list[Finding
         items = load_source(c.ingest, sec)
     except UserError as exc:
         return [error(str(exc))]
-    found += _missing_files(items, c, sec)
+    found += _bad_entries(items, c, sec)
     try:
         kept = [{"id": it.source, "label": it.label, "split": it.split, "meta": it.meta} for it in items]
         splits = assign_splits(kept, c.ingest, params.seed, sec)
@@ -107,17 +107,18 @@ def _source_layout(c: CorpusParams, sec: str) -> list[Finding]:
     return []
 
 
-def _missing_files(items: list[RawItem], c: CorpusParams, sec: str) -> list[Finding]:
-    """Files a manifest names that do not exist (ingest skips them; too many fail it)."""
-    paths = [it.meta.get("_path") for it in items if it.data is None]
-    missing = [p for p in paths if not p or not Path(p).is_file()]
-    if not missing:
+def _bad_entries(items: list[RawItem], c: CorpusParams, sec: str) -> list[Finding]:
+    """Entries ingest will skip as bad inputs, without decoding: files that do not exist,
+    dangling symlinks, loops, folders, pipes (too many fail it)."""
+    bad = [(it.source, it.meta["_bad"]) for it in items if it.data is None and it.meta.get("_bad")]
+    if not bad:
         return []
-    frac = len(missing) / max(1, len(items))
-    text = f"{len(missing)} of {len(items)} files the source names do not exist (e.g. {missing[0]!r})"
+    frac = len(bad) / max(1, len(items))
+    source, why = bad[0]
+    text = f"{len(bad)} of {len(items)} entries of the source are not readable files (e.g. {quote(source)}: {why})"
     if frac > c.ingest.max_bad_fraction:
         return [error(f"{sec}.source: {text}; more than max_bad_fraction {c.ingest.max_bad_fraction:g}")]
-    return [warning(f"{sec}.source: {text}; ingest skips them")]
+    return [warning(f"{sec}.source: {text}; ingest skips and lists them")]
 
 
 def _split_findings(c: CorpusParams, sec: str, counts: Counts, labels: list[str], given: bool) -> list[Finding]:

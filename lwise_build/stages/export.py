@@ -33,7 +33,7 @@ from ..hub.configs import (
 from ..hub.pairs import write_pairs
 from ..hub.provenance import data_digest, data_hashes, write_provenance
 from ..io.images import png_to_jpeg
-from ..io.paths import budget_dir, details_path, model_dir, stage_dir
+from ..io.paths import budget_dir, details_path, model_dir, public_path, stage_dir
 from ..io.staging import write_json
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
@@ -155,8 +155,8 @@ def model_records(params: Any, corpus: str) -> dict[str, dict[str, Any]]:
         folder = model_dir(params.model(name).corpus, name)
         cfg = read_config(folder) if (folder / CONFIG_FILE).is_file() else {}
         spec = params.model(name)
-        out[name] = {"arch": cfg.get("arch", spec.arch), "sha256": cfg.get("sha256"),
-                     "checkpoint": spec.checkpoint, "train": to_plain(spec.train)}
+        out[name] = {"arch": cfg.get("arch", spec.arch), "sha256": cfg.get("sha256"), "built_with": cfg.get("built_with"),
+                     "checkpoint": spec.checkpoint and public_path(spec.checkpoint), "train": to_plain(spec.train)}
     return out
 
 

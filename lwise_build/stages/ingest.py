@@ -15,25 +15,26 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from datasets import ClassLabel, Features, Image, Value
 
+from .. import console
 from ..config.constants import SPLITS
 from ..config.params import IngestParams
-from ..errors import UserError
+from ..errors import UserError, quote
 from ..io.digests import bytes_digest, json_digest
 from ..io.fingerprint import files_fingerprint
 from ..io.images import BadImage, canonical_png, image_id
-from ..io.sources import RawItem, load_source
+from ..io.sources import RawItem, content_of, entry_problem, load_source, readable_files
 from ..io.sources import source_root as _root
 from ..io.staging import write_json
-from ..io.tables import write_table
+from ..io.tables import has_table, read_table, write_table
 from ..seeding import seeded_hex
 from .units import Item, UnitStage, chunks
 
 CACHE_VERSION = 1
 DECODE_BATCH = 256  # raw items per cached pack
+ERRORS_FILE = "ingest-errors.json"  # beside images/: the bad-input list of a run that failed on it
 
 
 class Ingest(UnitStage):
@@ -53,26 +54,36 @@ class Ingest(UnitStage):
         _check_quality(report, self.p, self.where, self.out)
         _check_classes(kept, self.p, self.where)
         splits = assign_splits(kept, self.p, self.ctx.seed, self.where)
+        moved = moved_splits(self.out, [k["id"] for k in kept], splits)
+        if moved:  # never from added images: only changed fractions, seed or given splits move one
+            console.warn(f"ingest {self.ctx.corpus}: {moved} images of the last build are now in another split "
+                         f"({self.where}.splits or seed changed)")
         names = sorted_classes(k["label"] for k in kept)
         feats = _features(kept, names)
         write_table(_shard_rows(self, kept, splits, names, feats), feats, tmp)
         report["counts"] = _counts(kept, splits)
         self.report = report  # -> metrics/details/ingest.json (the table folder holds only shards)
+        (self.out.parent / ERRORS_FILE).unlink(missing_ok=True)  # a failed run's list is stale now
 
-    def _decode_all(self) -> pa.Table:
-        """Every item's canonical PNG (or why it is bad), decoding only content not seen before."""
+    def _decode_all(self) -> dict[str, list]:
+        """Every item's canonical image id and PNG size, or why it is bad; only content not seen
+        before is decoded. Files are hashed from their bytes (not their stat) each time ingest
+        runs, so a forced run sees any edit."""
         import PIL
 
         prefix = json_digest({"v": CACHE_VERSION, "size": self.p.image_size, "gray": self.p.grayscale,
                               "pillow": PIL.__version__})
-        files = [(it.source, Path(it.meta["_path"])) for it in self.items if it.data is None and it.meta.get("_path")]
-        content, _ = files_fingerprint(_root(self.p), files)  # the resolve stage's stat cache: no re-read
-        self.keys = [bytes_digest(f"{prefix}:{bytes_digest(it.data) if it.data is not None else content.get(it.source, '')}".encode())
-                     for it in self.items]
+        content, _ = files_fingerprint(_root(self.p), readable_files(self.items), reread=True)
+        digests = [content_of(it, content) for it in self.items]
+        self.keys = [None if d.startswith("bad:") else bytes_digest(f"{prefix}:{d}".encode()) for d in digests]
         workers = self.p.workers or os.cpu_count() or 1
         with _pool(workers) as self.pool:
-            self.ensure([Item(k, i) for i, k in enumerate(self.keys)], "decode")
-        return self.lookup(self.keys, ["id", "reason", "nbytes"])
+            self.ensure([Item(k, i) for i, k in enumerate(self.keys) if k], "decode")
+        good = [k for k in self.keys if k]
+        found = self.lookup(good, ["id", "reason", "nbytes"]).to_pydict() if good else {}
+        rows = zip(*(found.get(c, []) for c in ("id", "reason", "nbytes")), strict=True)
+        cols = [next(rows) if k else (None, d[len("bad:"):], 0) for k, d in zip(self.keys, digests, strict=True)]
+        return dict(zip(("id", "reason", "nbytes"), map(list, zip(*cols, strict=True)), strict=True))
 
     def batches(self, items: list[Item]) -> list[list[Item]]:
         return chunks(items, DECODE_BATCH)
@@ -82,10 +93,13 @@ class Ingest(UnitStage):
         p = self.p
         jobs = [(it.data, it.meta.get("_path", ""), p.image_size, p.grayscale) for it in (self.items[b.payload] for b in batch)]
         results = list(self.pool.map(_canonicalise_one, jobs, chunksize=16) if self.pool else map(_canonicalise_one, jobs))
-        pngs = [png for png, _ in results]
-        return pa.table({"key": [it.key for it in batch], "png": pa.array(pngs, pa.binary()),
-                         "id": [image_id(png) if png else None for png in pngs],
-                         "reason": [reason for _, reason in results],
+        for b, (_, reason, io_fault) in zip(batch, results, strict=True):
+            if io_fault:  # not the content's fault: never cache it under the content's key
+                raise UserError(f"{self.items[b.payload].source}: changed while ingest read it ({reason}); rerun")
+        pngs = [png for png, _, _ in results]
+        return pa.table({"key": pa.array([it.key for it in batch], pa.string()), "png": pa.array(pngs, pa.binary()),
+                         "id": pa.array([image_id(png) if png else None for png in pngs], pa.string()),
+                         "reason": pa.array([reason for _, reason, _ in results], pa.string()),
                          "nbytes": pa.array([len(png) if png else 0 for png in pngs], pa.int64())})
 
     def metrics(self) -> dict[str, Any]:
@@ -103,26 +117,29 @@ class Ingest(UnitStage):
 
 
 # ---------------------------------------------------------------- phase 1: decode -------------
-def _canonicalise_one(args: tuple[bytes | None, str, int, bool]) -> tuple[bytes | None, str]:
-    """Worker: (bytes or None, path, size, grayscale) -> (canonical PNG, "") or (None, reason)."""
+def _canonicalise_one(args: tuple[bytes | None, str, int, bool]) -> tuple[bytes | None, str, bool]:
+    """Worker: (bytes or None, path, size, grayscale) -> (canonical PNG, "", False), or (None,
+    reason, whether the file rather than its content failed: it went away or cannot be read)."""
     data, path, size, gray = args
     try:
         if data is None:
-            if not path or not Path(path).is_file():
-                return None, "file not found"
+            problem = entry_problem(Path(path)) if path else "file not found"
+            if problem:
+                return None, problem, True
             data = Path(path).read_bytes()
-        return canonical_png(data, size, gray), ""
+        return canonical_png(data, size, gray), "", False
     except BadImage as exc:
-        return None, str(exc)
-    except (OSError, ValueError) as exc:  # anything else the decoders raise on hostile input
-        return None, f"unreadable image ({exc})"
+        return None, str(exc), False
+    except OSError as exc:
+        return None, f"unreadable file ({exc.strerror or type(exc).__name__})", True
+    except ValueError as exc:  # anything else the decoders raise on hostile input
+        return None, f"unreadable image ({exc})", False
 
 
-def _kept(items: list[RawItem], decoded: pa.Table, budget: int) -> tuple[list[dict], list[dict]]:
+def _kept(items: list[RawItem], cols: dict[str, list], budget: int) -> tuple[list[dict], list[dict]]:
     """Kept and bad items in source order; kept ones are numbered into output shards of about
     ``budget`` bytes of PNG."""
     kept, bad, used, shard = [], [], 0, 0
-    cols = decoded.to_pydict()
     for n, item in enumerate(items):
         if cols["id"][n] is None:
             bad.append({"source": item.source, "label": item.label, "reason": cols["reason"][n]})
@@ -165,8 +182,8 @@ def _dedupe(kept: list[dict]) -> tuple[list[dict], list[dict]]:
             out.append(k)
         elif seen["label"] != k["label"]:
             raise UserError(
-                f"{k['source']}: same image as {seen['source']} but labelled {k['label']!r} vs "
-                f"{seen['label']!r}; fix the labels"
+                f"{k['source']}: same image as {seen['source']} but labelled {quote(k['label'])} vs "
+                f"{quote(seen['label'])}; fix the labels"
             )
         else:
             dups.append({"source": k["source"], "duplicate_of": seen["source"], "id": k["id"]})
@@ -183,7 +200,7 @@ def _report(corpus: str, total: int, kept: list[dict], bad: list[dict], dups: li
 def _check_quality(report: dict, p: IngestParams, where: str, out: Path) -> None:
     frac = report["skipped"] / max(1, report["inputs"])
     if frac > p.max_bad_fraction:
-        errors = out.parent / "ingest-errors.json"
+        errors = out.parent / ERRORS_FILE
         write_json(errors, report)
         first = report["skipped_files"][0]
         raise UserError(
@@ -198,7 +215,7 @@ def _check_classes(kept: list[dict], p: IngestParams, where: str) -> None:
     small = sorted((n, c) for c, n in per_class.items() if n < p.min_per_class)
     if small:
         n, c = small[0]
-        raise UserError(f"class {c!r} has {n} usable images, fewer than {where}.min_per_class "
+        raise UserError(f"class {quote(c)} has {n} usable images, fewer than {where}.min_per_class "
                         f"({p.min_per_class})")
 
 
@@ -218,46 +235,50 @@ def _is_number(s: str) -> bool:
 
 # ---------------------------------------------------------------- splits ----------------------
 def assign_splits(kept: list[dict], p: IngestParams, seed: int, where: str = "ingest") -> list[str]:
-    """The source's own splits when every item has one, else a seeded stratified split.
+    """The source's own splits when every item has one, else each image's own seeded draw.
 
-    With ``group_by`` whole groups go to one split (groups ranked by a seeded hash, filled per
-    majority class up to the fractions), so no group spans two splits.
+    An image's split depends only on its id (with ``group_by``: its group's value, so no group
+    spans two splits), the seed and the fractions, so adding images never moves an old one
+    (docs/methods.md, "Splits"); per class the fractions hold on average, not exactly.
     """
     given = [k["split"] for k in kept]
     if all(s is not None for s in given):
         return given
     if any(s is not None for s in given):
         raise UserError(f"{where}: some images have a split and some do not; give all or none")
-    fracs = np.array([p.splits.train, p.splits.validation, p.splits.test])
-    units: dict[str, list[int]] = defaultdict(list)
-    for i, k in enumerate(kept):
-        unit = k["id"]
-        if p.splits.group_by:
-            if p.splits.group_by not in k["meta"]:
-                have = ", ".join(sorted(k["meta"])) or "none: image folders and builtin corpora have no metadata"
-                raise UserError(f"{where}.splits.group_by: no metadata column {p.splits.group_by!r} (columns: {have})")
-            unit = f"g:{k['meta'][p.splits.group_by]}"
-        units[unit].append(i)
-    by_class: dict[str, list[str]] = defaultdict(list)
-    for unit, members in units.items():
-        majority = Counter(kept[i]["label"] for i in members).most_common(1)[0][0]
-        by_class[majority].append(unit)
-    out = [""] * len(kept)
-    for label in sorted(by_class):
-        ordered = sorted(by_class[label], key=lambda u: seeded_hex(seed, u))
-        _fill(ordered, units, fracs, out)
-    return out
+    fracs = [p.splits.train, p.splits.validation, p.splits.test]
+    return [split_of(_split_unit(k, p.splits.group_by, where), fracs, seed) for k in kept]
 
 
-def _fill(ordered: list[str], units: dict[str, list[int]], fracs: np.ndarray, out: list[str]) -> None:
-    """Give each unit the split furthest below its target share of this class's images."""
-    done = np.zeros(3)
-    for u in ordered:
-        want = fracs * (done.sum() + len(units[u])) - done
-        s = int(np.argmax(np.where(fracs > 0, want, -np.inf)))
-        for i in units[u]:
-            out[i] = SPLITS[s]
-        done[s] += len(units[u])
+def _split_unit(k: dict, group_by: str | None, where: str) -> str:
+    """What an image's split is drawn for: its id, or ``g:<value>`` of its ``group_by`` column."""
+    if not group_by:
+        return k["id"]
+    if group_by not in k["meta"]:
+        have = ", ".join(sorted(k["meta"])) or "none: image folders and builtin corpora have no metadata"
+        raise UserError(f"{where}.splits.group_by: no metadata column {quote(group_by)} (columns: {have})")
+    return f"g:{k['meta'][group_by]}"
+
+
+def split_of(unit: str, fracs: list[float], seed: int) -> str:
+    """The split of one unit: a uniform draw in [0, 1) from (seed, unit) against the cumulative
+    fractions (train, validation, test)."""
+    u = int(seeded_hex(seed, "split", unit)[:13], 16) / 16**13
+    edge = 0.0
+    for name, frac in zip(SPLITS, fracs, strict=True):
+        edge += frac
+        if u < edge:
+            return name
+    return next(n for n, f in zip(SPLITS[::-1], fracs[::-1], strict=True) if f > 0)  # rounding at 1.0
+
+
+def moved_splits(old: Path, ids: list[str], splits: list[str]) -> int:
+    """How many images of the previous images table at ``old`` are now in another split."""
+    if not has_table(old):
+        return 0
+    table = read_table(old, columns=["id", "split"])
+    before = dict(zip(table["id"].to_pylist(), table["split"].to_pylist(), strict=True))
+    return sum(1 for i, s in zip(ids, splits, strict=True) if before.get(i, s) != s)
 
 
 # ---------------------------------------------------------------- phase 2: rows ---------------

@@ -5,8 +5,9 @@ validation split for metrics), trains with the model's recipe (standard, L2/Linf
 per-image blur; augmentation; SGD/Adam; cosine/step/constant), or only imports its checkpoint
 when there is no recipe, and writes ``data/<corpus>/models/<model>/`` (weights, config, metrics),
 ``data/<corpus>/metrics/train-<model>.json`` and the learning curve
-``data/<corpus>/plots/train-<model>.csv``. Seeded from ``seed`` and the model name; on CPU two
-runs give byte-identical weights.
+``data/<corpus>/plots/train-<model>.csv``. Seeded from ``seed`` and the model name, its math on
+the recipe's fixed ``threads``: on CPU, any two runs on the same CPU kind and library versions give
+byte-identical weights, whatever the core count.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from .. import console
 from ..config.model_params import ModelParams, TrainParams
 from ..config.params import Params
-from ..device import deterministic
+from ..device import build_platform, deterministic, torch_threads
 from ..errors import UserError
 from ..io.images import to_tensor
 from ..io.paths import model_dir, plots_dir, stage_dir
@@ -219,7 +220,7 @@ class Train(Stage):
         spec, tp, device = self.spec, self.spec.train, self.ctx.device
         seed = seed_for(self.ctx.params, self.model_name)
         start = time.perf_counter()
-        with deterministic(seed, device):
+        with deterministic(seed, device), torch_threads(tp.threads if tp else 1):  # bytes: any core count
             model = build_model(spec, self.classes, self.where).to(device)
             self.rows = fit(model, self.train, self.val, tp, seed, self.model_name, device) if tp else []
             last = self.rows[-1] if self.rows else None
@@ -230,7 +231,8 @@ class Train(Stage):
                        "epochs": tp.epochs if tp else 0, "train_images": len(self.train),
                        "val_images": len(self.val)}
         self.digest = save_model(model.cpu(), tmp, extra={"name": self.model_name, "corpus": self.ctx.corpus,
-                                                          "checkpoint": spec.checkpoint})
+                                                          "checkpoint": spec.checkpoint,
+                                                          "built_with": build_platform(device, tp.threads if tp else 1)})
         write_json(tmp / "metrics.json", {**self.result, "sha256": self.digest})  # deterministic: no timings
 
     def metrics(self) -> dict[str, Any]:
