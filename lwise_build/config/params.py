@@ -13,9 +13,10 @@ from datetime import date
 from typing import Literal
 
 from ..errors import UserError
+from .analysis import AnalysisParams
 from .constants import FIXED_BATCH_DOC, NORMS, OBJECTIVES, SOURCE_SCHEMES, fixed_batch
 from .executor import ExecutorParams
-from .experiment import AnalysisParams, ExperimentParams
+from .experiment import ExperimentParams
 from .model_params import ModelParams
 from .schema import each, fraction, non_negative, param, positive
 

@@ -30,7 +30,7 @@ from ..seeding import seeded_rng
 from .base import Stage
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "experiment"
-RUNNER = ("experiment.js", "experiment.css")
+RUNNER = ("lwise-trials.js", "lwise-store.js", "lwise-preload.js", "experiment.js", "experiment.css")
 PAGE = "index.html"
 
 
@@ -110,14 +110,16 @@ class Experiment(Stage):
         if not self.rows:
             (tmp / "README.md").write_text("# No experiment\n\nThis corpus has no curricula.\n", encoding="utf-8")
             return
-        shown = shown_images(self.rows, ctx.dir("images"), enhanced_tables(ctx.dir("enhanced")))
+        held = self._held_out() if p.repeat_image == "held_out" and sum(p.repeats_per_block) else {}
+        shown = shown_images(self.rows + [{"id": h["id"], "budget": 0.0} for h in held.values()], ctx.dir("images"),
+                             enhanced_tables(ctx.dir("enhanced")))
         ep = ctx.spec.export
         images = write_images(shown, tmp / "images", ep.jpeg_quality if ep.stimulus_format == "jpeg" else None)
         digest = hashlib.sha256()
         for name, seqs in self._sequences():
             entries = []
             for s, rows in seqs:
-                d = design(rows, ctx.classes, images, p, seeded_rng(p.seed, "experiment", name, s))
+                d = design(rows, ctx.classes, images, p, seeded_rng(p.seed, "experiment", name, s), held.get((name, s)))
                 key = f"sequences/{name}/{s:03d}"
                 digest.update(sequence_files(tmp, key, d.trials))
                 entries.append({"file": key, "choice_labels": d.choice_labels, "choice_names": d.choice_names,
@@ -137,6 +139,25 @@ class Experiment(Stage):
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(readme(ctx.corpus, config), encoding="utf-8")
 
+    def _held_out(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """Per (curriculum, sequence): the natural image its repeat trials show, drawn (seeded) from
+        the curriculum's training split among the images the sequence does not show."""
+        table = read_table(self.ctx.dir("images"), columns=["id", "label", "split"]).to_pylist()
+        out = {}
+        for name, seqs in self._sequences():
+            cur = self.ctx.spec.curricula.get(name)
+            split = getattr(cur, "train_split", "train")
+            for s, rows in seqs:
+                used = {r["id"] for r in rows}
+                pool = sorted((r for r in table if r["split"] == split and r["id"] not in used), key=lambda r: r["id"])
+                if not pool:
+                    raise UserError(f"{self.where}.repeats_per_block: curriculum {name} sequence {s} shows every "
+                                    f"{split} image, so none is left to hold out for repeat trials "
+                                    "(set repeat_image: earlier)")
+                pick = pool[int(seeded_rng(self.p.seed, "held-out", name, s).integers(len(pool)))]
+                out[(name, s)] = {"id": pick["id"], "label": pick["label"]}
+        return out
+
     def _sequences(self) -> Iterator[tuple[str, list[tuple[int, list[dict[str, Any]]]]]]:
         for name, rows in groupby(self.rows, key=lambda r: r["curriculum"]):
             yield name, [(s, list(g)) for s, g in groupby(rows, key=lambda r: r["sequence"])]
@@ -146,7 +167,7 @@ class Experiment(Stage):
         config = {"corpus": self.ctx.corpus, "title": self.p.title, "classes": list(self.ctx.classes),
                   "conditions": self.conditions, "order": list(self.conditions), "fixed_condition": None,
                   "params": to_plain(self.p), "seed": self.p.seed, "shapes": list(SHAPES),
-                  "library_hint": self.p.library_url}
+                  "library_hint": library_urls(self.p.library_url)[0][0]}
         digest.update(json.dumps(config, sort_keys=True).encode())
         config["build"] = digest.hexdigest()[:16]
         return config
