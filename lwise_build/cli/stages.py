@@ -121,13 +121,16 @@ def experiment(params: Any, corpus: str) -> None:
 @cli.command()
 @click.argument("corpus")
 @click.option("--responses", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder of saved jsPsych data files (CSV or JSON).")
+              help="Folder of saved sessions (CSV, JSON or JSON lines; a `serve` store).")
+@click.option("--allow-build-mismatch", is_flag=True,
+              help="Count sessions recorded by another build of the experiment (their trials must still "
+                   "match its sequences).")
 @with_params
-def analyze(params: Any, corpus: str, responses: str) -> None:
+def analyze(params: Any, corpus: str, responses: str, allow_build_mismatch: bool) -> None:
     """Accuracy per participant and condition, L-WISE gains and the difficulty calibration."""
     from ..stages.analyze import Analyze
 
-    Analyze(params, corpus, responses).run()
+    Analyze(params, corpus, responses, allow_build_mismatch).run()
 
 
 @cli.command()
