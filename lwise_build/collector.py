@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -63,11 +63,14 @@ def make_app(experiment: Path, store: CollectorStore, node_modules: Path | None 
         data = await _body(request)
         return JSONResponse(await run_in_threadpool(store.append, str(data.get("participant", "")), data.get("rows")))
 
+    async def no_icon(request: Request) -> Response:  # pages without an icon link (the redirect target)
+        return Response(status_code=204)
+
     async def refused(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=getattr(exc, "status", 400))
 
     routes = [Route("/api/hello", hello), Route("/api/assign", assign, methods=["POST"]),
-              Route("/api/trials", trials, methods=["POST"])]
+              Route("/api/trials", trials, methods=["POST"]), Route("/favicon.ico", no_icon)]
     if node_modules is not None:
         routes.append(Mount("/node_modules", StaticFiles(directory=node_modules)))
     routes.append(Mount("/", StaticFiles(directory=experiment, html=True)))

@@ -92,6 +92,7 @@ class CollectorStore:
         self.keys: dict[str, set[str]] = {}
         self.summary: dict[str, list[dict[str, Any]]] = {}
         self.ended: set[str] = set()
+        self.loads: dict[str, int] = {}
         for a in _lines(self.root / "assignments.jsonl"):
             self._remember(a)
             for row in _lines(self._session(a)):
@@ -124,6 +125,8 @@ class CollectorStore:
 
     def _note(self, participant: str, row: dict[str, Any]) -> None:
         self.keys[participant].add(row["lwise_key"])
+        if isinstance(row.get("load"), int):
+            self.loads[participant] = max(self.loads.get(participant, 0), row["load"])
         if row.get("lwise_role") == "response":
             self.summary[participant].append({k: row.get(k) for k in ("position", "kind", "phase", "correct")})
         if row.get("lwise_role") == "end":
@@ -141,7 +144,8 @@ class CollectorStore:
                 a = {"participant": participant, "source": str(source)[:20], **self._pick(fixed, condition, sequence)}
                 _append(self.root / "assignments.jsonl", [a])
                 self._remember(a)
-            return {**a, "trials": list(self.summary[participant]), "completed": participant in self.ended}
+            return {**a, "trials": list(self.summary[participant]), "completed": participant in self.ended,
+                    "loads": self.loads.get(participant, 0)}
 
     def _taken(self) -> set[tuple[str, int]]:
         return {(a["condition"], a["sequence"]) for a in self.assigned.values()}

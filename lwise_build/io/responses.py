@@ -133,7 +133,7 @@ def _depth(value: Any) -> int:
 
 
 def _unique(label: str, rows: list[dict[str, Any]]) -> Session | Skipped:
-    """Each saved row once, in recorded order (page load, then jsPsych's trial index): a batch
+    """Each saved row once, in recorded order (by page load, file order within one): a batch
     re-sent after a reload repeats rows under the same ``lwise_key``; differing copies are an error."""
     keyed: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -145,7 +145,7 @@ def _unique(label: str, rows: list[dict[str, Any]]) -> Session | Skipped:
         keyed.setdefault(key, row)
     if keyed:
         unkeyed = [r for r in rows if r.get("lwise_key") is None]
-        rows = sorted(keyed.values(), key=lambda r: (_int(r.get("load")), _int(r.get("trial_index")))) + unkeyed
+        rows = sorted(keyed.values(), key=lambda r: _int(r.get("load"))) + unkeyed
     return Session(label, rows)
 
 

@@ -292,13 +292,18 @@
 
   // ------------------------------------------------------------ start -----------------------
   function begin(who, query, collector) {
-    var targets = L.liveTargets(P, collector, { participant: who.id, build: cfg.build });
+    var ident = { participant: who.id, build: cfg.build, condition: null, sequence: null };
+    var targets = L.liveTargets(P, collector, ident);
     if (!targets.length && P.save.indexOf("download") < 0) {
       fail("This page has nowhere to save your responses (params experiment.save: " + P.save.join(", ") +
         "; none is available here). Please contact the researchers.");
     }
     var assigned = collector ? serverAssign(who, query) : localAssign(who.id, query);
-    return assigned.then(function (a) { return run(who, a, targets); });
+    return assigned.then(function (a) {
+      ident.condition = a.condition;
+      ident.sequence = a.sequence;
+      return run(who, a, targets);
+    });
   }
 
   function run(who, a, targets) {
@@ -307,7 +312,7 @@
     if (saved && (saved.condition !== a.condition || saved.sequence !== a.sequence)) saved = null;
     var info = { participant: who.id, who: who, condition: a.condition, sequence: a.sequence, results: (a.trials || []).slice() };
     info.store = new L.Store(key, saved, targets, P.batch_rows, { participant: who.id, condition: a.condition,
-      sequence: a.sequence });
+      sequence: a.sequence, loads: a.loads });
     info.store.state.rows.forEach(function (r) { if (r.lwise_role === "response") info.results.push(r); });
     var query = new URLSearchParams(window.location.search);
     var jsPsych = initJsPsych({ on_data_update: function (row) { info.store.add(row); },

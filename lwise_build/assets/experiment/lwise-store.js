@@ -61,7 +61,8 @@
     this.participant = who.participant;
     this.state = checkpoint || { rows: [], acked: {}, load: 0, first_load_ms: Date.now(), completed: false,
       condition: who.condition, sequence: who.sequence };
-    this.state.load += 1;
+    this.state.load = Math.max(this.state.load, who.loads || 0) + 1;  // the collector knows loads of other browsers
+    this.token = Math.random().toString(16).slice(2, 8);  // page keys never collide, even when a load number repeats
     this.targets = targets;
     this.batchRows = batchRows;
     this.busy = {};
@@ -85,7 +86,7 @@
     if (row.position !== undefined && row.position !== null && row.lwise_role) {
       row.lwise_key = "t" + row.position + ":" + row.lwise_role;
     } else {
-      row.lwise_key = "p" + this.state.load + ":" + row.trial_index;
+      row.lwise_key = "p" + this.state.load + "-" + this.token + ":" + row.trial_index;
     }
     row.load = this.state.load;
     if (this.keys[row.lwise_key]) return;
