@@ -188,6 +188,8 @@ class ExportParams:
         "png", doc="curriculum and enhanced images: lossless PNG, or JPEG as the L-WISE reference served its"
         " .jpg tasks (lossy; metrics/details/enhance.json then measures what survives)")
     jpeg_quality: int = param(75, check=_jpeg_quality, doc="JPEG quality (the reference: PIL's default, 75)")
+    responses: bool = param(False, doc="add a `responses` config: analyze's de-identified trial data "
+                                       "(analysis/psychds), for a release that shares the behavioural data")
 
     def validate(self, path: str) -> None:
         if self.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repo_id):

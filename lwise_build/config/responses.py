@@ -1,5 +1,6 @@
 """The columns of the de-identified trial data ``analyze`` writes (Psych-DS) and the export's
-``responses`` config carries: name -> meaning, in file order (the data dictionary)."""
+``responses`` config carries: name -> meaning, in file order (the data dictionary), and each
+column's type in the Hub config."""
 
 from __future__ import annotations
 
@@ -32,4 +33,13 @@ RESPONSE_COLUMNS = {
     "stimulus_px": "displayed image side, CSS px",
     "included": "whether the participant counts in the analysis",
     "exclusion": "why the participant is excluded (empty when included)",
+}
+
+#: The Hub config's type of each column (``datasets.Value`` dtypes); the rest are strings.
+RESPONSE_TYPES = {
+    **{c: "int64" for c in ("sequence", "position", "trial", "block", "label", "choice", "response_label", "rt",
+                            "load", "screen_w", "screen_h", "window_w", "window_h", "stimulus_px")},
+    **{c: "float64" for c in ("budget", "difficulty", "feedback_ms", "t_page_ms", "session_ms",
+                              "device_pixel_ratio")},
+    **{c: "bool" for c in ("correct", "timed_out", "included")},
 }

@@ -29,10 +29,12 @@ from ..hub.configs import (
     write_curricula,
     write_default,
     write_passthrough,
+    write_responses,
 )
 from ..hub.provenance import write_provenance
 from ..io.images import png_to_jpeg
 from ..io.paths import model_dir, stage_dir
+from ..io.psychds import data_file
 from ..io.staging import write_json
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
@@ -53,9 +55,10 @@ class Inputs:
     plots: Path
     experiment: Path | None = None  # a built experiment folder (its manifest.json)
     calibration: dict[str, Any] | None = None  # analysis/calibration.json
+    responses: Path | None = None  # analysis/psychds's data file (export.responses: true)
 
     @classmethod
-    def locate(cls, corpus: str) -> Inputs:
+    def locate(cls, corpus: str, responses: bool = False) -> Inputs:
         images = stage_dir(corpus, "images")
         if not has_table(images):
             raise UserError(f"{images}: no images table; run `lwise-build ingest {corpus}` first")
@@ -64,7 +67,17 @@ class Inputs:
         return cls(images=images, enhanced=enhanced_tables(stage_dir(corpus, "enhanced")),
                    plots=stage_dir(corpus, "plots"), **{k: v if has_table(v) else None for k, v in opt.items()},
                    experiment=experiment if (experiment / "manifest.json").is_file() else None,
-                   calibration=read_calibration(stage_dir(corpus, "analysis") / "calibration.json"))
+                   calibration=read_calibration(stage_dir(corpus, "analysis") / "calibration.json"),
+                   responses=responses_file(corpus) if responses else None)
+
+
+def responses_file(corpus: str) -> Path:
+    """The de-identified trial data ``analyze`` wrote (Psych-DS), for the opt-in responses config."""
+    path = stage_dir(corpus, "analysis") / "psychds" / data_file(corpus)
+    if not path.is_file():
+        raise UserError(f"export.responses: {path} does not exist; run `lwise-build analyze {corpus} --responses DIR` "
+                        "first (or set export.responses: false)")
+    return path
 
 
 def read_calibration(path: Path) -> dict[str, Any] | None:
@@ -88,7 +101,8 @@ def copy_experiment(folder: Path | None, root: Path) -> list[str]:
 
 
 def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = None) -> list[ConfigInfo]:
-    """Write every config whose input exists: default, enhanced-<b>, curriculum-<name>, metamers.
+    """Write every config whose input exists: default, enhanced-<b>, curriculum-<name>, metamers,
+    and the opt-in responses.
 
     ``encode`` re-encodes the stimuli (enhanced and curriculum images); the default config (the
     canonical images every number refers to) and the metamers stay lossless PNG.
@@ -106,6 +120,8 @@ def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = 
         extra = {"reference": lambda row: found.get(row["reference_id"])}
         configs.append(write_passthrough(inputs.metamers, "metamers", "metamers", None, names, root,
                                          max_bytes, split_column=None, extra=extra))
+    if inputs.responses is not None:
+        configs.append(write_responses(inputs.responses, root, max_bytes))
     return [c for c in configs if c.total > 0]
 
 
@@ -185,7 +201,7 @@ class Export(Stage):
     name, output, section = "export", "hub", "export"
 
     def prepare(self) -> None:
-        self.inputs = Inputs.locate(self.ctx.corpus)
+        self.inputs = Inputs.locate(self.ctx.corpus, self.p.responses)
 
     def write(self, tmp: Path) -> None:
         params, corpus, ep = self.ctx.params, self.ctx.corpus, self.p
