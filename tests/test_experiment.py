@@ -109,8 +109,8 @@ def test_stage_writes_pages_images_once_and_one_file_per_sequence(toy):
     out = Experiment(params(), "toy").run()
     names = {p.name for p in out.iterdir()}
     assert {"index.html", "condition-control.html", "condition-lwise.html", "experiment.js", "experiment.css",
-            "lwise-trials.js", "lwise-store.js", "lwise-preload.js", "manifest.json", "README.md", "images",
-            "sequences"} == names
+            "lwise-trials.js", "lwise-store.js", "lwise-preload.js", "lwise-assign.js", "lwise-end.js",
+            "manifest.json", "README.md", "images", "sequences"} == names
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["order"] == ["control", "lwise"] and manifest["packages"] == JSPSYCH_PACKAGES
     assert {n: c["weight"] for n, c in manifest["conditions"].items()} == {"control": 1.0, "lwise": 1.0}
@@ -133,7 +133,8 @@ def test_stage_writes_pages_images_once_and_one_file_per_sequence(toy):
         assert json.loads(js.splitlines()[1].split(" = ", 1)[1].rstrip(";")) == trials
     page = (out / "index.html").read_text()
     assert 'src="https://unpkg.com/jspsych@8.3.0/dist/index.browser.min.js"' in page
-    for script in ("lwise-trials.js", "lwise-store.js", "lwise-preload.js", "experiment.js"):
+    for script in ("lwise-trials.js", "lwise-store.js", "lwise-preload.js", "lwise-assign.js", "lwise-end.js",
+                   "experiment.js"):
         assert f'<script src="{script}"></script>' in page
     assert "https://unpkg.com/jspsych@8.3.0/css/jspsych.css" in page
     assert '"fixed_condition":"lwise"' in (out / "condition-lwise.html").read_text()

@@ -3,10 +3,9 @@
  * The page's inline JSON (#lwise-config) lists the conditions (curricula), their participant
  * sequences and every protocol value; a sequence's trial variables are a JSON list
  * (sequences/<condition>/<k>.json, or the .js twin when the page runs from file://).
- * Assignment: served by `lwise-build serve`, the collector hands out the next unused sequence and
- * gives a returning participant theirs back; elsewhere ?condition= / ?sequence=, ?index=n (blocked
- * slots) or a hash of the participant id (lwise_build.ops.experiment_design.assign).
- * Every row is saved as it happens (lwise-store.js); a reload resumes at the next trial.
+ * Assignment is lwise-assign.js, saving lwise-store.js, preloading lwise-preload.js, the screens
+ * lwise-trials.js and the end lwise-end.js. Every row is saved as it happens; a reload resumes at
+ * the next trial.
  * docs/methods.md, "Experiments and analysis".
  */
 (function () {
@@ -22,75 +21,7 @@
     throw new Error(message);
   }
 
-  function fnv1a(text) {
-    var bytes = new TextEncoder().encode(text);
-    var h = 0x811c9dc5;
-    for (var i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
-    return h >>> 0;
-  }
-
-  // ------------------------------------------------------------ who and which sequence ---------
-  function participant(query) {
-    var prolific = query.get("PROLIFIC_PID"), given = query.get(P.participant_param);
-    if (prolific) return { id: prolific, source: "prolific" };
-    if (given) return { id: given, source: "url" };
-    var key = "lwise:" + cfg.build + ":anon", stored = null;
-    try { stored = window.localStorage.getItem(key); } catch (e) { stored = null; }
-    if (stored) return { id: stored, source: "random" };  // the same browser after a reload
-    var bytes = new Uint8Array(8);
-    window.crypto.getRandomValues(bytes);
-    var id = "anon-" + Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
-    try { window.localStorage.setItem(key, id); } catch (e) { /* no storage: no resume */ }
-    return { id: id, source: "random" };
-  }
-
-  function byIndex(names, index) {
-    // the reference's blocked slots (lwise_build.config.curricula.participant_condition)
-    var slots = [];
-    names.forEach(function (n) { for (var w = 0; w < cfg.conditions[n].weight; w++) slots.push(n); });
-    var k = index % slots.length, name = slots[k];
-    var before = slots.slice(0, k).filter(function (s) { return s === name; }).length;
-    return { condition: name, sequence: Math.floor(index / slots.length) * cfg.conditions[name].weight + before };
-  }
-
-  function byHash(names, pid) {
-    var total = names.reduce(function (s, n) { return s + cfg.conditions[n].weight; }, 0);
-    var u = fnv1a(cfg.seed + ":" + pid + ":condition") / 4294967296, acc = 0, condition = names[0];
-    for (var i = 0; i < names.length; i++) {
-      acc += cfg.conditions[names[i]].weight / total;
-      condition = names[i];
-      if (u < acc) break;
-    }
-    return condition;
-  }
-
-  function localAssign(pid, query) {
-    var names = cfg.fixed_condition ? [cfg.fixed_condition] : cfg.order;
-    var condition = query.get("condition"), text = query.get("sequence"), index = query.get(P.index_param);
-    if (condition !== null && names.indexOf(condition) < 0) fail("Unknown condition " + condition + ".");
-    var how = condition === null ? "hash" : "url", sequence = null;
-    if (condition === null && index !== null) {
-      if (!/^\d+$/.test(index)) fail("The participant index " + index + " is not a whole number.");
-      var slot = byIndex(names, Number(index));
-      condition = slot.condition;
-      how = "index";
-      if (text === null) sequence = slot.sequence;
-    }
-    if (condition === null) condition = byHash(names, pid);
-    var count = cfg.conditions[condition].sequences.length;
-    if (text !== null) sequence = Number(text);
-    else if (sequence === null) sequence = fnv1a(cfg.seed + ":" + pid + ":sequence:" + condition) % count;
-    if (!(Number.isInteger(sequence) && sequence >= 0 && sequence < count)) {
-      fail("Sequence " + (text === null ? sequence : text) + " does not exist (condition " + condition + " has " +
-        count + " sequences; build more with curricula." + condition + ".sequences).");
-    }
-    return Promise.resolve({ condition: condition, sequence: sequence, how: how, index: null, saved: [] });
-  }
-
-  function serverAssign(who, query) {
-    return L.postJson("api/assign", { participant: who.id, source: who.source, fixed_condition: cfg.fixed_condition,
-      condition: query.get("condition"), sequence: query.get("sequence") }).catch(function (e) { fail(e.message); });
-  }
+  var A = L.makeAssignment(cfg, P, fail), E = L.makeEnd(cfg, P);
 
   // ------------------------------------------------------------ the timeline ----------------
   function helpers(jsPsych, layout, info) {
@@ -215,79 +146,8 @@
       if (P.block_breaks && k > 0 && startsBlock) timeline.push(page(L.breakText(k, all.length, g.phase, all[k - 1].phase), "Continue", "break"));
       timeline.push({ timeline: steps, timeline_variables: g.trials });
     });
-    timeline.push(endNode(info));
+    timeline.push(E.endNode(info));
     return timeline;
-  }
-
-  // ------------------------------------------------------------ the end ---------------------
-  function outcome(results) {
-    var by = {};
-    results.forEach(function (r) { by[r.position] = r; });
-    var list = Object.keys(by).map(function (k) { return by[k]; });
-    var test = list.filter(function (r) { return r.kind === "main" && r.phase === "test"; });
-    var catches = list.filter(function (r) { return r.kind === "catch"; });
-    var mean = function (xs) { return xs.length ? xs.filter(function (r) { return r.correct; }).length / xs.length : null; };
-    var acc = mean(test), catchAcc = mean(catches);
-    var screened = !!P.screenout_code && catchAcc !== null && catchAcc < P.screenout_catch_accuracy;
-    return { test_accuracy: acc, catch_accuracy: catchAcc, bonus: screened ? null : L.bonusFor(acc, P),
-      bonus_currency: P.bonus_currency, outcome: screened ? "screened_out" : "complete",
-      code: screened ? P.screenout_code : P.completion_code };
-  }
-
-  function endNode(info) {
-    return { type: jsPsychHtmlKeyboardResponse, stimulus: '<div class="lwise-blank"></div>', choices: "NO_KEYS",
-      trial_duration: 0, data: { lwise_role: "end" },
-      on_finish: function (data) { Object.assign(data, outcome(info.results)); info.end = data; } };
-  }
-
-  function completionUrl(info, end) {
-    var template = P.completion_url;
-    if (!template && end.code) template = "https://app.prolific.com/submissions/complete?cc={code}";
-    if (!template) return null;
-    return template.replace("{participant}", encodeURIComponent(info.participant)).replace("{code}", encodeURIComponent(end.code || ""));
-  }
-
-  function endScreen(jsPsych, info, problem) {
-    var end = info.end || outcome(info.results), url = problem ? null : completionUrl(info, end);
-    var lines = [P.completion_text];
-    if (P.show_accuracy && end.test_accuracy !== null) {
-      lines.push("<p>You answered <b>" + Math.round(100 * end.test_accuracy) + "%</b> of the test images correctly.</p>");
-      if (P.bonus_thresholds.length) {
-        lines.push(end.bonus !== null ? "<p>Your bonus: <b>" + esc(P.bonus_currency + " " + end.bonus) + "</b>.</p>"
-          : "<p>This is below the first bonus tier (" + esc(L.bonusText(P)) + ").</p>");
-      }
-    }
-    if (problem) {
-      lines.push('<p class="lwise-error">Your responses could not be saved (' + esc(problem) + '). <a id="lwise-download" ' +
-        'href="#">Download them</a> and send the file to the researchers.</p>');
-    }
-    if (end.code) lines.push('<p>Completion code: <b id="lwise-code">' + esc(end.code) + "</b></p>");
-    if (url) lines.push('<p>Returning you to the study site… <a href="' + esc(url) + '">continue</a></p>');
-    jsPsych.getDisplayElement().innerHTML = '<div class="lwise-done" id="lwise-complete">' + lines.join("") + "</div>";
-    var link = document.getElementById("lwise-download");
-    if (link) link.onclick = function (e) { e.preventDefault(); download(jsPsych, info); };
-    if (url) setTimeout(function () { window.location.assign(url); }, 1500);
-  }
-
-  function fileName(info, format) {
-    var safe = String(info.participant).replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
-    return "lwise-" + cfg.corpus + "-" + info.condition + "-" + info.sequence + "-" + safe + "." + format;
-  }
-
-  function download(jsPsych, info) { info.store.collection(jsPsych).localSave(P.data_format, fileName(info, P.data_format)); }
-
-  function finish(jsPsych, info) {
-    info.store.state.completed = true;
-    info.store.persist();
-    jsPsych.getDisplayElement().innerHTML = '<div class="lwise-done" id="lwise-saving"><p>Saving your responses…</p></div>';
-    if (!info.store.targets.length) {
-      download(jsPsych, info);
-      return endScreen(jsPsych, info, null);
-    }
-    return info.store.settle(20000).then(function () {
-      if (info.who.source === "random") { try { window.localStorage.removeItem("lwise:" + cfg.build + ":anon"); } catch (e) { /* none */ } }
-      endScreen(jsPsych, info, null);
-    }, function (e) { endScreen(jsPsych, info, e.message || String(e)); });
   }
 
   // ------------------------------------------------------------ start -----------------------
@@ -298,7 +158,7 @@
       fail("This page has nowhere to save your responses (params experiment.save: " + P.save.join(", ") +
         "; none is available here). Please contact the researchers.");
     }
-    var assigned = collector ? serverAssign(who, query) : localAssign(who.id, query);
+    var assigned = collector ? A.serverAssign(who, query) : A.localAssign(who.id, query);
     return assigned.then(function (a) {
       ident.condition = a.condition;
       ident.sequence = a.sequence;
@@ -316,7 +176,7 @@
     info.store.state.rows.forEach(function (r) { if (r.lwise_role === "response") info.results.push(r); });
     var query = new URLSearchParams(window.location.search);
     var jsPsych = initJsPsych({ on_data_update: function (row) { info.store.add(row); },
-      on_finish: function () { return finish(jsPsych, info); } });
+      on_finish: function () { return E.finish(jsPsych, info); } });
     jsPsych.data.addProperties({
       participant: who.id, participant_source: who.source, prolific_pid: query.get("PROLIFIC_PID"),
       study_id: query.get("STUDY_ID"), session_id: query.get("SESSION_ID"), condition: a.condition,
@@ -329,8 +189,8 @@
       if (!trials || !trials.length) fail("The trial file " + layout.file + " is empty.");
       var done = info.results.map(function (r) { return r.position; });
       var start = done.length ? Math.max.apply(null, done) + 1 : 0;
-      if (info.store.state.completed || a.completed) return finish(jsPsych, info);
-      if (start >= trials.length) return jsPsych.run([endNode(info)]);  // every trial saved, the end was not
+      if (info.store.state.completed || a.completed) return E.finish(jsPsych, info);
+      if (start >= trials.length) return jsPsych.run([E.endNode(info)]);  // every trial saved, the end was not
       var urls = [];
       trials.slice(start).forEach(function (t) { if (t.image && urls.indexOf(t.image) < 0) urls.push(t.image); });
       info.preload = new L.Preloader(urls, P.preload_chunk, P.preload_retries).start();
@@ -358,7 +218,7 @@
     fail("jsPsych could not be loaded from " + cfg.library_hint + ". Check params experiment.library_url.");
   }
   var query = new URLSearchParams(window.location.search);
-  var who = participant(query);
+  var who = A.participant(query);
   L.probeCollector(cfg).then(function (collector) { return begin(who, query, collector); })
     .catch(function (e) { if (!/cannot start/.test(document.body.textContent)) fail(e.message || String(e)); });
 })();
