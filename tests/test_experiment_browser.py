@@ -45,6 +45,7 @@ FAST = {"click_delay_ms": 10, "feedback_correct_ms": 10, "feedback_incorrect_ms"
         "response_limit_ms": 2500, "repeats_per_block": [1, 2], "catch_per_block": 10, "choice_names": "aliases",
         "aliases": ALIASES, "choice_order": "shuffled", "bonus_thresholds": [0.5, 0.7, 0.9],
         "bonus_amounts": [5, 10, 20], "completion_code": "C0DE", "completion_url": "done.html?cc={code}",
+        "screenout_code": "SCR0",
         "library_url": "node_modules/{package}"}
 #: the MHIST-like build: F/J/K keys with fixed labels, the published 500/1500 ms lockouts, a 17 ms
 #: image (the ImageNet task), saved to post_url and JATOS from a static host
@@ -147,7 +148,8 @@ def lab(tmp_path_factory, jspsych_lib, browser):
     _schedule(people, shots, browser, contexts, log)
     run_side_by_side(people)
     for p in people:  # each redirected, after every row was acknowledged (and no page is mid-navigation
-        p.page.wait_for_url("**/done.html?cc=C0DE", timeout=10_000)  # when its context closes: that can hang)
+        code = "SCR0" if p.name == "inattentive" else "C0DE"  # when its context closes: that can hang)
+        p.page.wait_for_url(f"**/done.html?cc={code}", timeout=10_000)
     for ctx in contexts:
         ctx.close()
     yield SimpleNamespace(root=root, corpus=corpus, collector=collector, people=people, shots=shots, errors=log,
@@ -303,10 +305,17 @@ def expected_accuracy(lab) -> dict[str, float]:
 
 
 def test_end_screen_shows_accuracy_bonus_and_code_then_redirects(lab):
-    """(The fixture waited for participant p0's redirect to the completion URL with the code.)"""
+    """(The fixture waited for each redirect to the completion URL with the code.) The participant
+    below 0.9 on catch trials gets the screen-out code and no bonus."""
     for p in lab.people:
-        assert "of the test images correctly" in p.final["text"] and "Completion code: C0DE" in p.final["text"]
+        code = "SCR0" if p.name == "inattentive" else "C0DE"
+        assert "of the test images correctly" in p.final["text"] and f"Completion code: {code}" in p.final["text"]
     assert any("Your bonus: USD" in p.final["text"] for p in lab.people)
+    sessions, _ = read_responses(lab.root / "store", "toy")
+    ends = {s.participant: next(r for r in s.rows if r["lwise_role"] == "end") for s in sessions}
+    assert ends["inattentive"]["outcome"] == "screened_out" and ends["inattentive"]["bonus"] is None
+    assert ends["inattentive"]["catch_accuracy"] == pytest.approx(0.85)
+    assert all(e["outcome"] == "complete" and e["code"] == "C0DE" for p, e in ends.items() if p != "inattentive")
     (lab.shots / "end.txt").write_text(lab.people[0].final["text"])
 
 

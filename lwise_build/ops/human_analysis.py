@@ -121,7 +121,8 @@ def bootstrap(stat: Callable[..., np.ndarray], groups: Sequence[np.ndarray], n: 
     resampled independently); draws where ``stat`` is undefined are left out of the interval.
 
     ``stat(*groups, axis)`` reduces along ``axis``; the interval is nan when a group has fewer
-    than two values.
+    than two values. Large groups are resampled in batches (the same draws as one batch when
+    everything fits in one).
     """
     groups = [np.asarray(g, dtype=np.float64) for g in groups]
     if any(len(g) == 0 for g in groups):
@@ -133,13 +134,18 @@ def bootstrap(stat: Callable[..., np.ndarray], groups: Sequence[np.ndarray], n: 
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore")
         res = stats.bootstrap(groups, stat, n_resamples=n, vectorized=True, paired=False, method="percentile",
-                              confidence_level=ci, rng=rng)
+                              confidence_level=ci, rng=rng, batch=_batch(n, groups))
     draws = np.asarray(res.bootstrap_distribution)
     draws = draws[np.isfinite(draws)]
     if not len(draws):
         return point, NAN, NAN
     lo, hi = np.quantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2])
     return point, float(lo), float(hi)
+
+
+def _batch(n: int, groups: Sequence[np.ndarray]) -> int:
+    """Resamples per batch so one batch holds at most ~4 million values (memory stays small)."""
+    return max(1, min(n, 4_000_000 // max(1, sum(len(g) for g in groups))))
 
 
 def condition_effects(data: Mapping[str, ConditionData], s: EffectSettings) -> dict[str, dict[str, Any]]:
@@ -152,8 +158,7 @@ def condition_effects(data: Mapping[str, ConditionData], s: EffectSettings) -> d
         acc = d.pooled() if s.unit == "trial" else d.accuracies()
         row: dict[str, Any] = {"participants": len(d.correct), "trials": int(len(d.pooled()))}
         row["accuracy"] = _interval(bootstrap(_mean_of, [acc], s.resamples, s.ci, rng))
-        row["above_chance"] = _interval(bootstrap(lambda a, axis: a.mean(axis=axis) - s.chance, [acc], s.resamples,
-                                                  s.ci, rng))
+        row["above_chance"] = {k: v - s.chance for k, v in row["accuracy"].items()}  # the same draws, shifted
         for k in TIME_DEFINITIONS:
             secs = d.seconds.get(k, np.zeros(0))
             row[f"mean_training_time_{k}_s"] = float(np.mean(secs)) if len(secs) else NAN

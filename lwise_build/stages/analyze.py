@@ -88,7 +88,8 @@ class Analyze(Stage):
     def _integrity(self, sessions: list[Session]) -> list[str | None]:
         """Why each session does not belong to the built experiment (None: it does)."""
         reasons = [self._problem(s) for s in sessions]
-        sigs = [(s.participant, s.file, checks.response_signature(s.rows[0], s.trials)) for s in sessions]
+        sigs = [(s.participant, s.file, checks.response_signature(
+            {"condition": s.first("condition"), "sequence": s.first("sequence")}, s.trials)) for s in sessions]
         ok = [i for i, r in enumerate(reasons) if r is None]
         for j, reason in checks.duplicate_reasons([sigs[i] for i in ok]).items():
             reasons[ok[j]] = reason

@@ -184,25 +184,28 @@ def readme(corpus: str, config: dict[str, Any]) -> str:
     """How to run the experiment and read its data back (the folder's README.md)."""
     rows = "\n".join(f"| `{n}` | {c['weight']:g} | {len(c['sequences'])} | {c['sequences'][0]['trials']} | "
                      f"`condition-{n}.html` |" for n, c in config["conditions"].items())
+    p = config["params"]
     return f"""# {config['title']}: jsPsych experiment ({corpus})
 
-Built by lwise-build (build `{config['build']}`). Open `index.html` in a browser, from a static web
-host or from disk. jsPsych 8 loads from `{config['library_hint']}`; for an offline lab, run
+Built by lwise-build (build `{config['build']}`). Serve it with `lwise-build serve {corpus}` (the
+collector: it hands each new participant the next unused sequence and stores every trial as it
+happens), run it under JATOS, or host it statically with `experiment.post_url`; saving to:
+{', '.join(p['save'])}. jsPsych 8 loads from `{config['library_hint']}`; for an offline lab, run
 `npm install jspsych@8 @jspsych/plugin-html-button-response @jspsych/plugin-html-keyboard-response
-@jspsych/plugin-preload` next to this folder and set `experiment.library_url` to
+@jspsych/plugin-preload` and serve it with `--node-modules`, setting `experiment.library_url` to
 `node_modules/{{package}}`.
 
 | condition | weight | sequences | trials per sequence | page for this condition only |
 |---|---|---|---|---|
 {rows}
 
-URL parameters: `PROLIFIC_PID` or `{config['params']['participant_param']}` names the participant
-(the same id always gets the same condition and sequence, by weight); `index=<n>` gives participant
-number n of a blocked design (each condition `weight` slots, as the reference deployed it);
-`condition=<name>` and `sequence=<k>` fix them. The data (one jsPsych row per screen; the `lwise_role=response` rows are the trials, with
-the trial variables, the response, `correct` and `rt`) are downloaded at the end as
-`lwise-{corpus}-<condition>-<sequence>-<participant>.{config['params']['data_format']}`, sent to
-`experiment.post_url` when set, and to JATOS with `jatos.submitResultData` when the page runs there.
+URL parameters: `PROLIFIC_PID` (with `STUDY_ID`, `SESSION_ID`) or `{p['participant_param']}` names the
+participant. Without the collector, `index=<n>` gives participant number n of the blocked design
+(each condition `weight` slots, as the reference deployed it), `condition=<name>` and `sequence=<k>`
+fix them, and otherwise a hash of the id picks both. The data are one jsPsych row per screen, each
+keyed by `lwise_key`; the `lwise_role=response` rows are the trials, with the trial variables, the
+response, `correct`, `rt` and the display geometry. A reload resumes at the next trial.
 
-Analyse a folder of saved files with `lwise-build analyze {corpus} --responses <folder>`.
+Analyse the sessions with `lwise-build analyze {corpus} --responses <folder>` (the collector's store,
+JATOS results or downloaded files).
 """
