@@ -219,6 +219,6 @@
   }
   var query = new URLSearchParams(window.location.search);
   var who = A.participant(query);
-  L.probeCollector(cfg).then(function (collector) { return begin(who, query, collector); })
+  Promise.all([L.probeCollector(cfg), L.jatosReady(P)]).then(function (live) { return begin(who, query, live[0]); })
     .catch(function (e) { if (!/cannot start/.test(document.body.textContent)) fail(e.message || String(e)); });
 })();

@@ -21,6 +21,26 @@
     });
   };
 
+  /* Under JATOS (its study pages live under /publix/): load jatos.js and wait for jatos.onLoad. */
+  L.jatosReady = function (P) {
+    if (P.save.indexOf("jatos") < 0) return Promise.resolve(false);
+    var wait = function () {
+      return new Promise(function (resolve) {
+        if (typeof window.jatos.onLoad !== "function") return resolve(true);
+        window.jatos.onLoad(function () { resolve(true); });
+      });
+    };
+    if (window.jatos) return wait();
+    if (window.location.pathname.indexOf("/publix/") < 0) return Promise.resolve(false);
+    return new Promise(function (resolve) {
+      var s = document.createElement("script");
+      s.src = "jatos.js";
+      s.onload = function () { wait().then(resolve); };
+      s.onerror = function () { resolve(false); };
+      document.head.appendChild(s);
+    });
+  };
+
   L.postJson = function (url, body) {
     return fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       keepalive: false }).then(function (r) {
