@@ -197,7 +197,7 @@ def _schedule(people: list[Participant], shots: Path, browser, contexts: list, l
     people[0].on_done = shoot("end.png")
     people[0].events[0] = shoot("consent.png")
     people[0].events[5] = trial_shot
-    people[2].events[30] = kill
+    people[2].events[20] = kill  # in the training block (screens 3-30), mid-block
     people[3].events[40] = reload
 
 
@@ -231,10 +231,11 @@ def test_every_trial_is_saved_once_through_a_kill_and_a_reload(lab):
     killed = by["p2"]
     loads = Counter(r["load"] for r in killed.rows)
     assert set(loads) == {1, 2} and any(r["lwise_role"] == "resume" and r["load"] == 2 for r in killed.rows)
-    first_after = min(r["position"] for r in killed.trials if r["load"] == 2)
-    assert first_after == max(r["position"] for r in killed.trials if r["load"] == 1) + 1  # the next trial
-    reloaded = by["p3"]
-    assert {r["load"] for r in reloaded.rows} == {1, 2}
+    for s in (killed, by["p3"]):  # killed (fresh browser) and reloaded (same browser), both mid-block
+        assert {r["load"] for r in s.rows} == {1, 2}
+        before = max((r for r in s.trials if r["load"] == 1), key=lambda r: r["position"])
+        after = min((r for r in s.trials if r["load"] == 2), key=lambda r: r["position"])
+        assert after["position"] == before["position"] + 1 and after["block"] == before["block"]  # the next trial
     assert (lab.shots / "resume.png").is_file()
 
 
