@@ -114,7 +114,7 @@ def test_foreign_and_malformed_files_are_named_with_the_reason(built, tmp_path: 
         "bad-row.csv": "malformed CSV (a row has more values than the header)",
         "nested.json": "JSON nested too deeply to be jsPsych rows",
         "deep.json": "values nested more than 32 levels deep: not jsPsych rows",
-        "huge.json": "file too large (3 MB > analysis.max_file_mb 2)",
+        "huge.json": "3.0 MB: too large for saved session data (at most 2.0 MB)",
         "other-corpus.json": "data of corpus 'moths', not 'toy'",
         "twice.json": "participant 'p1' was already read from good.csv (only the first session counts)",
         "started.json": "no trial rows (lwise_role=response): the session stopped before the first trial",

@@ -376,6 +376,7 @@ def _keys_session(page, trials: list[dict], shots: Path) -> dict:
             _through_feedback(page, shots, out, t, mains)
     out["final"] = s
     out["feedback_times"] = page.evaluate("window.lwiseFeedbackTimes")
+    (shots / "feedback-times.json").write_text(json.dumps([round(b - a) for a, b in out["feedback_times"]]))
     return out
 
 

@@ -40,7 +40,7 @@ class AnalysisParams:
     calibration_fold_seed: int = param(42, check=non_negative, doc="their random_state (the reference: 42)")
     calibration_standardise: bool = param(False, doc="z-score the score before the fit (the ImageNet variant)")
     folds: int = param(5, check=positive, doc="folds of the AUC grouped by image (a seeded hash of the id)")
-    max_file_mb: float = param(256, check=positive, doc="response files larger than this are skipped, named")
+    max_file_mb: float = param(200, check=positive, doc="response files larger than this are skipped, named")
     seed: int = param(0, doc="seed of the analysis (bootstrap resampling and image folds)")
 
     def validate(self, path: str) -> None:

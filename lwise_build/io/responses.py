@@ -24,6 +24,9 @@ INTS = {"sequence", "block", "position", "trial", "label", "correct_choice", "ch
 FLOATS = {"budget", "difficulty", "t_page_ms", "session_ms", "device_pixel_ratio"}
 BOOLS = {"feedback", "correct", "timed_out"}
 LISTS = {"choice_names", "choice_labels"}
+#: Larger files are not saved sessions (a long session is about 1 MB): skipped unread (the
+#: default of analysis.max_file_mb).
+MAX_FILE_BYTES = 200_000_000
 #: Deepest nesting of lists and objects a file of rows may have (jsPsych rows are shallow).
 MAX_DEPTH = 32
 #: Files a `lwise-build serve` store keeps beside the sessions (its state, not trial data).
@@ -67,8 +70,10 @@ class Session:
         return any(r.get("lwise_role") == "end" for r in self.rows)
 
 
-def read_responses(folder: Path, corpus: str, max_bytes: int = 256_000_000) -> tuple[list[Session], list[Skipped]]:
-    """Every session of ``corpus`` under ``folder`` (recursively, sorted), and what was skipped."""
+def read_responses(folder: Path, corpus: str, max_bytes: int | None = None) -> tuple[list[Session], list[Skipped]]:
+    """Every session of ``corpus`` under ``folder`` (recursively, sorted), and what was skipped;
+    files over ``max_bytes`` (default :data:`MAX_FILE_BYTES`) are skipped unread."""
+    max_bytes = MAX_FILE_BYTES if max_bytes is None else max_bytes
     sessions: list[Session] = []
     skipped: list[Skipped] = []
     seen: dict[str, str] = {}
@@ -92,7 +97,7 @@ def _sessions_in(path: Path, name: str, max_bytes: int) -> Iterator[Session | Sk
     """The sessions a file holds, or one Skipped saying why it holds none."""
     size = path.stat().st_size
     if size > max_bytes:
-        yield Skipped(name, f"file too large ({size / 1e6:.0f} MB > analysis.max_file_mb {max_bytes / 1e6:g})")
+        yield Skipped(name, f"{size / 1e6:.1f} MB: too large for saved session data (at most {max_bytes / 1e6:.1f} MB)")
         return
     raw = path.read_bytes()
     if not raw.strip():
