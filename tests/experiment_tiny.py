@@ -7,6 +7,7 @@ participants answer correctly with a probability that depends on it (:func:`p_co
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,28 +85,46 @@ def make_curricula(root: Path, corpus: dict, sequences: int = 3, train: int = 1,
     return rows
 
 
-def fake_session(participant: str, condition: str, sequence: int, trials: list[dict], correct: list[bool], *,
-                 corpus: str = "toy", complete: bool = True, step_ms: int = 1000) -> list[dict]:
-    """Rows as the page saves them (a few jsPsych screens per trial), for tests without a browser."""
+def built_sequence(experiment: Path, condition: str, sequence: int) -> tuple[dict, list[dict], str]:
+    """(layout, trial variables, build) of one sequence of a built experiment folder."""
+    import json
+
+    manifest = json.loads((experiment / "manifest.json").read_text())
+    layout = manifest["conditions"][condition]["sequences"][sequence]
+    return layout, json.loads((experiment / (layout["file"] + ".json")).read_text()), manifest["build"]
+
+
+def fake_session(experiment: Path, participant: str, condition: str, sequence: int,
+                 correct: Callable[[dict], bool] | list[bool], *, complete: bool = True, step_ms: int = 1000,
+                 corpus: str = "toy", start_ms: int = 5000) -> list[dict]:
+    """Rows as the page saves them for a sequence of a built experiment (keyed, a few screens per
+    trial), answered correctly where ``correct(trial)`` (or the list) says; for tests without a browser."""
+    layout, trials, build = built_sequence(experiment, condition, sequence)
+    flags = [correct(t) for t in trials] if callable(correct) else list(correct)
     common = {"participant": participant, "participant_source": "url", "condition": condition, "sequence": sequence,
-              "corpus": corpus, "experiment_build": "0" * 16, "choice_names": CLASSES, "choice_labels": [0, 1, 2],
-              "response_mode": "buttons"}
-    rows = [{"lwise_role": "instructions", "trial_type": "html-button-response", "time_elapsed": 5000, **common}]
-    now = 5000
-    for t, ok in zip(trials, correct, strict=True):
-        choice = t["correct_choice"] if ok else (t["correct_choice"] + 1) % 2
-        for role in ("fixation", "response", "feedback" if t["feedback"] else None):
+              "corpus": corpus, "experiment_build": build, "choice_names": layout["choice_names"],
+              "choice_labels": layout["choice_labels"], "response_mode": "buttons", "load": 1}
+    rows = [{"lwise_role": "instructions", "trial_type": "html-button-response", "time_elapsed": start_ms,
+             "trial_index": 0, "lwise_key": "p1:0", **common}]
+    now, n = start_ms, len(layout["choice_names"])
+    for t, ok in zip(trials, flags, strict=True):
+        k = 2 if t["kind"] == "catch" else n
+        choice = t["correct_choice"] if ok else (t["correct_choice"] + 1) % k
+        for role in ("response", "feedback" if t["feedback"] else None, "gap"):
             if role is None:
                 continue
             now += step_ms
             row = {"lwise_role": role, "trial_type": "html-keyboard-response", "time_elapsed": now,
-                   "block": t["block"], "phase": t["phase"], "position": t["position"], **common}
+                   "trial_index": len(rows), "lwise_key": f"t{t['position']}:{role}", "block": t["block"],
+                   "phase": t["phase"], "position": t["position"], "rt": 400, **common}
             if role == "response":
-                label = None if t["kind"] == "catch" else [0, 1, 2][choice]
-                row.update({**t, "lwise_role": "response", "trial_type": "html-button-response", "rt": 400,
-                            "response": choice, "choice": choice, "correct": ok, "timed_out": False,
-                            "response_label": label})
+                label = None if t["kind"] == "catch" else layout["choice_labels"][choice]
+                row.update({**t, "lwise_role": "response", "trial_type": "html-button-response", "response": choice,
+                            "choice": choice, "correct": ok, "timed_out": False, "response_label": label,
+                            "t_page_ms": float(now), "session_ms": float(now), "screen_w": 1000, "screen_h": 700,
+                            "window_w": 1000, "window_h": 700, "device_pixel_ratio": 1, "stimulus_px": 245})
             rows.append(row)
     if complete:
-        rows.append({"lwise_role": "end", "trial_type": "html-keyboard-response", "time_elapsed": now, **common})
+        rows.append({"lwise_role": "end", "trial_type": "html-keyboard-response", "time_elapsed": now,
+                     "trial_index": len(rows), "lwise_key": f"p1:{len(rows)}", **common})
     return rows

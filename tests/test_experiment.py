@@ -109,6 +109,7 @@ def test_stage_writes_pages_images_once_and_one_file_per_sequence(toy):
     out = Experiment(params(), "toy").run()
     names = {p.name for p in out.iterdir()}
     assert {"index.html", "condition-control.html", "condition-lwise.html", "experiment.js", "experiment.css",
+            "lwise-trials.js", "lwise-store.js", "lwise-preload.js", "lwise-assign.js", "lwise-end.js",
             "manifest.json", "README.md", "images", "sequences"} == names
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["order"] == ["control", "lwise"] and manifest["packages"] == JSPSYCH_PACKAGES
@@ -132,6 +133,9 @@ def test_stage_writes_pages_images_once_and_one_file_per_sequence(toy):
         assert json.loads(js.splitlines()[1].split(" = ", 1)[1].rstrip(";")) == trials
     page = (out / "index.html").read_text()
     assert 'src="https://unpkg.com/jspsych@8.3.0/dist/index.browser.min.js"' in page
+    for script in ("lwise-trials.js", "lwise-store.js", "lwise-preload.js", "lwise-assign.js", "lwise-end.js",
+                   "experiment.js"):
+        assert f'<script src="{script}"></script>' in page
     assert "https://unpkg.com/jspsych@8.3.0/css/jspsych.css" in page
     assert '"fixed_condition":"lwise"' in (out / "condition-lwise.html").read_text()
     first = digest(out)
@@ -145,6 +149,10 @@ def test_params_reach_the_page_and_odd_text_is_escaped(toy):
     config = json.loads(page.split('id="lwise-config">', 1)[1].split("</script>", 1)[0].replace("<\\/", "</"))
     assert config["params"]["stimulus_ms"] == 17 and config["title"] == "A </script> test"
     assert 'src="vendor/@jspsych/plugin-preload/dist/index.browser.min.js"' in page
+    # the page's "cannot load jsPsych" message names the URL it tried, not the template (issue 26)
+    assert config["library_hint"] == "vendor/jspsych/dist/index.browser.min.js"
+    default = Experiment(params(), "toy").run() / "manifest.json"
+    assert json.loads(default.read_text())["library_hint"] == "https://unpkg.com/jspsych@8.3.0/dist/index.browser.min.js"
 
 
 def test_corpus_without_curricula_and_bad_params(data_root: Path):
@@ -166,6 +174,48 @@ def test_corpus_without_curricula_and_bad_params(data_root: Path):
             Experiment(params(**bad), "toy").run()
     for bad, msg in (({"library_url": "https://cdn.example"}, "must contain {package}"),
                      ({"keys": ["f", "f"], "response": "keys"}, "every key must be different"),
-                     ({"participant_param": "a b"}, "URL parameter name"), ({"fixation_ms": -1}, "must be >= 0")):
+                     ({"participant_param": "a b"}, "URL parameter name"), ({"fixation_ms": -1}, "must be >= 0"),
+                     ({"save": []}, "would save nowhere"), ({"save": ["post"]}, "post_url must name the URL"),
+                     ({"post_url": "https://x/save"}, "post_url is set but save does not list post"),
+                     ({"save": ["disk"]}, "must be one of"), ({"save": ["jatos", "jatos"]}, "listed twice"),
+                     ({"bonus_thresholds": [0.75, 0.85]}, "one amount per bonus threshold"),
+                     ({"bonus_thresholds": [0.9, 0.8], "bonus_amounts": [1, 2]}, "must be ascending"),
+                     ({"screenout_code": "X"}, "needs completion_code or completion_url")):
         with pytest.raises(UserError, match=msg):
             params(**bad)
+
+
+def test_held_out_repeats_show_one_natural_image_outside_the_sequence(toy):
+    out = Experiment(params(repeats_per_block=[1, 3]), "toy").run()
+    images = read_table(toy["root"] / "toy" / "images", columns=["id", "label", "split"]).to_pylist()
+    split = {r["id"]: r["split"] for r in images}
+    held = set()
+    for name in ("control", "lwise"):
+        for seq in range(2):
+            trials = json.loads((out / "sequences" / name / f"{seq:03d}.json").read_text())
+            reps = [t for t in trials if t["kind"] == "repeat"]
+            assert Counter(t["block"] for t in reps) == {1: 1, 2: 3}
+            assert len({(t["id"], t["image"], t["budget"]) for t in reps}) == 1 and reps[0]["budget"] == 0.0
+            assert reps[0]["id"] not in {t["id"] for t in trials if t["kind"] == "main"} and split[reps[0]["id"]] == "train"
+            assert reps[0]["repeat_of"] is None and all(t["repeat_of"] == reps[0]["position"] for t in reps[1:])
+            assert all(t["selection"] == "held_out" and t["trial"] is None for t in reps)
+            assert (out / reps[0]["image"]).is_file()
+            held.add(reps[0]["id"])
+    assert len(held) > 1  # drawn per sequence
+    earlier = Experiment(params(repeats_per_block=[0, 2], repeat_image="earlier"), "toy").run()
+    trials = json.loads((earlier / "sequences" / "control" / "000.json").read_text())
+    mains = {t["position"]: t for t in trials if t["kind"] == "main"}
+    assert all(t["repeat_of"] in mains and mains[t["repeat_of"]]["id"] == t["id"] for t in trials if t["kind"] == "repeat")
+
+
+def test_class_labels_replace_class_names_and_keys_shuffle(toy):
+    p = params(response="keys", keys=["f", "j", "k"], class_labels={"bar": "Benign", "dot": "Malignant"},
+               choice_order="shuffled")
+    manifest = json.loads((Experiment(p, "toy").run() / "manifest.json").read_text())
+    layouts = [s for c in manifest["conditions"].values() for s in c["sequences"]]
+    for layout in layouts:
+        names = {CLASSES[c]: n for c, n in zip(layout["choice_labels"], layout["choice_names"], strict=True)}
+        assert names == {"bar": "Benign", "dot": "Malignant", "ring": "ring"}
+    assert len({tuple(s["choice_labels"]) for s in layouts}) > 1  # the key mapping differs per sequence
+    with pytest.raises(UserError, match=r"class_labels: 'cat' is not a class"):
+        Experiment(params(class_labels={"cat": "x"}), "toy").run()

@@ -78,3 +78,34 @@ def test_pull_the_experiment_artefact(with_experiment: Path, tmp_path: Path, mon
     assert (tmp_path / "study" / "experiment" / "index.html").is_file()
     assert all(f.startswith("experiment/") or f in ("README.md", "CITATION.cff") for f in got.files)
     assert any("index.html to run it" in line for line in got.lines())
+
+
+def test_opt_in_responses_config_carries_the_deidentified_trials(with_experiment: Path, tmp_path: Path) -> None:
+    from experiment_tiny import fake_session
+
+    from lwise_build.stages.analyze import Analyze
+
+    with pytest.raises(UserError, match=r"export.responses: .*psychds/data/study-toy_data.csv does not exist; "
+                                        r"run `lwise-build analyze toy"):
+        Export(tiny_params(responses=True), CORPUS).run()
+    folder = tmp_path / "responses"
+    folder.mkdir()
+    exp = with_experiment / CORPUS / "experiment"
+    for k, (cond, seq) in enumerate((("lwise", 0), ("lwise", 1), ("control", 0))):
+        rows = fake_session(exp, f"PID{k}", cond, seq, lambda t: t["kind"] != "main" or t["position"] % 3 > 0,
+                            corpus=CORPUS)
+        (folder / f"s{k}.json").write_text(json.dumps(rows))
+    Analyze(tiny_params(), CORPUS, folder).run()
+    before = resolved.export(tiny_params(responses=True), CORPUS)
+    assert before["responses_sha256"] and "responses_sha256" not in resolved.export(tiny_params(), CORPUS)
+    plain = Export(tiny_params(), CORPUS).run()
+    assert not (plain / "data" / "responses").exists()  # opt-in only
+    out = Export(tiny_params(responses=True), CORPUS).run()
+    ds = load_dataset(str(out), "responses", cache_dir=str(tmp_path / "c"))["train"]
+    trials = [json.loads((exp / f"sequences/{c}/{s:03d}.json").read_text()) for c, s in (("lwise", 0), ("lwise", 1),
+                                                                                           ("control", 0))]
+    assert ds.num_rows == sum(len(t) for t in trials)
+    assert set(ds["participant"]) == {"p001", "p002", "p003"} and not {"PID0", "PID1"} & set(ds["participant"])
+    assert ds.features["correct"].dtype == "bool" and ds.features["rt"].dtype == "int64"
+    card = (out / "README.md").read_text()
+    assert "### `responses`" in card and "pseudonym of the participant" in card

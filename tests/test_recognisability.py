@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import former_stats as former
 import numpy as np
 import pytest
 from scipy import stats as st
@@ -21,40 +22,44 @@ def data():
     return x, y, rng
 
 
-def test_ranks_and_correlations_match_scipy(data):
+def test_correlations_equal_the_former_hand_written_ones_and_scipy(data):
     x, y, rng = data
     z = np.round(rng.normal(size=200), 1)
-    np.testing.assert_allclose(rc.rankdata(x), st.rankdata(x))
+    for a, b in ((x, z), (x, y), (z, y)):
+        assert rc.spearman(a, b) == pytest.approx(former.spearman(a, b), abs=1e-12)
+        assert rc.pearson(a, b) == pytest.approx(former.pearson(a, b), abs=1e-12)
     assert rc.spearman(x, z) == pytest.approx(st.spearmanr(x, z)[0], abs=1e-12)
-    assert rc.pearson(x, z) == pytest.approx(st.pearsonr(x, z)[0], abs=1e-12)
-    assert rc.spearman(x, y) == pytest.approx(st.spearmanr(x, y)[0], abs=1e-12)
     assert math.isnan(rc.pearson(x, np.ones_like(x))) and math.isnan(rc.spearman([1.0], [2.0]))
+    assert math.isnan(rc.spearman(x, np.ones_like(x)))
 
 
-def test_roc_auc_matches_sklearn_with_ties_weights_and_soft_labels(data):
+def test_roc_auc_equals_the_former_one_with_ties_weights_and_soft_labels(data):
     x, y, rng = data
-    assert rc.roc_auc(x, y) == pytest.approx(roc_auc_score(y, x), abs=1e-12)
+    assert rc.roc_auc(x, y) == pytest.approx(former.roc_auc(x, y), abs=1e-12)
     w = rng.integers(1, 5, size=len(x)).astype(float)
-    assert rc.roc_auc(x, y, w) == pytest.approx(roc_auc_score(y, x, sample_weight=w), abs=1e-12)
+    assert rc.roc_auc(x, y, w) == pytest.approx(former.roc_auc(x, y, w), abs=1e-12)
     trials = rng.integers(1, 6, size=40)  # soft: k correct of n trials == n expanded rows
     correct = np.array([rng.integers(0, n + 1) for n in trials])
     s = x[:40]
     expanded_s = np.concatenate([np.repeat(v, n) for v, n in zip(s, trials, strict=True)])
     expanded_y = np.concatenate([[1] * k + [0] * (n - k) for k, n in zip(correct, trials, strict=True)])
     assert rc.roc_auc(s, correct / trials, trials) == pytest.approx(roc_auc_score(expanded_y, expanded_s), abs=1e-12)
+    assert rc.roc_auc(s, correct / trials, trials) == pytest.approx(former.roc_auc(s, correct / trials, trials), abs=1e-12)
     assert math.isnan(rc.roc_auc(x, np.ones_like(y)))
 
 
-def test_logistic_regression_matches_sklearn(data):
+def test_logistic_regression_equals_the_former_newton_fit(data):
     x, y, rng = data
-    ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=1000).fit(x[:, None], y)
-    slope, icpt = rc.fit_logistic(x, y)
-    assert slope == pytest.approx(ref.coef_[0, 0], rel=1e-5) and icpt == pytest.approx(ref.intercept_[0], abs=1e-5)
-    w = rng.integers(1, 4, size=len(x)).astype(float)
-    ref_w = LogisticRegression(C=1.0, tol=1e-10, max_iter=1000).fit(x[:, None], y, sample_weight=w)
-    assert rc.fit_logistic(x, y, w)[0] == pytest.approx(ref_w.coef_[0, 0], rel=1e-5)
+    for w in (None, rng.integers(1, 4, size=len(x)).astype(float)):
+        want = former.fit_logistic(x, y, w)
+        assert rc.fit_logistic(x, y, w) == pytest.approx(want, rel=1e-6, abs=1e-8)
+    soft, trials = rng.random(60), rng.integers(1, 9, size=60).astype(float)
+    assert rc.fit_logistic(x[:60], soft, trials) == pytest.approx(former.fit_logistic(x[:60], soft, trials), rel=1e-6)
     sep = np.r_[np.zeros(20), np.ones(20)]  # separable: the ridge keeps it finite
-    assert np.isfinite(rc.fit_logistic(np.r_[-np.ones(20), np.ones(20)], sep)[0])
+    assert rc.fit_logistic(np.r_[-np.ones(20), np.ones(20)], sep) == pytest.approx(
+        former.fit_logistic(np.r_[-np.ones(20), np.ones(20)], sep), rel=1e-6)
+    ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=1000).fit(x[:, None], y)
+    assert rc.fit_logistic(x, y)[0] == pytest.approx(ref.coef_[0, 0], rel=1e-5)
 
 
 def test_logistic_auc_in_sample_and_cross_validated(data):
@@ -123,3 +128,13 @@ def test_report_with_human_accuracy_and_nan_is_null():
     assert rep["basis"] == "humans" and rec["n"] == n - 1
     assert rec["spearman"] == pytest.approx(st.spearmanr(stats["m-rob"]["gt_logit"][ok], human["accuracy"][ok])[0])
     assert rc.clean({"a": float("nan"), "b": [np.float32(1.5)], "c": np.int64(2)}) == {"a": None, "b": [1.5], "c": 2}
+
+
+def test_metamer_row_pearson_equals_the_former_one():
+    from lwise_build.ops.metamer_stats import match_stats
+
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(20, 50))
+    b = a + rng.normal(size=(20, 50))
+    a[3], b[7] = 0.0, 2.0  # constant rows score 0, as before
+    np.testing.assert_allclose(match_stats(a, b)["pearson"], former.row_pearson(a, b), atol=1e-12)

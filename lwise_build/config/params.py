@@ -13,10 +13,11 @@ from datetime import date
 from typing import Literal
 
 from ..errors import UserError
+from .analysis import AnalysisParams
 from .constants import FIXED_BATCH_DOC, NORMS, OBJECTIVES, SOURCE_SCHEMES, fixed_batch, image_side
 from .datasheet import DatasheetParams
 from .executor import ExecutorParams
-from .experiment import AnalysisParams, ExperimentParams
+from .experiment import ExperimentParams
 from .model_params import ModelParams
 from .schema import each, fraction, non_negative, param, positive
 
@@ -199,6 +200,8 @@ class ExportParams:
             "budget, [] for none")
     datasheet: DatasheetParams = param(
         DatasheetParams(), doc="the datasheet's parts only the authors know (the card marks those left unset)")
+    responses: bool = param(False, doc="add a `responses` config: analyze's de-identified trial data "
+                                       "(analysis/psychds), for a release that shares the behavioural data")
 
     def validate(self, path: str) -> None:
         if self.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repo_id):

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ..config.curricula import expand_blocks, is_shuffled
+from ..config.responses import RESPONSE_COLUMNS
 from ..io.paths import public_source
 from . import datasheet
 from .card_text import COLUMNS, KIND_TEXT, SCORE_COLUMNS
@@ -106,7 +107,8 @@ def _configs(ctx: CardContext) -> list[str]:
     for cfg in ctx.configs:
         out += [f"### `{cfg.name}`\n", KIND_TEXT[cfg.kind] + _config_note(ctx, cfg) + "\n",
                 "| column | type | meaning |", "|---|---|---|"]
-        out += [f"| `{col}` | {_dtype(feat)} | {column_doc(ctx, col)} |" for col, feat in cfg.features.items()]
+        doc = (lambda c: RESPONSE_COLUMNS[c]) if cfg.kind == "responses" else (lambda c: column_doc(ctx, c))
+        out += [f"| `{col}` | {_dtype(feat)} | {doc(col)} |" for col, feat in cfg.features.items()]
         out.append("")
     return out
 
@@ -272,16 +274,23 @@ def _experiment(ctx: CardContext) -> list[str]:
             "```bash", f"lwise-build pull {repo} --version {v} --config experiment --out my-study",
             f"# or: huggingface-cli download {repo} --repo-type dataset --revision v{v} --include 'experiment/*'",
             "```\n",
-            "Open `experiment/index.html` in a browser or put the folder on any static host; `condition-<name>.html` "
-            "runs one condition. `?PROLIFIC_PID=...` (or `?participant=...`) picks the condition (by weight) and the "
-            "sequence deterministically, `?index=n` gives participant n of the blocked design (condition slots by "
-            "weight), `?condition=` and `?sequence=` fix them. Each trial: fixation "
+            "Serve it with `lwise-build serve <corpus>` (assigns each new participant the next unused sequence of "
+            "the blocked design, condition slots by weight, and stores every trial as it happens), run it under JATOS, "
+            "or put it on a static host with `post_url`; `condition-<name>.html` runs one condition. Without the "
+            "collector, `?index=n` gives participant n of the blocked design, `?PROLIFIC_PID=...` picks the condition "
+            "(by weight) and sequence by a hash, `?condition=` and `?sequence=` fix them. Each trial: fixation "
             f"{p['fixation_ms']} ms, the image {stim}, {p['response']} ({p['choice_names']}, {p['choice_order']} order), "
-            f"responses accepted after {p['click_delay_ms']} ms and for {p['response_limit_ms']} ms, feedback in "
-            f"training blocks ({p['feedback_correct_ms']} ms after a correct, {p['feedback_incorrect_ms']} ms after a "
-            f"wrong answer), {p['gap_ms']} ms between trials; {p['catch_per_block']} catch trials per block. The data "
-            "(jsPsych CSV/JSON, one row per screen, `lwise_role=response` rows are the trials) are downloaded at the "
-            f"end; analyse them with `lwise-build analyze {ctx.corpus} --responses <folder>`.\n"]
+            f"responses accepted after {p['click_delay_ms']} ms and for {p['response_limit_ms']} ms, {_feedback(p)} in "
+            f"training blocks, {p['gap_ms']} ms between trials; {p['catch_per_block']} catch trials per block. Every "
+            "row is saved as it happens and a reload resumes at the next trial; analyse the sessions with "
+            f"`lwise-build analyze {ctx.corpus} --responses <folder>`.\n"]
+
+
+def _feedback(p: dict[str, Any]) -> str:
+    lock = f"{p['feedback_correct_ms']} ms after a correct, {p['feedback_incorrect_ms']} ms after a wrong answer"
+    if p.get("feedback", "timed") == "self_paced":
+        return f"self-paced feedback (until the space bar, accepted after {lock})"
+    return f"feedback ({lock})"
 
 
 def _provenance(ctx: CardContext) -> list[str]:

@@ -60,4 +60,7 @@ KIND_TEXT = {
                   "enhanced when `budget` > 0).",
     "metamers": "One row per (reference image, generator, layer): a model metamer, its match statistics "
                 "and each judge model's prediction.",
+    "responses": "One row per trial of the human experiment (`lwise-build analyze`): de-identified responses "
+                 "(participants pseudonymised), with inclusion and the reason for any exclusion; the same data "
+                 "in the Psych-DS layout are `analysis/psychds/` of the build.",
 }

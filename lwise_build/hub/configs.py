@@ -7,6 +7,7 @@ image bytes embedded (never paths) and the ``datasets`` features in the Parquet 
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from datasets import ClassLabel, Features, Image, Value
 
 from .. import console
 from ..config.constants import SPLITS
+from ..config.responses import RESPONSE_COLUMNS, RESPONSE_TYPES
 from ..errors import UserError
 from ..io.paths import budget_dir, parse_budget
 from ..io.tables import has_table, iter_shards, read_features, read_table, shard_name, write_shard
@@ -33,7 +35,7 @@ class ConfigInfo:
     """One config of the Hub folder: its features, and per split its row count and shard files."""
 
     name: str
-    kind: str  # default | enhanced | curriculum | metamers
+    kind: str  # default | enhanced | curriculum | metamers | responses
     features: Features
     key: Any = None  # the budget (enhanced) or curriculum name
     rows: dict[str, int] = field(default_factory=dict)
@@ -222,6 +224,28 @@ def write_curricula(curricula: Path, images: Path, enhanced: dict[float, Path], 
             infos[cname] = ConfigWriter(root, ConfigInfo(cname, "curriculum", feats, row["curriculum"]), max_bytes)
         infos[cname].add(row["phase"], {**row, "image": shown[(row["id"], float(row["budget"] or 0))]})
     return [w.close() for w in infos.values()]
+
+
+def write_responses(data_csv: Path, root: Path, max_bytes: int) -> ConfigInfo:
+    """The ``responses`` config (opt-in): ``analyze``'s de-identified trial data (its Psych-DS
+    CSV), one row per trial, typed by the data dictionary."""
+    with data_csv.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    feats = Features({c: Value(RESPONSE_TYPES.get(c, "string")) for c in RESPONSE_COLUMNS})
+    writer = ConfigWriter(root, ConfigInfo("responses", "responses", feats), max_bytes)
+    for row in rows:
+        writer.add(SINGLE_SPLIT, {c: _typed(row.get(c, ""), RESPONSE_TYPES.get(c, "string")) for c in RESPONSE_COLUMNS})
+    return writer.close()
+
+
+def _typed(text: str, dtype: str) -> Any:
+    if text == "":
+        return None
+    if dtype == "int64":
+        return int(float(text))
+    if dtype == "float64":
+        return float(text)
+    return text == "true" if dtype == "bool" else text
 
 
 def shown_images(rows: list[dict[str, Any]], images: Path,

@@ -1,9 +1,10 @@
 """A participant's trial list for the jsPsych experiment: choices, attention checks, assignment.
 
 Pure functions from one curriculum sequence's rows to the trial variables the page feeds its
-timeline (docs/methods.md, "Experiments and analysis"): the choice layout (class names or aliases,
-fixed or shuffled), catch trials (circle or triangle) and repeat-stimulus trials inserted at
-seeded positions, and the participant -> condition/sequence rule the page applies (FNV-1a hash).
+timeline (docs/methods.md, "Experiments and analysis"): the choice layout (class names, their
+labels or aliases, fixed or shuffled), catch trials (circle or triangle) and repeat trials (one
+held-out natural image, or earlier images) inserted at seeded positions, and the participant ->
+condition/sequence rule the page applies without a collector (FNV-1a hash).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def choice_layout(classes: Sequence[str], p: ExperimentParams, rng: np.random.Ge
     n = len(classes)
     order = list(range(n)) if p.choice_order == "fixed" else [int(i) for i in rng.permutation(n)]
     if p.choice_names == "classes":
-        return order, [classes[c] for c in order]
+        return order, [p.class_labels.get(classes[c], classes[c]) for c in order]
     picked = [p.aliases[int(i)] for i in rng.choice(len(p.aliases), size=n, replace=False)]
     return order, [picked[c] for c in order]
 
@@ -53,27 +54,59 @@ def check_design(p: ExperimentParams, classes: Sequence[str], blocks: int, where
     if len(p.repeats_per_block) > blocks:
         raise UserError(f"{where}.repeats_per_block: {len(p.repeats_per_block)} entries, but the "
                         f"curricula have {blocks} blocks")
+    unknown = sorted(set(p.class_labels) - set(classes))
+    if unknown:
+        raise UserError(f"{where}.class_labels: {unknown[0]!r} is not a class ({', '.join(classes)})")
 
 
 def design(rows: Sequence[Mapping[str, Any]], classes: Sequence[str], images: Mapping[tuple[str, float], str],
-           p: ExperimentParams, rng: np.random.Generator) -> Design:
-    """Trial variables of one sequence (``rows`` in presentation order) with attention trials."""
+           p: ExperimentParams, rng: np.random.Generator, held_out: Mapping[str, Any] | None = None) -> Design:
+    """Trial variables of one sequence (``rows`` in presentation order) with attention trials.
+
+    ``held_out`` (``id``, ``label``; natural, outside the sequence) is the image every repeat trial
+    shows when ``p.repeat_image`` is ``held_out``.
+    """
     labels, names = choice_layout(classes, p, rng)
     where = {c: i for i, c in enumerate(labels)}
-    main = [{"kind": "main", "shape": None, **{k: r[k] for k in CARRIED}, "label_name": classes[r["label"]],
-             "image": images[(r["id"], float(r["budget"] or 0))], "correct_choice": where[r["label"]]}
-            for r in rows]
+    main = [_trial("main", r, classes, images, where) for r in rows]
+    repeat = None
+    if held_out is not None and p.repeat_image == "held_out":
+        repeat = _trial("repeat", {**{k: None for k in CARRIED}, **held_out, "budget": 0.0, "selection": "held_out"},
+                        classes, images, where)
     blocks = sorted({t["block"] for t in main})
     out: list[dict[str, Any]] = []
     for b, block in enumerate(blocks):
         trials = [t for t in main if t["block"] == block]
-        trials = _with_repeats(trials, out, _count(p.repeats_per_block, b), rng)
+        n = _count(p.repeats_per_block, b)
+        trials = _with_held_out(trials, repeat, n, rng) if repeat else _with_repeats(trials, out, n, rng)
         out += _with_catch(trials, p.catch_per_block, rng)
     for pos, t in enumerate(out):
         t["position"] = pos
+    first = next((t["position"] for t in out if t.get("_held_out")), None)
     for t in out:
         t["repeat_of"] = t.pop("_original")["position"] if "_original" in t else None
+        if t.pop("_held_out", False) and t["position"] != first:
+            t["repeat_of"] = first
     return Design(labels, names, [dict(sorted(t.items())) for t in out])
+
+
+def _trial(kind: str, r: Mapping[str, Any], classes: Sequence[str], images: Mapping[tuple[str, float], str],
+           where: Mapping[int, int]) -> dict[str, Any]:
+    return {"kind": kind, "shape": None, **{k: r[k] for k in CARRIED}, "label_name": classes[r["label"]],
+            "image": images[(r["id"], float(r["budget"] or 0))], "correct_choice": where[r["label"]]}
+
+
+def _with_held_out(trials: list[dict[str, Any]], repeat: Mapping[str, Any], n: int,
+                   rng: np.random.Generator) -> list[dict[str, Any]]:
+    """``n`` showings of the held-out image at seeded positions in a block (the reference's
+    repeat trials: one image, the same every time)."""
+    out = list(trials)
+    base = trials[0] if trials else None
+    for _ in range(n if base else 0):
+        copy = {**repeat, "_held_out": True, "block": base["block"], "phase": base["phase"],
+                "feedback": base["feedback"]}
+        out.insert(int(rng.integers(len(out) + 1)), copy)
+    return out
 
 
 def _count(values: Sequence[int], index: int) -> int:

@@ -1,24 +1,30 @@
-"""The analysis of human responses: per-participant scores, condition effects, calibration.
+"""The analysis of human responses: per-participant scores and per-condition effects.
 
 Pure functions on trial dicts and arrays (docs/methods.md, "Experiments and analysis"): test
-accuracy, training time and attention-check scores per participant; per condition the accuracy
-with participant-bootstrap intervals, the accuracy above chance, the L-WISE gain of that margin
-relative to control and the relative training time; and the logistic calibration of each score
-column against per-trial correctness (the L-WISE evaluation, :mod:`.recognisability`).
+accuracy, training time (in the reference's definition and as summed trial screens) and
+attention-check scores per participant; per condition the accuracy with bootstrap intervals
+(``scipy.stats.bootstrap``, over trials as the reference or over participants), the accuracy
+above chance, the L-WISE gain of that margin relative to control, a chi-square test against
+control (``scipy.stats.chi2_contingency``) and the relative training time.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from ..seeding import seeded_rng
-from .recognisability import NAN, fit_logistic, fold_of, logistic_auc, roc_auc
 
+NAN = float("nan")
 #: jsPsych rows that are part of a trial (their time counts as training time in training blocks).
-TRIAL_ROLES = {"fixation", "stimulus", "post_stimulus", "response", "feedback", "gap"}
+TRIAL_ROLES = {"fixation", "stimulus", "post_stimulus", "response", "feedback", "gap", "wait"}
+#: The two training-time definitions, as the column suffixes name them.
+TIME_DEFINITIONS = ("reference", "screens")
 
 
 def _mean(flags: Sequence[bool]) -> float:
@@ -26,7 +32,8 @@ def _mean(flags: Sequence[bool]) -> float:
 
 
 def participant_scores(trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Accuracy on main test and training trials, catch accuracy and repeat agreement."""
+    """Accuracy on main test and training trials, catch accuracy and repeat agreement
+    (timeouts count as wrong everywhere: their ``correct`` is false)."""
     main = [t for t in trials if t["kind"] == "main"]
     test = [t["correct"] for t in main if t["phase"] == "test"]
     train = [t["correct"] for t in main if t["phase"] == "train"]
@@ -41,16 +48,36 @@ def participant_scores(trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "median_rt_ms": float(np.median(rts)) if rts else NAN}
 
 
-def training_time(rows: Sequence[Mapping[str, Any]]) -> float:
-    """Seconds spent in training-block trials (fixation to gap; instructions and breaks excluded),
-    from jsPsych's ``time_elapsed`` at the end of each row, rows in recorded order."""
-    total, before = 0.0, 0.0
+def training_time_screens(rows: Sequence[Mapping[str, Any]]) -> float:
+    """Seconds spent on training-block trial screens (fixation to gap; instructions, breaks and
+    reload gaps excluded), from jsPsych's ``time_elapsed`` at the end of each row, rows in
+    recorded order; differences are taken within one page load only."""
+    total, before, load = 0.0, 0.0, None
     for row in rows:
         now = float(row.get("time_elapsed") or before)
+        if row.get("load") != load:  # a reload: jsPsych's clock starts again
+            load, before = row.get("load"), 0.0
         if row.get("phase") == "train" and row.get("lwise_role") in TRIAL_ROLES:
             total += now - before
         before = now
     return total / 1000.0
+
+
+def training_time_reference(trials: Sequence[Mapping[str, Any]]) -> float:
+    """The reference's training time: seconds since the page was first loaded at the last main
+    training response (instructions, preloading and self-paced feedback included).
+
+    ``session_ms`` (since the first load, across reloads) when recorded, else ``t_page_ms`` or
+    jsPsych's ``time_elapsed`` of that response (the same when the page was never reloaded).
+    """
+    last = [t for t in trials if t["kind"] == "main" and t["phase"] == "train"]
+    if not last:
+        return NAN
+    row = max(last, key=lambda t: t["position"])
+    for key in ("session_ms", "t_page_ms", "time_elapsed"):
+        if row.get(key) is not None:
+            return float(row[key]) / 1000.0
+    return NAN
 
 
 def block_accuracy(trials: Sequence[Mapping[str, Any]]) -> dict[int, float]:
@@ -60,17 +87,55 @@ def block_accuracy(trials: Sequence[Mapping[str, Any]]) -> dict[int, float]:
 
 
 # ---------------------------------------------------------------- conditions ----------------
+@dataclass(frozen=True)
+class ConditionData:
+    """One condition's included participants: test correctness per participant (main test
+    trials, timeouts wrong) and training seconds per participant in each definition."""
+
+    correct: list[np.ndarray]
+    seconds: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def pooled(self) -> np.ndarray:
+        return np.concatenate(self.correct).astype(np.float64) if self.correct else np.zeros(0)
+
+    def accuracies(self) -> np.ndarray:
+        return np.array([c.mean() if len(c) else NAN for c in self.correct])
+
+
+@dataclass(frozen=True)
+class EffectSettings:
+    """How intervals and tests are computed (the ``analysis`` params that matter here)."""
+
+    control: str
+    chance: float
+    resamples: int = 10_000
+    ci: float = 0.95
+    unit: str = "trial"  # resample trials (the reference) or participants
+    yates: bool = True
+    seed: int = 0
+
+
 def bootstrap(stat: Callable[..., np.ndarray], groups: Sequence[np.ndarray], n: int, ci: float,
               rng: np.random.Generator) -> tuple[float, float, float]:
-    """``stat`` of the groups and its percentile interval, resampling each group's participants.
+    """``stat`` of the groups and its percentile interval (``scipy.stats.bootstrap``, each group
+    resampled independently); draws where ``stat`` is undefined are left out of the interval.
 
-    ``stat`` takes one (B, n_i) array per group and returns B values (vectorised resamples).
+    ``stat(*groups, axis)`` reduces along ``axis``; the interval is nan when a group has fewer
+    than two values. Large groups are resampled in batches (the same draws as one batch when
+    everything fits in one).
     """
     groups = [np.asarray(g, dtype=np.float64) for g in groups]
-    point = float(stat(*[g[None, :] for g in groups])[0])
     if any(len(g) == 0 for g in groups):
         return NAN, NAN, NAN
-    draws = stat(*[g[rng.integers(0, len(g), size=(n, len(g)))] for g in groups])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = float(stat(*groups, axis=-1))
+    if any(len(g) < 2 for g in groups):
+        return point, NAN, NAN
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(groups, stat, n_resamples=n, vectorized=True, paired=False, method="percentile",
+                              confidence_level=ci, rng=rng, batch=_batch(n, groups))
+    draws = np.asarray(res.bootstrap_distribution)
     draws = draws[np.isfinite(draws)]
     if not len(draws):
         return point, NAN, NAN
@@ -78,69 +143,68 @@ def bootstrap(stat: Callable[..., np.ndarray], groups: Sequence[np.ndarray], n: 
     return point, float(lo), float(hi)
 
 
-def condition_effects(accuracy: Mapping[str, np.ndarray], seconds: Mapping[str, np.ndarray], chance: float,
-                      control: str, n: int, ci: float, seed: int) -> dict[str, dict[str, Any]]:
-    """Per condition: accuracy, accuracy above chance, gain over control, relative training time."""
+def _batch(n: int, groups: Sequence[np.ndarray]) -> int:
+    """Resamples per batch so one batch holds at most ~4 million values (memory stays small)."""
+    return max(1, min(n, 4_000_000 // max(1, sum(len(g) for g in groups))))
+
+
+def condition_effects(data: Mapping[str, ConditionData], s: EffectSettings) -> dict[str, dict[str, Any]]:
+    """Per condition: accuracy, accuracy above chance, gain over control with a chi-square test,
+    and the relative training time in each definition."""
     out: dict[str, dict[str, Any]] = {}
-    ctrl_acc, ctrl_time = accuracy.get(control), seconds.get(control)
-    for name, acc in accuracy.items():
-        rng = seeded_rng(seed, "bootstrap", name)
-        row: dict[str, Any] = {"participants": int(len(acc))}
-        row["accuracy"] = _interval(bootstrap(lambda a: a.mean(axis=1), [acc], n, ci, rng))
-        row["above_chance"] = _interval(bootstrap(lambda a: a.mean(axis=1) - chance, [acc], n, ci, rng))
-        row["mean_training_time_s"] = float(np.mean(seconds[name])) if len(seconds[name]) else NAN
-        if ctrl_acc is not None and name != control and len(ctrl_acc):
-            gain = bootstrap(lambda a, c: _gain(a.mean(axis=1), c.mean(axis=1), chance), [acc, ctrl_acc], n, ci, rng)
-            rel = bootstrap(lambda a, c: a.mean(axis=1) / c.mean(axis=1), [seconds[name], ctrl_time], n, ci, rng)
-            row["gain_vs_control"], row["relative_training_time"] = _interval(gain), _interval(rel)
+    ctrl = data.get(s.control)
+    for name, d in data.items():
+        rng = seeded_rng(s.seed, "bootstrap", name)
+        acc = d.pooled() if s.unit == "trial" else d.accuracies()
+        row: dict[str, Any] = {"participants": len(d.correct), "trials": int(len(d.pooled()))}
+        row["accuracy"] = _interval(bootstrap(_mean_of, [acc], s.resamples, s.ci, rng))
+        row["above_chance"] = {k: v - s.chance for k, v in row["accuracy"].items()}  # the same draws, shifted
+        for k in TIME_DEFINITIONS:
+            secs = d.seconds.get(k, np.zeros(0))
+            row[f"mean_training_time_{k}_s"] = float(np.mean(secs)) if len(secs) else NAN
+        if ctrl is not None and name != s.control and ctrl.correct:
+            row.update(_versus_control(d, ctrl, s, rng))
         out[name] = row
     return out
 
 
+def _versus_control(d: ConditionData, ctrl: ConditionData, s: EffectSettings,
+                    rng: np.random.Generator) -> dict[str, Any]:
+    """Gain over control (bootstrap), the chi-square test, relative training times."""
+    pick = (lambda x: x.pooled()) if s.unit == "trial" else (lambda x: x.accuracies())
+
+    def gain(a: np.ndarray, c: np.ndarray, axis: int) -> np.ndarray:
+        return _gain(a.mean(axis=axis), c.mean(axis=axis), s.chance)
+
+    row: dict[str, Any] = {"gain_vs_control": _interval(bootstrap(gain, [pick(d), pick(ctrl)], s.resamples, s.ci, rng))}
+    row.update(chi_square(d.pooled(), ctrl.pooled(), s.yates))
+    for k in TIME_DEFINITIONS:
+        a, c = d.seconds.get(k, np.zeros(0)), ctrl.seconds.get(k, np.zeros(0))
+        ratio = (lambda x, y, axis: x.mean(axis=axis) / y.mean(axis=axis)) if len(a) and len(c) else None
+        row[f"relative_training_time_{k}"] = _interval(
+            bootstrap(ratio, [a, c], s.resamples, s.ci, rng) if ratio else (NAN, NAN, NAN))
+    return row
+
+
+def chi_square(correct: np.ndarray, control: np.ndarray, yates: bool = True) -> dict[str, float]:
+    """Chi-square test of the 2 x 2 table (condition, control) x (correct, wrong) over trials."""
+    table = np.array([[correct.sum(), len(correct) - correct.sum()], [control.sum(), len(control) - control.sum()]])
+    if (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
+        return {"chi2_vs_control": NAN, "p_vs_control": NAN}
+    res = stats.chi2_contingency(table, correction=yates)
+    return {"chi2_vs_control": float(res.statistic), "p_vs_control": float(res.pvalue)}
+
+
+def _mean_of(a: np.ndarray, axis: int) -> np.ndarray:
+    return a.mean(axis=axis)
+
+
 def _gain(a: np.ndarray, c: np.ndarray, chance: float) -> np.ndarray:
     """(accuracy - chance) / (control accuracy - chance) - 1: the L-WISE outcome measure."""
-    margin = c - chance
+    margin = np.asarray(c - chance)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(margin > 0, (a - chance) / margin - 1, np.nan)
 
 
 def _interval(triple: tuple[float, float, float]) -> dict[str, float]:
     return dict(zip(("mean", "low", "high"), triple, strict=True))
-
-
-# ---------------------------------------------------------------- calibration ---------------
-def calibrate(scores: Mapping[str, np.ndarray], correct: np.ndarray, ids: Sequence[str], folds: int,
-              seed: int) -> dict[str, dict[str, Any]]:
-    """Per score column: the logistic fit of per-trial correctness, in-sample and CV ROC-AUC.
-
-    Trials whose image has no finite score are left out of that column's fit (counted in ``n``).
-    """
-    correct = np.asarray(correct, dtype=np.float64)
-    fold = fold_of(list(ids), folds, seed)
-    out = {}
-    for col, x in scores.items():
-        x = np.asarray(x, dtype=np.float64)
-        ok = np.isfinite(x)
-        if ok.sum() < 2:
-            out[col] = {"n_trials": int(ok.sum()), "slope": NAN, "intercept": NAN}
-            continue
-        slope, icpt = fit_logistic(x[ok], correct[ok])
-        lr = logistic_auc(x[ok], correct[ok], folds=fold[ok])
-        out[col] = {"slope": slope, "intercept": icpt, "lr_auc_in_sample": lr["in_sample"], "lr_auc_cv": lr["cv"],
-                    "auc": roc_auc(x[ok], correct[ok]), "n_trials": int(ok.sum()),
-                    "n_images": len({i for i, k in zip(ids, ok, strict=True) if k})}
-    return out
-
-
-def predicted_accuracy(score: np.ndarray, slope: float, intercept: float) -> np.ndarray:
-    """The calibrated probability that a person answers an image correctly, from its score."""
-    return 1.0 / (1.0 + np.exp(-(slope * np.asarray(score, dtype=np.float64) + intercept)))
-
-
-def binned_accuracy(x: np.ndarray, correct: np.ndarray, bins: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Observed accuracy in equal-count bins of the score: (mean score, accuracy, trials) per bin."""
-    x, c = np.asarray(x, dtype=np.float64), np.asarray(correct, dtype=np.float64)
-    order = np.argsort(x, kind="mergesort")
-    parts = [p for p in np.array_split(order, min(bins, len(x))) if len(p)]
-    return (np.array([x[p].mean() for p in parts]), np.array([c[p].mean() for p in parts]),
-            np.array([len(p) for p in parts]))

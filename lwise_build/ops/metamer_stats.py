@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import pearsonr, rankdata
 
 from ..errors import UserError
 from ..seeding import seeded_rng
@@ -27,11 +27,13 @@ CHUNK_VALUES = 2**22
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (a * b).sum(axis=1) / np.where(denom > 0, denom, 1), 0.0)
+    """Row-wise Pearson r (``scipy.stats.pearsonr`` along rows); a constant row scores 0, as the
+    reference scores a pair with an all-zero activation."""
+    flat = (np.ptp(a, axis=1) == 0) | (np.ptp(b, axis=1) == 0)
+    r = np.zeros(len(a))
+    if (~flat).any():
+        r[~flat] = pearsonr(a[~flat], b[~flat], axis=1).statistic
+    return r
 
 
 def _unit_rows(a: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""How well a per-image score predicts recognisability: pure, vectorised numpy metrics.
+"""How well a per-image score predicts recognisability: scipy and scikit-learn metrics on arrays.
 
 Every function takes plain arrays and returns floats (``nan`` where a metric is undefined, e.g. a
 constant input or a single outcome class), so notebooks, the score stage and tests share them.
@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from itertools import combinations
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 
 from ..seeding import seeded_int
 
@@ -20,71 +22,55 @@ NAN = float("nan")
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson correlation; ``nan`` when either input is constant or fewer than 2 values."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if len(x) < 2:
+    """Pearson correlation (``scipy.stats.pearsonr``); ``nan`` for a constant input or < 2 values."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return NAN
-    xc, yc = x - x.mean(), y - y.mean()
-    denom = np.sqrt((xc * xc).sum() * (yc * yc).sum())
-    return float(np.clip((xc * yc).sum() / denom, -1.0, 1.0)) if denom > 0 else NAN
+    return float(stats.pearsonr(x, y).statistic)
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation (Pearson of average ranks), like ``scipy.stats.spearmanr``."""
-    return pearson(rankdata(x), rankdata(y))
+    """Spearman rank correlation (``scipy.stats.spearmanr``); ``nan`` where it is undefined."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return NAN
+    return float(stats.spearmanr(x, y).statistic)
 
 
-def _outcome_weights(correct: np.ndarray, weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image weight of correct and of wrong trials (soft correctness x number of trials)."""
+def _outcome_rows(score: np.ndarray, correct: np.ndarray, weight: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Soft correctness as weighted 0/1 rows: each image once as correct (weight ``w * c``) and
+    once as wrong (``w * (1 - c)``), zero-weight rows dropped; the libraries' sample weights."""
     c = np.asarray(correct, dtype=np.float64)
     w = np.ones_like(c) if weight is None else np.asarray(weight, dtype=np.float64)
-    return w * c, w * (1.0 - c)
+    x = np.asarray(score, dtype=np.float64)
+    xs, ys, ws = np.r_[x, x], np.r_[np.ones_like(c), np.zeros_like(c)], np.r_[w * c, w * (1.0 - c)]
+    keep = ws > 0
+    return xs[keep], ys[keep], ws[keep]
 
 
 def roc_auc(score: np.ndarray, correct: np.ndarray, weight: np.ndarray | None = None) -> float:
-    """ROC-AUC of ``score`` for a correct response (ties count one half; Mann-Whitney form).
+    """ROC-AUC of ``score`` for a correct response (``sklearn.metrics.roc_auc_score``; ties half).
 
     ``correct`` is 0/1 or a fraction per image; ``weight`` the trials per image (default 1).
     ``nan`` unless there are both correct and wrong trials.
     """
-    pos, neg = _outcome_weights(correct, weight)
-    score = np.asarray(score, dtype=np.float64)
-    total_pos, total_neg = pos.sum(), neg.sum()
-    if total_pos <= 0 or total_neg <= 0:
+    x, y, w = _outcome_rows(score, correct, weight)
+    if not (y == 1).any() or not (y == 0).any():
         return NAN
-    order = np.argsort(score, kind="mergesort")
-    s = score[order]
-    new = np.r_[True, s[1:] != s[:-1]]
-    group = np.cumsum(new) - 1
-    pos_g = np.bincount(group, weights=pos[order])
-    neg_g = np.bincount(group, weights=neg[order])
-    neg_below = np.cumsum(neg_g) - neg_g
-    return float((pos_g * (neg_below + 0.5 * neg_g)).sum() / (total_pos * total_neg))
+    return float(roc_auc_score(y, x, sample_weight=w))
 
 
 def fit_logistic(x: np.ndarray, correct: np.ndarray, weight: np.ndarray | None = None,
-                 c: float = 1.0, iters: int = 50) -> tuple[float, float]:
-    """1-D logistic regression (slope, intercept) by Newton's method.
-
-    Same objective as ``sklearn.linear_model.LogisticRegression(C=c)``: ``0.5 * slope**2 + c *``
-    the summed log-loss over trials; the ridge term keeps separable data finite.
-    """
-    pos, neg = _outcome_weights(correct, weight)
-    x = np.asarray(x, dtype=np.float64)
-    w = pos + neg
-    theta = np.zeros(2)
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    ridge = np.diag([1.0 / c, 0.0])
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-(design @ theta)))
-        grad = design.T @ (w * p - pos) + ridge @ theta
-        hess = (design * (w * p * (1 - p))[:, None]).T @ design + ridge + 1e-12 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        theta -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return float(theta[0]), float(theta[1])
+                 c: float = 1.0) -> tuple[float, float]:
+    """1-D logistic regression (slope, intercept): ``sklearn.linear_model.LogisticRegression(C=c)``
+    (the ridge ``0.5 slope**2`` keeps separable data finite; the intercept is not penalised)."""
+    xs, ys, ws = _outcome_rows(x, correct, weight)
+    if len(np.unique(ys)) < 2:
+        return NAN, NAN
+    model = LogisticRegression(C=c, solver="newton-cholesky", tol=1e-10, max_iter=200)
+    model.fit(xs[:, None], ys, sample_weight=ws)
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
 
 
 def fold_of(ids: Sequence[str], folds: int, seed: int = 0) -> np.ndarray:
@@ -102,7 +88,7 @@ def logistic_auc(x: np.ndarray, correct: np.ndarray, weight: np.ndarray | None =
     """
     x = np.asarray(x, dtype=np.float64)
     slope, icpt = fit_logistic(x, correct, weight)
-    out = {"in_sample": roc_auc(slope * x + icpt, correct, weight), "cv": NAN}
+    out = {"in_sample": roc_auc(slope * x + icpt, correct, weight) if np.isfinite(slope) else NAN, "cv": NAN}
     if folds is None:
         return out
     folds = np.asarray(folds)
@@ -114,7 +100,8 @@ def logistic_auc(x: np.ndarray, correct: np.ndarray, weight: np.ndarray | None =
         if test.all():
             continue
         s, b = fit_logistic(x[~test], c[~test], w[~test])
-        aucs.append(roc_auc(s * x[test] + b, c[test], w[test]))
+        if np.isfinite(s):
+            aucs.append(roc_auc(s * x[test] + b, c[test], w[test]))
     aucs = [a for a in aucs if np.isfinite(a)]
     out["cv"] = float(np.mean(aucs)) if aucs else NAN
     return out

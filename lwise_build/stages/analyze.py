@@ -2,14 +2,15 @@
 
 Writes ``data/<corpus>/analysis/``: ``participants.csv`` (scores and exclusions), ``conditions.csv``
 and ``metrics.json`` (accuracy with bootstrap intervals, accuracy above chance, the L-WISE gain over
-control, relative training time), ``learning_curves.csv``, ``trials.csv``, ``calibration.json`` and
-``calibration.csv`` (score -> predicted human accuracy), ``figures/`` and ``report.json`` (every file
-read, every file skipped with its reason). The methods are docs/methods.md, "Experiments and analysis".
+control with a chi-square test, relative training time in both definitions), ``learning_curves.csv``,
+``trials.csv``, ``calibration.json`` and ``calibration.csv`` (score -> predicted human accuracy),
+``psychds/`` (the de-identified trial data, Psych-DS), ``figures/`` and ``report.json`` (every file
+read, every file skipped and every session excluded, with the reason). Only sessions that belong to
+the built experiment count. The methods are docs/methods.md, "Experiments and analysis".
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -25,39 +26,21 @@ from ..io import analysis_figures as figures
 from ..io.responses import Session, read_responses
 from ..io.staging import write_json
 from ..io.tables import has_table, read_features, read_table
-from ..ops.human_analysis import (
-    binned_accuracy,
-    block_accuracy,
-    calibrate,
-    condition_effects,
-    participant_scores,
-    predicted_accuracy,
-    training_time,
-)
+from ..ops import session_checks as checks
+from ..ops.calibration import CalibrationSettings, binned_accuracy, calibrate, predicted_accuracy
+from ..ops.human_analysis import ConditionData, EffectSettings, block_accuracy, condition_effects
 from ..ops.recognisability import clean
+from .analyze_tables import (
+    CONDITION_COLUMNS,
+    PARTICIPANT_COLUMNS,
+    TRIAL_COLUMNS,
+    flat_effect,
+    participant_row,
+    trial_rows,
+    write_csv,
+    write_responses_dataset,
+)
 from .base import Stage
-
-PARTICIPANT_COLUMNS = ("participant", "file", "condition", "sequence", "experiment_build", "completed", "n_test",
-                       "test_accuracy", "train_accuracy", "catch_accuracy", "n_catch", "repeat_consistency",
-                       "n_repeat", "timeouts", "median_rt_ms", "training_time_s", "included", "exclusion")
-CONDITION_COLUMNS = ("condition", "participants", *(f"{k}_{s}" for k in ("accuracy", "above_chance",
-                     "gain_vs_control") for s in ("mean", "low", "high")), "mean_training_time_s",
-                     *(f"relative_training_time_{s}" for s in ("mean", "low", "high")))
-TRIAL_COLUMNS = ("participant", "condition", "sequence", "position", "trial", "block", "phase", "kind", "id",
-                 "label", "budget", "difficulty", "choice", "response_label", "correct", "timed_out", "rt")
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]) -> None:
-    """A small CSV with fixed columns; floats to 6 significant digits, missing values empty."""
-    def cell(v: Any) -> Any:
-        if isinstance(v, float):
-            return "" if math.isnan(v) else f"{v:.6g}"
-        return "" if v is None else v
-
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(columns)
-        w.writerows([[cell(r.get(c)) for c in columns] for r in rows])
 
 
 class Analyze(Stage):
@@ -65,67 +48,112 @@ class Analyze(Stage):
 
     name, output, section = "analyze", "analysis", "analysis"
 
-    def __init__(self, params: Any, corpus: str, responses: str | Path):
+    def __init__(self, params: Any, corpus: str, responses: str | Path, allow_build_mismatch: bool = False):
         super().__init__(params, corpus)
         self.responses = Path(responses)
+        self.allow_build_mismatch = allow_build_mismatch
+        self.experiment = Path()
+        self.manifest: dict[str, Any] = {}
+        self.sessions: list[Session] = []
+        self.skipped: list[Any] = []
+        self.excluded: list[tuple[Session, str]] = []
+        self.notes: list[str] = []
+        self.calibration: dict[str, Any] | None = None
+        self.summary_data: dict[str, Any] = {}
+        self._sequences: dict[str, list[dict[str, Any]]] = {}
 
     def prepare(self) -> None:
         if not self.responses.is_dir():
             raise UserError(f"{self.responses}: not a folder of response files")
-        self.sessions, self.skipped = read_responses(self.responses, self.ctx.corpus)
+        self.experiment = self.ctx.dir("experiment")
+        path = self.experiment / "manifest.json"
+        if not path.is_file():
+            raise UserError(f"{path}: no experiment built; analyze checks each session against the experiment "
+                            f"it claims: run `lwise-build experiment {self.ctx.corpus}` first")
+        self.manifest = json.loads(path.read_text(encoding="utf-8"))
+        sessions, self.skipped = read_responses(self.responses, self.ctx.corpus, int(self.p.max_file_mb * 1e6))
         for s in self.skipped:
             console.warn(f"analyze: skipped {s.file}: {s.reason}")
-        manifest = self.ctx.dir("experiment") / "manifest.json"
-        self.manifest = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
-        self.notes: list[str] = []
+        reasons = self._integrity(sessions)
+        self.excluded = [(s, r) for s, r in zip(sessions, reasons, strict=True) if r]
+        self.sessions = [s for s, r in zip(sessions, reasons, strict=True) if not r]
+        for s, r in self.excluded:
+            console.warn(f"analyze: excluded {s.file}: {r}")
+        if sessions and not self.sessions:
+            s, r = self.excluded[0]
+            raise UserError(f"{self.responses}: none of its {len(sessions)} sessions belong to this experiment "
+                            f"(build {self.manifest.get('build')}); e.g. {s.file}: {r}")
 
+    # ------------------------------------------------------------ what belongs ---------------
+    def _integrity(self, sessions: list[Session]) -> list[str | None]:
+        """Why each session does not belong to the built experiment (None: it does)."""
+        reasons = [self._problem(s) for s in sessions]
+        sigs = [(s.participant, s.file, checks.response_signature(
+            {"condition": s.first("condition"), "sequence": s.first("sequence")}, s.trials)) for s in sessions]
+        ok = [i for i, r in enumerate(reasons) if r is None]
+        for j, reason in checks.duplicate_reasons([sigs[i] for i in ok]).items():
+            reasons[ok[j]] = reason
+        return reasons
+
+    def _problem(self, s: Session) -> str | None:
+        first = {k: s.first(k) for k in ("experiment_build", "condition", "sequence", "choice_labels",
+                                         "choice_names")}
+        problem = checks.claim_problem(first, self.manifest, self.allow_build_mismatch)
+        if problem:
+            return problem
+        layout = self.manifest["conditions"][first["condition"]]["sequences"][first["sequence"]]
+        return (checks.layout_problem(first, layout)
+                or checks.trial_problem(s.trials, self._sequence(layout["file"]), layout["choice_labels"]))
+
+    def _sequence(self, file: str) -> list[dict[str, Any]]:
+        if file not in self._sequences:
+            self._sequences[file] = json.loads((self.experiment / f"{file}.json").read_text(encoding="utf-8"))
+        return self._sequences[file]
+
+    # ------------------------------------------------------------ the outputs ----------------
     def write(self, tmp: Path) -> None:
-        p = self.p
         people = [self._participant(s) for s in self.sessions]
         kept = [(row, s) for row, s in zip(people, self.sessions, strict=True) if row["included"]]
         order = [c for c in self.manifest.get("order", []) if any(r["condition"] == c for r, _ in kept)]
-        order += sorted({r["condition"] for r, _ in kept} - set(order))
-        chance = 1.0 / len(self.sessions[0].first("choice_names")) if self.sessions else math.nan
-        acc = {c: np.array([r["test_accuracy"] for r, _ in kept if r["condition"] == c]) for c in order}
-        secs = {c: np.array([r["training_time_s"] for r, _ in kept if r["condition"] == c]) for c in order}
-        if order and p.control not in order:
-            self.notes.append(f"no included participants in the control condition {p.control!r}: no gains")
-        effects = condition_effects(acc, secs, chance, p.control, p.bootstrap, p.ci, p.seed)
+        chance = 1.0 / len(self.manifest.get("classes") or [0, 0])
+        if order and self.p.control not in order:
+            self.notes.append(f"no included participants in the control condition {self.p.control!r}: no gains")
+        effects = condition_effects(self._condition_data(kept, order), self._settings(chance))
         curves = self._curves(kept, order)
-        self.calibration = self._calibration([s for r, s in kept], tmp)
+        self.calibration, fitted = self._calibration([s for _, s in kept], tmp)
         write_csv(tmp / "participants.csv", people, PARTICIPANT_COLUMNS)
-        write_csv(tmp / "trials.csv", [{**t, "included": r["included"]} for r, s in zip(people, self.sessions, strict=True)
-                                       for t in s.trials], [*TRIAL_COLUMNS, "included"])
-        write_csv(tmp / "conditions.csv", [_flat(c, e) for c, e in effects.items()], CONDITION_COLUMNS)
+        write_csv(tmp / "trials.csv", [t for r, s in zip(people, self.sessions, strict=True) for t in trial_rows(s, r)],
+                  TRIAL_COLUMNS)
+        write_csv(tmp / "conditions.csv", [flat_effect(c, e) for c, e in effects.items()], CONDITION_COLUMNS)
         write_csv(tmp / "learning_curves.csv", curves, ("condition", "block", "phase", "accuracy", "participants"))
+        write_responses_dataset(tmp / "psychds", self.ctx.corpus, self.sessions, people, self.manifest.get("build"))
         self.summary_data = clean({
             "participants": {"read": len(people), "included": len(kept), "excluded": len(people) - len(kept)},
-            "files_skipped": len(self.skipped), "chance": chance, "control": p.control, "conditions": effects,
-            "calibration": {k: v for k, v in (self.calibration or {}).items() if k != "fits"} or None})
+            "sessions_not_belonging": len(self.excluded), "files_skipped": len(self.skipped), "chance": chance,
+            "control": self.p.control, "bootstrap_unit": self.p.bootstrap_unit, "conditions": effects,
+            "calibration": {k: v for k, v in (self.calibration or {}).items() if k not in ("fits", "params")} or None})
         write_json(tmp / "metrics.json", self.summary_data)
         if self.calibration:
             write_json(tmp / "calibration.json", self.calibration)
         write_json(tmp / "report.json", self._report())
-        self._figures(tmp / "figures", effects, curves, chance)
+        self._figures(tmp / "figures", effects, curves, chance, fitted)
 
     def metrics(self) -> dict[str, Any]:
         return self.summary_data
 
     def summary(self) -> str:
         inc = self.summary_data["participants"]
-        return (f"{inc['read']} sessions ({inc['excluded']} excluded), {len(self.skipped)} files skipped"
+        return (f"{inc['read']} sessions ({inc['excluded']} excluded), {len(self.excluded)} not of this experiment, "
+                f"{len(self.skipped)} files skipped"
                 + (f", calibration on {self.calibration['score']}" if self.calibration else ""))
 
-    # ------------------------------------------------------------ pieces ---------------------
+    def _settings(self, chance: float) -> EffectSettings:
+        p = self.p
+        return EffectSettings(control=p.control, chance=chance, resamples=p.bootstrap, ci=p.ci,
+                              unit=p.bootstrap_unit, yates=p.chi2_yates, seed=p.seed)
+
     def _participant(self, s: Session) -> dict[str, Any]:
-        p, trials = self.p, s.trials
-        row = {"participant": s.participant, "file": s.file, "condition": s.first("condition"),
-               "sequence": s.first("sequence"), "experiment_build": s.first("experiment_build"),
-               "completed": s.completed, **participant_scores(trials), "training_time_s": training_time(s.rows)}
-        build = self.manifest.get("build")
-        if build and row["experiment_build"] != build:
-            self.notes.append(f"{s.file}: recorded with experiment build {row['experiment_build']}, "
-                              f"the current build is {build}")
+        p, row = self.p, participant_row(s)
         reasons = []
         if p.require_complete and not s.completed:
             reasons.append("incomplete session")
@@ -134,6 +162,18 @@ class Analyze(Stage):
         if not row["n_test"]:
             reasons.append("no test trials")
         return {**row, "included": not reasons, "exclusion": "; ".join(reasons)}
+
+    @staticmethod
+    def _condition_data(kept: list[tuple[dict[str, Any], Session]], order: list[str]) -> dict[str, ConditionData]:
+        out = {}
+        for c in order:
+            mine = [(r, s) for r, s in kept if r["condition"] == c]
+            correct = [np.array([t["correct"] for t in s.trials if t["kind"] == "main" and t["phase"] == "test"],
+                                dtype=np.float64) for _, s in mine]
+            seconds = {k: np.array([r[f"training_time_{k}_s"] for r, _ in mine], dtype=np.float64)
+                       for k in ("reference", "screens")}
+            out[c] = ConditionData(correct, {k: v[np.isfinite(v)] for k, v in seconds.items()})
+        return out
 
     def _curves(self, kept: list[tuple[dict[str, Any], Session]], order: list[str]) -> list[dict[str, Any]]:
         out = []
@@ -147,12 +187,13 @@ class Analyze(Stage):
                             "participants": len(vals)})
         return out
 
-    def _calibration(self, sessions: list[Session], tmp: Path) -> dict[str, Any] | None:
-        """Fit every score column on natural test trials of the calibration conditions."""
+    def _calibration(self, sessions: list[Session], tmp: Path) -> tuple[dict[str, Any] | None, Any]:
+        """Fit every score column on natural test trials of the calibration conditions; the chosen
+        score's (x, correct) for the figure."""
         p, scores_dir = self.p, self.ctx.dir("scores")
         if not has_table(scores_dir):
             self.notes.append(f"no scores table at {scores_dir}: no calibration")
-            return None
+            return None, None
         conds = list(p.calibration_conditions or [p.control])
         trials = [t for s in sessions if s.first("condition") in conds for t in s.trials
                   if t["kind"] == "main" and t["phase"] == "test" and not t["budget"]]
@@ -160,29 +201,33 @@ class Analyze(Stage):
                 if getattr(f, "dtype", "").startswith("float") and k not in ("label",)]
         chosen = p.calibration_score or self._default_score(cols)
         if p.calibration_score and chosen not in cols:
-            raise UserError(f"{self.where}.calibration_score: {chosen!r} is not a score column "
-                            f"({', '.join(cols)})")
-        if not chosen:
-            self.notes.append(f"{scores_dir} has no score columns: no calibration")
-            return None
-        if len(trials) < 2:
-            self.notes.append(f"fewer than 2 natural test trials in {', '.join(conds)}: no calibration")
-            return None
+            raise UserError(f"{self.where}.calibration_score: {chosen!r} is not a score column ({', '.join(cols)})")
+        if not chosen or len(trials) < 2:
+            self.notes.append(f"no score columns in {scores_dir}: no calibration" if not chosen else
+                              f"fewer than 2 natural test trials in {', '.join(conds)}: no calibration")
+            return None, None
         table = read_table(scores_dir, columns=["id", "label", "split", *cols]).to_pylist()
         by_id = {r["id"]: r for r in table}
         x = {c: np.array([_num(by_id.get(t["id"], {}).get(c)) for t in trials]) for c in cols}
-        fits = calibrate(x, np.array([t["correct"] for t in trials]), [t["id"] for t in trials], p.folds, p.seed)
+        y = np.array([t["correct"] for t in trials], dtype=float)
+        fits = calibrate(x, y, [t["id"] for t in trials], self._cal_settings())
         best = fits[chosen]
+        if not np.isfinite(best["slope"]):
+            self.notes.append(f"the calibration of {chosen} is undefined (one outcome, or a constant score): none")
+            return None, None
         self._calibration_table(tmp, table, trials, chosen, best)
-        self._x, self._y = x[chosen], np.array([t["correct"] for t in trials], dtype=float)
-        return clean({"score": chosen, "slope": best["slope"], "intercept": best["intercept"],
-                      "formula": "predicted_accuracy = 1 / (1 + exp(-(slope * score + intercept)))",
-                      "lr_auc_in_sample": best.get("lr_auc_in_sample"), "lr_auc_cv": best.get("lr_auc_cv"),
-                      "conditions": conds, "trials": len(trials), "participants": len(
-                          {s.participant for s in sessions if s.first("condition") in conds}),
-                      "responses_sha256": self._digest(sessions), "folds": p.folds,
-                      "experiment_builds": sorted({str(s.first("experiment_build")) for s in sessions}), "fits": fits,
-                      "params": to_plain(p)})
+        return clean({"score": chosen, "formula": "predicted_accuracy = 1 / (1 + exp(-(slope * score + intercept)))",
+                      **{k: v for k, v in best.items()}, "trials": best["n_trials"], "conditions": conds,
+                      "participants": len({s.participant for s in sessions if s.first("condition") in conds}),
+                      "responses_sha256": self._digest(sessions), "folds": p.folds, "trim_sd": p.calibration_trim_sd,
+                      "calibration_folds": p.calibration_folds, "fits": fits, "params": to_plain(p),
+                      "experiment_builds": sorted({str(s.first("experiment_build")) for s in sessions})}), (x[chosen], y)
+
+    def _cal_settings(self) -> CalibrationSettings:
+        p = self.p
+        return CalibrationSettings(trim_sd=p.calibration_trim_sd, folds=p.calibration_folds,
+                                   fold_seed=p.calibration_fold_seed, image_folds=p.folds, seed=p.seed,
+                                   standardise=p.calibration_standardise)
 
     def _default_score(self, cols: list[str]) -> str:
         alias = next(iter(self.ctx.spec.score.models), None)
@@ -209,10 +254,13 @@ class Analyze(Stage):
         return h.hexdigest()
 
     def _report(self) -> dict[str, Any]:
-        return {"responses": str(self.responses), "sessions": [s.file for s in self.sessions],
+        return {"responses": str(self.responses), "experiment_build": self.manifest.get("build"),
+                "sessions": [s.file for s in self.sessions],
+                "not_belonging": [{"file": s.file, "participant": s.participant, "reason": r} for s, r in self.excluded],
                 "skipped": [{"file": s.file, "reason": s.reason} for s in self.skipped], "notes": self.notes}
 
-    def _figures(self, folder: Path, effects: dict[str, Any], curves: list[dict[str, Any]], chance: float) -> None:
+    def _figures(self, folder: Path, effects: dict[str, Any], curves: list[dict[str, Any]], chance: float,
+                 fitted: Any) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         if not effects:
             return
@@ -227,23 +275,13 @@ class Analyze(Stage):
         figures.block_curves(blocks, series, folder / "learning_curves.png",
                              title=f"{self.ctx.corpus}: accuracy per block", ylabel="accuracy (main trials)")
         if self.calibration:
-            c, ok = self.calibration, np.isfinite(self._x)
-            grid = np.linspace(self._x[ok].min(), self._x[ok].max(), 100)
-            figures.fitted_curve(binned_accuracy(self._x[ok], self._y[ok]), (grid, predicted_accuracy(grid, c["slope"], c["intercept"])),
+            (x, y), c = fitted, self.calibration
+            ok = np.isfinite(x)
+            grid = np.linspace(x[ok].min(), x[ok].max(), 100)
+            figures.fitted_curve(binned_accuracy(x[ok], y[ok]), (grid, predicted_accuracy(grid, c["slope"], c["intercept"])),
                                  folder / "calibration.png", title=f"calibration ({', '.join(c['conditions'])})",
                                  xlabel=c["score"], ylabel="P(correct), natural test trials")
 
 
 def _num(v: Any) -> float:
     return math.nan if v is None else float(v)
-
-
-def _flat(name: str, effect: dict[str, Any]) -> dict[str, Any]:
-    """One CSV row per condition: nested intervals as ``<key>_mean/_low/_high`` columns."""
-    row: dict[str, Any] = {"condition": name}
-    for k, v in effect.items():
-        if isinstance(v, dict):
-            row |= {f"{k}_{s}": x for s, x in v.items()}
-        else:
-            row[k] = v
-    return row

@@ -30,7 +30,8 @@ from ..seeding import seeded_rng
 from .base import Stage
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "experiment"
-RUNNER = ("experiment.js", "experiment.css")
+RUNNER = ("lwise-trials.js", "lwise-store.js", "lwise-preload.js", "lwise-assign.js", "lwise-end.js", "experiment.js",
+          "experiment.css")
 PAGE = "index.html"
 
 
@@ -110,14 +111,16 @@ class Experiment(Stage):
         if not self.rows:
             (tmp / "README.md").write_text("# No experiment\n\nThis corpus has no curricula.\n", encoding="utf-8")
             return
-        shown = shown_images(self.rows, ctx.dir("images"), enhanced_tables(ctx.dir("enhanced")))
+        held = self._held_out() if p.repeat_image == "held_out" and sum(p.repeats_per_block) else {}
+        shown = shown_images(self.rows + [{"id": h["id"], "budget": 0.0} for h in held.values()], ctx.dir("images"),
+                             enhanced_tables(ctx.dir("enhanced")))
         ep = ctx.spec.export
         images = write_images(shown, tmp / "images", ep.jpeg_quality if ep.stimulus_format == "jpeg" else None)
         digest = hashlib.sha256()
         for name, seqs in self._sequences():
             entries = []
             for s, rows in seqs:
-                d = design(rows, ctx.classes, images, p, seeded_rng(p.seed, "experiment", name, s))
+                d = design(rows, ctx.classes, images, p, seeded_rng(p.seed, "experiment", name, s), held.get((name, s)))
                 key = f"sequences/{name}/{s:03d}"
                 digest.update(sequence_files(tmp, key, d.trials))
                 entries.append({"file": key, "choice_labels": d.choice_labels, "choice_names": d.choice_names,
@@ -137,6 +140,25 @@ class Experiment(Stage):
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(readme(ctx.corpus, config), encoding="utf-8")
 
+    def _held_out(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """Per (curriculum, sequence): the natural image its repeat trials show, drawn (seeded) from
+        the curriculum's training split among the images the sequence does not show."""
+        table = read_table(self.ctx.dir("images"), columns=["id", "label", "split"]).to_pylist()
+        out = {}
+        for name, seqs in self._sequences():
+            cur = self.ctx.spec.curricula.get(name)
+            split = getattr(cur, "train_split", "train")
+            for s, rows in seqs:
+                used = {r["id"] for r in rows}
+                pool = sorted((r for r in table if r["split"] == split and r["id"] not in used), key=lambda r: r["id"])
+                if not pool:
+                    raise UserError(f"{self.where}.repeats_per_block: curriculum {name} sequence {s} shows every "
+                                    f"{split} image, so none is left to hold out for repeat trials "
+                                    "(set repeat_image: earlier)")
+                pick = pool[int(seeded_rng(self.p.seed, "held-out", name, s).integers(len(pool)))]
+                out[(name, s)] = {"id": pick["id"], "label": pick["label"]}
+        return out
+
     def _sequences(self) -> Iterator[tuple[str, list[tuple[int, list[dict[str, Any]]]]]]:
         for name, rows in groupby(self.rows, key=lambda r: r["curriculum"]):
             yield name, [(s, list(g)) for s, g in groupby(rows, key=lambda r: r["sequence"])]
@@ -146,7 +168,7 @@ class Experiment(Stage):
         config = {"corpus": self.ctx.corpus, "title": self.p.title, "classes": list(self.ctx.classes),
                   "conditions": self.conditions, "order": list(self.conditions), "fixed_condition": None,
                   "params": to_plain(self.p), "seed": self.p.seed, "shapes": list(SHAPES),
-                  "library_hint": self.p.library_url}
+                  "library_hint": library_urls(self.p.library_url)[0][0]}
         digest.update(json.dumps(config, sort_keys=True).encode())
         config["build"] = digest.hexdigest()[:16]
         return config
@@ -162,25 +184,28 @@ def readme(corpus: str, config: dict[str, Any]) -> str:
     """How to run the experiment and read its data back (the folder's README.md)."""
     rows = "\n".join(f"| `{n}` | {c['weight']:g} | {len(c['sequences'])} | {c['sequences'][0]['trials']} | "
                      f"`condition-{n}.html` |" for n, c in config["conditions"].items())
+    p = config["params"]
     return f"""# {config['title']}: jsPsych experiment ({corpus})
 
-Built by lwise-build (build `{config['build']}`). Open `index.html` in a browser, from a static web
-host or from disk. jsPsych 8 loads from `{config['library_hint']}`; for an offline lab, run
+Built by lwise-build (build `{config['build']}`). Serve it with `lwise-build serve {corpus}` (the
+collector: it hands each new participant the next unused sequence and stores every trial as it
+happens), run it under JATOS, or host it statically with `experiment.post_url`; saving to:
+{', '.join(p['save'])}. jsPsych 8 loads from `{config['library_hint']}`; for an offline lab, run
 `npm install jspsych@8 @jspsych/plugin-html-button-response @jspsych/plugin-html-keyboard-response
-@jspsych/plugin-preload` next to this folder and set `experiment.library_url` to
+@jspsych/plugin-preload` and serve it with `--node-modules`, setting `experiment.library_url` to
 `node_modules/{{package}}`.
 
 | condition | weight | sequences | trials per sequence | page for this condition only |
 |---|---|---|---|---|
 {rows}
 
-URL parameters: `PROLIFIC_PID` or `{config['params']['participant_param']}` names the participant
-(the same id always gets the same condition and sequence, by weight); `index=<n>` gives participant
-number n of a blocked design (each condition `weight` slots, as the reference deployed it);
-`condition=<name>` and `sequence=<k>` fix them. The data (one jsPsych row per screen; the `lwise_role=response` rows are the trials, with
-the trial variables, the response, `correct` and `rt`) are downloaded at the end as
-`lwise-{corpus}-<condition>-<sequence>-<participant>.{config['params']['data_format']}`, sent to
-`experiment.post_url` when set, and to JATOS with `jatos.submitResultData` when the page runs there.
+URL parameters: `PROLIFIC_PID` (with `STUDY_ID`, `SESSION_ID`) or `{p['participant_param']}` names the
+participant. Without the collector, `index=<n>` gives participant number n of the blocked design
+(each condition `weight` slots, as the reference deployed it), `condition=<name>` and `sequence=<k>`
+fix them, and otherwise a hash of the id picks both. The data are one jsPsych row per screen, each
+keyed by `lwise_key`; the `lwise_role=response` rows are the trials, with the trial variables, the
+response, `correct`, `rt` and the display geometry. A reload resumes at the next trial.
 
-Analyse a folder of saved files with `lwise-build analyze {corpus} --responses <folder>`.
+Analyse the sessions with `lwise-build analyze {corpus} --responses <folder>` (the collector's store,
+JATOS results or downloaded files).
 """

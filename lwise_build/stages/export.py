@@ -29,11 +29,13 @@ from ..hub.configs import (
     write_curricula,
     write_default,
     write_passthrough,
+    write_responses,
 )
 from ..hub.pairs import write_pairs
 from ..hub.provenance import data_digest, data_hashes, write_provenance
 from ..io.images import png_to_jpeg
 from ..io.paths import budget_dir, details_path, model_dir, public_path, stage_dir
+from ..io.psychds import data_file
 from ..io.staging import write_json
 from ..io.tables import class_names, has_table, read_table
 from ..models.cfg import CONFIG_FILE, read_config
@@ -57,9 +59,10 @@ class Inputs:
     experiment: Path | None = None  # a built experiment folder (its manifest.json)
     calibration: dict[str, Any] | None = None  # analysis/calibration.json
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> metrics/details/<stage>.json
+    responses: Path | None = None  # analysis/psychds's data file (export.responses: true)
 
     @classmethod
-    def locate(cls, corpus: str) -> Inputs:
+    def locate(cls, corpus: str, responses: bool = False) -> Inputs:
         images = stage_dir(corpus, "images")
         if not has_table(images):
             raise UserError(f"{images}: no images table; run `lwise-build ingest {corpus}` first")
@@ -69,13 +72,23 @@ class Inputs:
                    plots=stage_dir(corpus, "plots"), **{k: v if has_table(v) else None for k, v in opt.items()},
                    experiment=experiment if (experiment / "manifest.json").is_file() else None,
                    calibration=read_calibration(stage_dir(corpus, "analysis") / "calibration.json"),
-                   details=read_details(corpus))
+                   details=read_details(corpus),
+                   responses=responses_file(corpus) if responses else None)
 
 
 def read_details(corpus: str) -> dict[str, dict[str, Any]]:
     """The stage reports the datasheet quotes, for those stages that wrote one."""
     paths = {stage: details_path(corpus, stage) for stage in DETAIL_STAGES}
     return {s: json.loads(p.read_text(encoding="utf-8")) for s, p in paths.items() if p.is_file()}
+
+
+def responses_file(corpus: str) -> Path:
+    """The de-identified trial data ``analyze`` wrote (Psych-DS), for the opt-in responses config."""
+    path = stage_dir(corpus, "analysis") / "psychds" / data_file(corpus)
+    if not path.is_file():
+        raise UserError(f"export.responses: {path} does not exist; run `lwise-build analyze {corpus} --responses DIR` "
+                        "first (or set export.responses: false)")
+    return path
 
 
 def read_calibration(path: Path) -> dict[str, Any] | None:
@@ -100,7 +113,8 @@ def copy_experiment(folder: Path | None, root: Path) -> list[str]:
 
 def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = None,
                   pairs: list[float] | None = None) -> list[ConfigInfo]:
-    """Write every config whose input exists: default, enhanced-<b>, pairs-<b>, curriculum-<name>, metamers.
+    """Write every config whose input exists: default, enhanced-<b>, pairs-<b>, curriculum-<name>, metamers,
+    and the opt-in responses.
 
     ``encode`` re-encodes the stimuli (enhanced and curriculum images); the default config (the
     canonical images every number refers to) and the metamers stay lossless PNG. ``pairs``: the
@@ -121,6 +135,8 @@ def build_configs(inputs: Inputs, root: Path, max_bytes: int, encode: Encoder = 
         extra = {"reference": lambda row: found.get(row["reference_id"])}
         configs.append(write_passthrough(inputs.metamers, "metamers", "metamers", None, names, root,
                                          max_bytes, split_column=None, extra=extra))
+    if inputs.responses is not None:
+        configs.append(write_responses(inputs.responses, root, max_bytes))
     return [c for c in configs if c.total > 0]
 
 
@@ -211,7 +227,7 @@ class Export(Stage):
     name, output, section = "export", "hub", "export"
 
     def prepare(self) -> None:
-        self.inputs = Inputs.locate(self.ctx.corpus)
+        self.inputs = Inputs.locate(self.ctx.corpus, self.p.responses)
 
     def write(self, tmp: Path) -> None:
         params, corpus, ep = self.ctx.params, self.ctx.corpus, self.p

@@ -1,94 +1,201 @@
 /* lwise-build experiment runner: one participant sequence as a jsPsych 8 timeline.
  *
  * The page's inline JSON (#lwise-config) lists the conditions (curricula), their participant
- * sequences and every timing value; the trial variables of a sequence are a JSON list
+ * sequences and every protocol value; a sequence's trial variables are a JSON list
  * (sequences/<condition>/<k>.json, or the .js twin when the page runs from file://).
- * Assignment: ?condition= and ?sequence= when given, else a hash of the participant id
- * (PROLIFIC_PID, or the configured URL parameter) picks both, following the condition weights.
- * The same rule is lwise_build.ops.experiment_design.assign (docs/methods.md, "Experiments").
+ * Assignment is lwise-assign.js, saving lwise-store.js, preloading lwise-preload.js, the screens
+ * lwise-trials.js and the end lwise-end.js. Every row is saved as it happens; a reload resumes at
+ * the next trial.
+ * docs/methods.md, "Experiments and analysis".
  */
 (function () {
   "use strict";
+  var L = window.LWISE;
   var cfg = JSON.parse(document.getElementById("lwise-config").textContent);
   var P = cfg.params;
-  var SHAPES = cfg.shapes;
-
-  function fnv1a(text) {
-    var bytes = new TextEncoder().encode(text);
-    var h = 0x811c9dc5;
-    for (var i = 0; i < bytes.length; i++) {
-      h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
-    }
-    return h >>> 0;
-  }
-
-  function escapeHtml(text) {
-    return String(text).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
-    });
-  }
+  var esc = L.escapeHtml;
 
   function fail(message) {
     document.body.innerHTML = '<div class="lwise-error"><h2>The experiment cannot start</h2><p>' +
-      escapeHtml(message) + "</p></div>";
+      esc(message) + "</p></div>";
     throw new Error(message);
   }
 
-  function participant(query) {
-    var prolific = query.get("PROLIFIC_PID");
-    var given = query.get(P.participant_param);
-    if (prolific) return { id: prolific, source: "prolific" };
-    if (given) return { id: given, source: "url" };
-    var bytes = new Uint8Array(8);
-    (window.crypto || window.msCrypto).getRandomValues(bytes);
-    var hex = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); });
-    return { id: "anon-" + hex.join(""), source: "random" };
+  var A = L.makeAssignment(cfg, P, fail), E = L.makeEnd(cfg, P);
+
+  // ------------------------------------------------------------ the timeline ----------------
+  function helpers(jsPsych, layout, info) {
+    var v = function (name) { return jsPsych.evaluateTimelineVariable(name); };
+    return {
+      jsPsych: jsPsych, layout: layout, v: v, info: info,
+      current: function () { return { kind: v("kind"), shape: v("shape"), image: v("image") }; },
+      last: function () { return jsPsych.data.get().last(1).values()[0]; },
+      tagged: function (role) {  // screens of a trial carry its block, phase and position
+        return { lwise_role: role, block: jsPsych.timelineVariable("block"), phase: jsPsych.timelineVariable("phase"),
+          position: jsPsych.timelineVariable("position") };
+      },
+      blank: function (ms, data) {
+        return { type: jsPsychHtmlKeyboardResponse, stimulus: '<div class="lwise-blank"></div>', choices: "NO_KEYS",
+          trial_duration: ms, data: data };
+      },
+    };
   }
 
-  function byIndex(names, index) {
-    // blocked slots as the reference deployment: each condition `weight` times, in order; the
-    // participant takes slot index % slots and the next unused sequence of that condition
-    // (lwise_build.config.curricula.participant_condition)
-    var slots = [];
-    names.forEach(function (n) { for (var w = 0; w < cfg.conditions[n].weight; w++) slots.push(n); });
-    var k = index % slots.length, name = slots[k];
-    var before = slots.slice(0, k).filter(function (s) { return s === name; }).length;
-    return { condition: name, sequence: Math.floor(index / slots.length) * cfg.conditions[name].weight + before };
+  function responseNode(h, trials) {
+    var withImage = P.stimulus_ms === null;
+    var shown = function () { return withImage ? L.stimulusHtml(h.current(), P) : '<div class="lwise-blank"></div>'; };
+    var names = function () { return L.choiceNames(h.current(), h.layout, cfg.shapes); };
+    var node = P.response === "keys" ? {
+      type: jsPsychHtmlKeyboardResponse,
+      stimulus: function () { return shown() + L.keyPrompt(names(), P.keys); },
+      choices: function () { return P.keys.slice(0, names().length); },
+      on_load: function () { L.ignoreKeys(P.click_delay_ms); },
+    } : {
+      type: jsPsychHtmlButtonResponse, stimulus: shown, choices: names,
+      button_html: function (choice) { return '<button class="jspsych-btn lwise-choice">' + esc(choice) + "</button>"; },
+      enable_button_after: P.click_delay_ms, grid_rows: null,
+      grid_columns: function () { return L.gridColumns(names().length); },
+      on_load: function () { if (P.choice_layout === "ring" && withImage) L.placeRing(); },
+    };
+    node.trial_duration = P.response_limit_ms === null ? null : P.response_limit_ms + P.click_delay_ms;
+    node.data = { lwise_role: "response" };  // plus every trial variable
+    Object.keys(trials[0]).forEach(function (k) { node.data[k] = h.jsPsych.timelineVariable(k); });
+    node.on_finish = function (data) {
+      var choice = P.response === "keys" ? (data.response === null ? null : P.keys.indexOf(data.response)) : data.response;
+      data.choice = choice === -1 ? null : choice;
+      data.timed_out = data.response === null;
+      data.correct = data.choice === data.correct_choice;
+      data.response_label = data.kind === "catch" || data.choice === null ? null : h.layout.choice_labels[data.choice];
+      data.t_page_ms = performance.now();
+      data.session_ms = Date.now() - h.info.store.state.first_load_ms;
+      Object.assign(data, L.geometry(P));
+      h.info.results.push({ position: data.position, kind: data.kind, phase: data.phase, correct: data.correct });
+    };
+    return node;
   }
 
-  function byHash(names, pid) {
-    var total = names.reduce(function (s, n) { return s + cfg.conditions[n].weight; }, 0);
-    var u = fnv1a(cfg.seed + ":" + pid + ":condition") / 4294967296;
-    var acc = 0, condition = names[0];
-    for (var i = 0; i < names.length; i++) {
-      acc += cfg.conditions[names[i]].weight / total;
-      condition = names[i];
-      if (u < acc) break;
+  function feedbackNode(h) {
+    var node;
+    if (P.feedback === "self_paced") {
+      var release = null;
+      node = { type: jsPsychHtmlButtonResponse, choices: ["Continue"], data: h.tagged("feedback"),
+        stimulus: function () { return L.feedbackHtml(h.last(), h.current(), h.layout, P, true); },
+        button_html: function (c) { return '<button class="jspsych-btn lwise-continue">' + esc(c) + "</button>"; },
+        enable_button_after: function () { return h.last().correct ? P.feedback_correct_ms : P.feedback_incorrect_ms; },
+        on_load: function () { release = L.spaceClicks(); },
+        on_finish: function () { if (release) release(); } };
+    } else {
+      node = { type: jsPsychHtmlKeyboardResponse, choices: "NO_KEYS", data: h.tagged("feedback"),
+        stimulus: function () { return L.feedbackHtml(h.last(), h.current(), h.layout, P, false); },
+        trial_duration: function () { return h.last().correct ? P.feedback_correct_ms : P.feedback_incorrect_ms; } };
     }
-    return condition;
+    return { timeline: [node], conditional_function: function () { return h.v("feedback") === true; } };
   }
 
-  function assign(pid, query) {
-    var names = cfg.fixed_condition ? [cfg.fixed_condition] : cfg.order;
-    var condition = query.get("condition"), text = query.get("sequence"), index = query.get(P.index_param);
-    if (condition !== null && names.indexOf(condition) < 0) fail("Unknown condition " + condition + ".");
-    var how = condition === null ? "hash" : "url", sequence = null;
-    if (condition === null && index !== null) {
-      if (!/^\d+$/.test(index)) fail("The participant index " + index + " is not a whole number.");
-      var slot = byIndex(names, Number(index));
-      condition = slot.condition;
-      how = "index";
-      if (text === null) sequence = slot.sequence;
+  function trialSteps(h, trials) {
+    var image = function () { return [h.v("image")]; };
+    var steps = [{ timeline: [L.waitScreen(h.jsPsych, h.info.preload, image, "Loading the next image…")],
+      conditional_function: function () { h.info.preload.advance(h.v("image")); return !h.info.preload.ready(image()); } }];
+    if (P.fixation_ms > 0) {
+      steps.push({ type: jsPsychHtmlKeyboardResponse, stimulus: '<div class="lwise-fixation">+</div>',
+        choices: "NO_KEYS", trial_duration: P.fixation_ms, data: h.tagged("fixation") });
     }
-    if (condition === null) condition = byHash(names, pid);
-    var count = cfg.conditions[condition].sequences.length;
-    if (text !== null) sequence = Number(text);
-    else if (sequence === null) sequence = fnv1a(cfg.seed + ":" + pid + ":sequence:" + condition) % count;
-    if (!(Number.isInteger(sequence) && sequence >= 0 && sequence < count)) {
-      fail("Sequence " + (text === null ? sequence : text) + " does not exist (condition " + condition + " has " +
-        count + " sequences; build more with curricula." + condition + ".sequences).");
+    if (P.stimulus_ms !== null) {  // a fixed-duration image, then a blank, then the choice screen
+      steps.push({ type: jsPsychHtmlKeyboardResponse, stimulus: function () { return L.stimulusHtml(h.current(), P); },
+        choices: "NO_KEYS", trial_duration: P.stimulus_ms, data: h.tagged("stimulus") });
+      if (P.post_stimulus_ms > 0) steps.push(h.blank(P.post_stimulus_ms, h.tagged("post_stimulus")));
     }
-    return { condition: condition, sequence: sequence, how: how };
+    steps.push(responseNode(h, trials), feedbackNode(h));
+    if (P.gap_ms > 0) steps.push(h.blank(P.gap_ms, h.tagged("gap")));
+    return steps;
+  }
+
+  function page(html, button, role) {
+    return { type: jsPsychHtmlButtonResponse, stimulus: '<div class="lwise-text">' + html + "</div>",
+      choices: [button], data: { lwise_role: role } };
+  }
+
+  function blockGroups(trials) {
+    var blocks = [];
+    trials.forEach(function (t) {
+      if (!blocks.length || blocks[blocks.length - 1].block !== t.block) blocks.push({ block: t.block, phase: t.phase, trials: [] });
+      blocks[blocks.length - 1].trials.push(t);
+    });
+    return blocks;
+  }
+
+  function introPages(layout) {
+    var out = [];
+    if (P.consent_text) out.push(page(L.consentPage(cfg, P), "I agree", "consent"));
+    L.instructionPages(cfg, P, layout).forEach(function (html) { out.push(page(html, "Continue", "instructions")); });
+    var limit = L.timeLimitPage(P);
+    if (limit) out.push(page(limit, "Continue", "instructions"));
+    return out;
+  }
+
+  function build(jsPsych, trials, layout, info, start) {
+    var h = helpers(jsPsych, layout, info);
+    var steps = trialSteps(h, trials), rest = trials.slice(start);
+    var timeline = start > 0 ? [page(L.resumeText(start, trials.length), "Continue", "resume")] : introPages(layout);
+    var first = info.preload.urls.slice(0, P.preload_chunk);
+    timeline.push(L.waitScreen(jsPsych, info.preload, function () { return first; }, "Loading images…"));
+    var all = blockGroups(trials), groups = blockGroups(rest);
+    groups.forEach(function (g, i) {
+      var k = all.map(function (a) { return a.block; }).indexOf(g.block);
+      var startsBlock = g.trials[0].position === all[k].trials[0].position;
+      if (P.block_breaks && k > 0 && startsBlock) timeline.push(page(L.breakText(k, all.length, g.phase, all[k - 1].phase), "Continue", "break"));
+      timeline.push({ timeline: steps, timeline_variables: g.trials });
+    });
+    timeline.push(E.endNode(info));
+    return timeline;
+  }
+
+  // ------------------------------------------------------------ start -----------------------
+  function begin(who, query, collector) {
+    var ident = { participant: who.id, build: cfg.build, condition: null, sequence: null };
+    var targets = L.liveTargets(P, collector, ident);
+    if (!targets.length && P.save.indexOf("download") < 0) {
+      fail("This page has nowhere to save your responses (params experiment.save: " + P.save.join(", ") +
+        "; none is available here). Please contact the researchers.");
+    }
+    var assigned = collector ? A.serverAssign(who, query) : A.localAssign(who.id, query);
+    return assigned.then(function (a) {
+      ident.condition = a.condition;
+      ident.sequence = a.sequence;
+      return run(who, a, targets);
+    });
+  }
+
+  function run(who, a, targets) {
+    var layout = cfg.conditions[a.condition].sequences[a.sequence];
+    var key = L.checkpointKey(cfg.build, who.id), saved = L.readCheckpoint(key);
+    if (saved && (saved.condition !== a.condition || saved.sequence !== a.sequence)) saved = null;
+    var info = { participant: who.id, who: who, condition: a.condition, sequence: a.sequence, results: (a.trials || []).slice() };
+    info.store = new L.Store(key, saved, targets, P.batch_rows, { participant: who.id, condition: a.condition,
+      sequence: a.sequence, loads: a.loads });
+    info.store.state.rows.forEach(function (r) { if (r.lwise_role === "response") info.results.push(r); });
+    var query = new URLSearchParams(window.location.search);
+    var jsPsych = initJsPsych({ on_data_update: function (row) { info.store.add(row); },
+      on_finish: function () { return E.finish(jsPsych, info); } });
+    jsPsych.data.addProperties({
+      participant: who.id, participant_source: who.source, prolific_pid: query.get("PROLIFIC_PID"),
+      study_id: query.get("STUDY_ID"), session_id: query.get("SESSION_ID"), condition: a.condition,
+      sequence: a.sequence, assignment: a.how, index: a.index, corpus: cfg.corpus, experiment_build: cfg.build,
+      choice_names: layout.choice_names, choice_labels: layout.choice_labels, response_mode: P.response,
+      saved_to: targets.map(function (t) { return t.name; }).join(",") || "download",
+    });
+    window.lwiseExperiment = { config: cfg, assignment: a, participant: who, jsPsych: jsPsych, info: info };
+    return loadSequence(layout.file).then(function (trials) {
+      if (!trials || !trials.length) fail("The trial file " + layout.file + " is empty.");
+      var done = info.results.map(function (r) { return r.position; });
+      var start = done.length ? Math.max.apply(null, done) + 1 : 0;
+      if (info.store.state.completed || a.completed) return E.finish(jsPsych, info);
+      if (start >= trials.length) return jsPsych.run([E.endNode(info)]);  // every trial saved, the end was not
+      var urls = [];
+      trials.slice(start).forEach(function (t) { if (t.image && urls.indexOf(t.image) < 0) urls.push(t.image); });
+      info.preload = new L.Preloader(urls, P.preload_chunk, P.preload_retries).start();
+      return jsPsych.run(build(jsPsych, trials, layout, info, start));
+    });
   }
 
   function loadSequence(file) {
@@ -107,226 +214,11 @@
     });
   }
 
-  // ------------------------------------------------------------ what a trial shows ----------
-  function stimulusHtml(t) {
-    if (t.kind === "catch") {
-      var s = Math.round(P.image_px * 0.6);
-      var shape = t.shape === "circle"
-        ? '<circle cx="50" cy="50" r="38" fill="#111"/>'
-        : '<polygon points="50,10 92,86 8,86" fill="#111"/>';
-      return '<svg class="lwise-shape" data-shape="' + t.shape + '" width="' + s + '" height="' + s +
-        '" viewBox="0 0 100 100" role="img" aria-label="shape">' + shape + "</svg>";
-    }
-    return '<img class="lwise-image" src="' + t.image + '" width="' + P.image_px + '" height="' +
-      P.image_px + '" alt="" draggable="false">';
-  }
-
-  function choiceNames(t, layout) {
-    return t.kind === "catch" ? SHAPES.map(function (s) { return s[0].toUpperCase() + s.slice(1); }) : layout.choice_names;
-  }
-
-  function gridColumns(n) {
-    // at most 6 buttons per row, rows of equal length where possible (10 classes: 2 x 5)
-    return n <= 6 ? n : Math.ceil(n / Math.ceil(n / 6));
-  }
-
-  function keyPrompt(names) {
-    return '<p class="lwise-prompt">' + names.map(function (n, i) {
-      return "<b>" + escapeHtml(P.keys[i].toUpperCase()) + "</b> = " + escapeHtml(n);
-    }).join(" &nbsp; ") + "</p>";
-  }
-
-  function blockGroups(trials) {
-    var blocks = [];
-    trials.forEach(function (t) {
-      if (!blocks.length || blocks[blocks.length - 1].block !== t.block) blocks.push({ block: t.block, phase: t.phase, trials: [] });
-      blocks[blocks.length - 1].trials.push(t);
-    });
-    return blocks;
-  }
-
-  // ------------------------------------------------------------ the timeline ----------------
-  function helpers(jsPsych, layout) {
-    var v = function (name) { return jsPsych.evaluateTimelineVariable(name); };
-    return {
-      jsPsych: jsPsych, layout: layout, v: v,
-      current: function () { return { kind: v("kind"), shape: v("shape"), image: v("image") }; },
-      last: function () { return jsPsych.data.get().last(1).values()[0]; },
-      tagged: function (role) {  // screens of a trial carry its block, phase and position
-        return { lwise_role: role, block: jsPsych.timelineVariable("block"), phase: jsPsych.timelineVariable("phase"),
-          position: jsPsych.timelineVariable("position") };
-      },
-      blank: function (ms, data) {
-        return { type: jsPsychHtmlKeyboardResponse, stimulus: '<div class="lwise-blank"></div>', choices: "NO_KEYS",
-          trial_duration: ms, data: data };
-      },
-    };
-  }
-
-  function responseNode(h, trials) {
-    var withImage = P.stimulus_ms === null;
-    var shown = function () { return withImage ? stimulusHtml(h.current()) : '<div class="lwise-blank"></div>'; };
-    var names = function () { return choiceNames(h.current(), h.layout); };
-    var node = P.response === "keys" ? {
-      type: jsPsychHtmlKeyboardResponse,
-      stimulus: function () { return shown() + keyPrompt(names()); },
-      choices: function () { return P.keys.slice(0, names().length); },
-      on_load: function () { ignoreKeys(P.click_delay_ms); },
-    } : {
-      type: jsPsychHtmlButtonResponse, stimulus: shown, choices: names,
-      button_html: function (choice) { return '<button class="jspsych-btn lwise-choice">' + escapeHtml(choice) + "</button>"; },
-      enable_button_after: P.click_delay_ms, grid_rows: null,
-      grid_columns: function () { return gridColumns(names().length); },
-    };
-    node.trial_duration = P.response_limit_ms;
-    node.data = { lwise_role: "response" };  // plus every trial variable
-    Object.keys(trials[0]).forEach(function (k) { node.data[k] = h.jsPsych.timelineVariable(k); });
-    node.on_finish = function (data) {
-      var choice = P.response === "keys" ? (data.response === null ? null : P.keys.indexOf(data.response)) : data.response;
-      data.choice = choice === -1 ? null : choice;
-      data.timed_out = data.response === null;
-      data.correct = data.choice === data.correct_choice;
-      data.response_label = data.kind === "catch" || data.choice === null ? null : h.layout.choice_labels[data.choice];
-    };
-    return node;
-  }
-
-  function feedbackNode(h) {
-    var node = {
-      type: jsPsychHtmlKeyboardResponse, choices: "NO_KEYS", data: h.tagged("feedback"),
-      stimulus: function () {
-        var last = h.last(), t = h.current();
-        var answer = t.kind === "catch" ? "a " + t.shape : escapeHtml(h.layout.choice_names[last.correct_choice]);
-        var head = last.correct ? '<div class="lwise-feedback lwise-correct">Correct</div>'
-          : '<div class="lwise-feedback lwise-incorrect">' + (last.timed_out ? "Too slow" : "Incorrect") + "</div>";
-        return head + stimulusHtml(t) + '<p class="lwise-prompt">This is <b>' + answer + "</b>.</p>";
-      },
-      trial_duration: function () { return h.last().correct ? P.feedback_correct_ms : P.feedback_incorrect_ms; },
-    };
-    return { timeline: [node], conditional_function: function () { return h.v("feedback") === true; } };
-  }
-
-  function trialSteps(h, trials) {
-    var steps = [];
-    if (P.fixation_ms > 0) {
-      steps.push({ type: jsPsychHtmlKeyboardResponse, stimulus: '<div class="lwise-fixation">+</div>',
-        choices: "NO_KEYS", trial_duration: P.fixation_ms, data: h.tagged("fixation") });
-    }
-    if (P.stimulus_ms !== null) {  // a fixed-duration image, then a blank, then the choice screen
-      steps.push({ type: jsPsychHtmlKeyboardResponse, stimulus: function () { return stimulusHtml(h.current()); },
-        choices: "NO_KEYS", trial_duration: P.stimulus_ms, data: h.tagged("stimulus") });
-      if (P.post_stimulus_ms > 0) steps.push(h.blank(P.post_stimulus_ms, h.tagged("post_stimulus")));
-    }
-    steps.push(responseNode(h, trials), feedbackNode(h));
-    if (P.gap_ms > 0) steps.push(h.blank(P.gap_ms, h.tagged("gap")));
-    return steps;
-  }
-
-  function build(jsPsych, trials, layout) {
-    var h = helpers(jsPsych, layout);
-    var steps = trialSteps(h, trials);
-    var images = trials.filter(function (t) { return t.image; }).map(function (t) { return t.image; });
-    var timeline = [{ type: jsPsychPreload, images: Array.from(new Set(images)), show_progress_bar: true,
-      continue_after_error: false, message: "Loading images…", data: { lwise_role: "preload" } }];
-    instructionPages(layout).forEach(function (html) { timeline.push(page(html, "Continue", "instructions")); });
-    var groups = blockGroups(trials);
-    groups.forEach(function (g, i) {
-      if (i > 0 && P.block_breaks) timeline.push(page(breakText(i, groups), "Continue", "break"));
-      timeline.push({ timeline: steps, timeline_variables: g.trials });
-    });
-    timeline.push(h.blank(0, { lwise_role: "end" }));
-    return timeline;
-  }
-
-  function page(html, button, role) {
-    return { type: jsPsychHtmlButtonResponse, stimulus: '<div class="lwise-text">' + html + "</div>",
-      choices: [button], data: { lwise_role: role } };
-  }
-
-  function breakText(i, groups) {
-    var next = groups[i];
-    var test = next.phase === "test" && groups[i - 1].phase !== "test";
-    return "<p>Block " + i + " of " + groups.length + " done. Take a short break if you like.</p>" +
-      (test ? "<p>Next comes a <b>test block</b>: you will not be told whether your answers are right.</p>" : "");
-  }
-
-  function instructionPages(layout) {
-    if (P.instructions.length) return P.instructions;
-    var how = P.response === "keys" ? "pressing the key of its category" : "clicking the button with its category";
-    return ["<h2>" + escapeHtml(cfg.title) + "</h2><p>You will learn to tell apart " + layout.choice_names.length +
-      " categories of images: " + layout.choice_names.map(escapeHtml).join(", ") + ".</p><p>On each trial an image " +
-      "appears. Say which category it belongs to by " + how + ". In training blocks you are told whether you were " +
-      "right and what the image was; test blocks have no feedback. Sometimes a simple shape appears instead: just " +
-      "name the shape.</p><p>Please answer as accurately and as quickly as you can.</p>"];
-  }
-
-  var blocked = null;
-  function ignoreKeys(ms) {
-    if (blocked) window.removeEventListener("keydown", blocked, true);
-    if (!ms) return;
-    var until = performance.now() + ms;
-    blocked = function (e) { if (performance.now() < until) e.stopImmediatePropagation(); };
-    window.addEventListener("keydown", blocked, true);
-  }
-
-  // ------------------------------------------------------------ saving and the end -----------
-  function fileName(info, format) {
-    var safe = String(info.participant).replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
-    return "lwise-" + cfg.corpus + "-" + info.condition + "-" + info.sequence + "-" + safe + "." + format;
-  }
-
-  function save(jsPsych, info) {
-    var data = jsPsych.data.get();
-    var json = data.json();
-    var jobs = [];
-    if (window.jatos && typeof window.jatos.submitResultData === "function") {
-      jobs.push(Promise.resolve(window.jatos.submitResultData(json)));
-    }
-    if (P.post_url) {
-      jobs.push(fetch(P.post_url + (P.post_url.indexOf("?") < 0 ? "?" : "&") + "file=" + encodeURIComponent(fileName(info, "json")),
-        { method: "POST", headers: { "Content-Type": "application/json" }, body: json }).then(function (r) {
-        if (!r.ok) throw new Error("the server answered HTTP " + r.status);
-      }));
-    }
-    if (P.download) data.localSave(P.data_format, fileName(info, P.data_format));
-    return Promise.all(jobs);
-  }
-
-  function finish(jsPsych, info) {
-    var done = function (problem) {
-      var el = jsPsych.getDisplayElement();
-      var url = P.completion_url ? P.completion_url.replace("{participant}", encodeURIComponent(info.participant)) : null;
-      el.innerHTML = '<div class="lwise-done" id="lwise-complete">' + P.completion_text +
-        (problem ? '<p class="lwise-error">Your responses could not be sent (' + escapeHtml(problem) +
-          '). <a id="lwise-download" href="#">Download them</a> and send the file to the researchers.</p>' : "") +
-        (P.download && !problem ? '<p class="lwise-prompt">A copy of your responses was saved as ' +
-          escapeHtml(fileName(info, P.data_format)) + ".</p>" : "") +
-        (url ? "<p>Returning you to the study site…</p>" : "") + "</div>";
-      var link = document.getElementById("lwise-download");
-      if (link) link.onclick = function (e) { e.preventDefault(); jsPsych.data.get().localSave(P.data_format, fileName(info, P.data_format)); };
-      if (url && !problem) setTimeout(function () { window.location.assign(url); }, 1500);
-    };
-    return save(jsPsych, info).then(function () { done(null); }, function (e) { done(e.message || String(e)); });
-  }
-
-  // ------------------------------------------------------------ start -----------------------
   if (typeof initJsPsych === "undefined" || typeof jsPsychHtmlButtonResponse === "undefined") {
     fail("jsPsych could not be loaded from " + cfg.library_hint + ". Check params experiment.library_url.");
   }
   var query = new URLSearchParams(window.location.search);
-  var who = participant(query);
-  var info = assign(who.id, query);
-  info.participant = who.id;
-  var layout = cfg.conditions[info.condition].sequences[info.sequence];
-  var jsPsych = initJsPsych({ on_finish: function () { return finish(jsPsych, info); } });
-  jsPsych.data.addProperties({
-    participant: who.id, participant_source: who.source, condition: info.condition, sequence: info.sequence,
-    assignment: info.how, corpus: cfg.corpus, experiment_build: cfg.build, choice_names: layout.choice_names,
-    choice_labels: layout.choice_labels, response_mode: P.response,
-  });
-  window.lwiseExperiment = { config: cfg, assignment: info, participant: who, jsPsych: jsPsych };
-  loadSequence(layout.file).then(function (trials) {
-    if (!trials || !trials.length) fail("The trial file " + layout.file + " is empty.");
-    jsPsych.run(build(jsPsych, trials, layout));
-  }, function (e) { fail(e.message); });
+  var who = A.participant(query);
+  Promise.all([L.probeCollector(cfg), L.jatosReady(P)]).then(function (live) { return begin(who, query, live[0]); })
+    .catch(function (e) { if (!/cannot start/.test(document.body.textContent)) fail(e.message || String(e)); });
 })();
