@@ -415,3 +415,21 @@ def test_stage_without_generators_writes_empty_outputs(tiny_images, tmp_path):
     assert read_table(stage_dir("toy", "metamers")).num_rows == 0
     metrics = json.loads((stage_dir("toy", "metrics") / "details" / "metamers.json").read_text())
     assert metrics["counts"]["metamers"] == 0
+
+
+def test_synthesis_copy_of_a_resnet_folds_block_batch_norms_and_keeps_every_stage():
+    torch.manual_seed(0)
+    net, stages = create_net("resnet18", 10, 3)
+    model = Classifier(net, stages, [0.5] * 3, [0.25] * 3, [str(i) for i in range(10)], arch="resnet18")
+    for m in model.modules():  # running statistics away from (0, 1), so a fold changes the weights
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    fast = M.synthesis_model(model)
+    blocks = [m for layer in ("layer1", "layer2", "layer3", "layer4") for m in getattr(fast.net, layer).modules()]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in blocks)
+    assert isinstance(fast.net.bn1, torch.nn.BatchNorm2d)  # a stage of its own: stays
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        for layer in stages:
+            torch.testing.assert_close(fast.forward_to(x, layer), model.forward_to(x, layer), rtol=1e-4, atol=1e-4)
