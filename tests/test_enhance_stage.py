@@ -163,11 +163,11 @@ def test_resumes_after_a_crash_and_after_adding_a_budget(data_root, monkeypatch)
     params = make_params(budgets=[0.5, 2.0], observers=[], compare_guides=[], splits=["train", "test"])
     calls, real = [], enhance_stage.enhance_images
 
-    def crashing(ep, guide, pngs, targets, budgets):
+    def crashing(ep, guide, pngs, targets, budgets, **kw):
         calls.append((pngs[0], list(budgets)))
         if len(calls) == 2:
             raise RuntimeError("simulated crash")
-        return real(ep, guide, pngs, targets, budgets)
+        return real(ep, guide, pngs, targets, budgets, **kw)
 
     monkeypatch.setattr(enhance_stage, "enhance_images", crashing)
     with pytest.raises(RuntimeError, match="simulated"):
@@ -176,7 +176,7 @@ def test_resumes_after_a_crash_and_after_adding_a_budget(data_root, monkeypatch)
     first_shard = calls[0][0]
     calls.clear()
     monkeypatch.setattr(enhance_stage, "enhance_images",
-                        lambda *a: (calls.append((a[2][0], list(a[4]))), real(*a))[1])
+                        lambda *a, **kw: (calls.append((a[2][0], list(a[4]))), real(*a, **kw))[1])
     Enhance(params, "toy").run()
     assert len(calls) == 1 and calls[0][0] != first_shard  # only the second shard was computed
     assert len(list((stage_dir("toy", "enhanced") / "eps=2").glob("*.parquet"))) == 2

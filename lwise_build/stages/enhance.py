@@ -32,8 +32,8 @@ from ..io.paths import budget_dir
 from ..io.tables import iter_shards, png_bytes, shard_paths, write_table
 from ..models.inference import logits
 from ..ops.classmap import head_index
-from ..ops.enhance import enhance, objective_value
-from ..ops.quantize import best_within, change_sizes
+from ..ops.enhance import default_steps, enhance, objective_value
+from ..ops.quantize import best_within_rows, change_sizes
 from .enhance_figures import figures
 from .enhance_metrics import (
     budget_stats,
@@ -63,6 +63,7 @@ class Enhance(UnitStage):
 
     name, output, section, has_plots = "enhance", "enhanced", "enhance", True
     headline_rows = True  # metrics/enhance/eps=<b>.json, eps=0 = the originals
+    work_unit = "step"  # progress counts steps of the shared trajectories: done / total and an ETA
 
     def prepare(self) -> None:
         """Load and check the guide, observers, compare guides and splits before any work."""
@@ -134,6 +135,11 @@ class Enhance(UnitStage):
         return [[it for img in part for it in per_image[img]]
                 for imgs in groups.values() for part in chunks(imgs, self.p.batch_size)]
 
+    def work_size(self, batch: list[Item]) -> int:
+        """Steps of the batch's shared trajectory: its largest budget's, plus the final iterate."""
+        ep = self.p
+        return max(default_steps(it.payload[3], ep.step_size, ep.steps) for it in batch) + 1
+
     def compute(self, batch: list[Item]) -> pa.Table:
         """Enhance the batch's images with its guide at its budgets (one shared trajectory)."""
         guide = self.ctx.model(batch[0].payload[0])
@@ -142,7 +148,7 @@ class Enhance(UnitStage):
         budgets = sorted({it.payload[3] for it in batch})
         ep = replace(self.p, diverge_from=self.diverge_classes())
         got = enhance_images(ep, guide, [first[i].payload[4] for i in images],
-                             [first[i].payload[2] for i in images], budgets)
+                             [first[i].payload[2] for i in images], budgets, on_step=self.tick)
         pos = {i: n for n, i in enumerate(images)}
         cols = {c: [got[it.payload[3]][c][pos[it.payload[1]]] for it in batch] for c in RESULT_COLUMNS}
         return pa.table({"key": [it.key for it in batch], **{c: pa.array(v, _TYPES[c]) for c, v in cols.items()}})
@@ -238,36 +244,45 @@ class Enhance(UnitStage):
                 f"{computed} images x budgets computed; mean gt-logit gain {gain:.2f} at {top} (sample)")
 
 
-def enhance_images(ep: Any, guide: Any, pngs: list[bytes], targets: list[int],
-                   budgets: Sequence[float]) -> dict[float, dict[str, list]]:
+def enhance_images(ep: Any, guide: Any, pngs: list[bytes], targets: list[int], budgets: Sequence[float],
+                   on_step: Any = None) -> dict[float, dict[str, list]]:
     """Enhance canonical PNGs towards ``targets`` (guide head indices) at ``budgets``: per budget
-    the stored PNG, the gt logit before and after, and the L2 / Linf size of the stored change."""
+    the stored PNG, the gt logit before and after, and the L2 / Linf size of the stored change.
+    ``on_step(1)`` after every step of the shared trajectory (progress)."""
     x0 = to_tensor(pngs)
     y = torch.tensor(targets, dtype=torch.long)
     out = enhance(guide, x0, y, budgets=budgets, objective=ep.objective, step_size=ep.step_size, norm=ep.norm,
-                  steps=ep.steps, diverge_from=ep.diverge_from, batch_size=ep.batch_size, progress=True)
+                  steps=ep.steps, diverge_from=ep.diverge_from, batch_size=ep.batch_size, on_step=on_step)
     z0 = logits(guide, x0, ep.batch_size)
     before = z0.gather(1, y[:, None])[:, 0].double()
     base = objective_value(guide, z0, y, ep.objective, ep.diverge_from)
-
-    def score(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return objective_value(guide, logits(guide, x, ep.batch_size), y[rows], ep.objective, ep.diverge_from)
-
     result = {}
     for b in budgets:
-        stored, after = store_budget(guide, x0, out[b], y, b, score, base, before, ep)
+        stored, after = store_budget(guide, x0, out[b], y, b, base, before, ep)
         l2, linf = change_sizes(x0, stored)
         result[b] = {"image": to_pngs(stored), "gt_logit_before": before.tolist(),
                      "gt_logit_after": after.tolist(), "l2": l2.tolist(), "linf": linf.tolist()}
     return result
 
 
-def store_budget(guide: Any, x0: torch.Tensor, x: torch.Tensor, y: torch.Tensor, b: float, score: Any,
+def store_budget(guide: Any, x0: torch.Tensor, x: torch.Tensor, y: torch.Tensor, b: float,
                  base: torch.Tensor, before: torch.Tensor, ep: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The stored images of budget ``b`` and their gt logits: the best rounded candidate within
-    the budget, never scoring below the original on the guide's objective (then the original)."""
-    stored = best_within(x0, x, b, ep.norm, score, base)
-    z = logits(guide, stored, ep.batch_size)
+    the budget, never scoring below the original on the guide's objective (then the original).
+
+    The logits of the rounded images come from the pass that judged them (at a fixed batch shape
+    an image's logits do not depend on its companions); only replaced rows are run again."""
+    seen: list[torch.Tensor] = []
+
+    def score(xs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        z = logits(guide, xs, ep.batch_size)
+        seen.append(z)
+        return objective_value(guide, z, y[rows], ep.objective, ep.diverge_from)
+
+    stored, replaced = best_within_rows(x0, x, b, ep.norm, score, base)
+    z = seen[0].clone()
+    if len(replaced):
+        z[replaced] = logits(guide, stored[replaced], ep.batch_size)
     worse = objective_value(guide, z, y, ep.objective, ep.diverge_from) < base
     stored[worse] = x0[worse]
     after = z.gather(1, y[:, None])[:, 0].double()
