@@ -208,3 +208,33 @@ def test_no_guide_writes_an_empty_enhanced_folder(tiny_images):
     details = json.loads((stage_dir("toy", "metrics") / "details" / "enhance.json").read_text())
     assert details["guide"] is None and details["guide_reason"].startswith("enhancement is disabled")
     assert list((stage_dir("toy", "metrics") / "enhance").iterdir()) == []
+
+
+def test_enhance_maps_labels_onto_a_larger_head_through_score_class_map(tiny_images):
+    """An imported head with numbered classes: with only ``score.class_map`` (no 1000-name
+    ``classes`` list), enhance steps towards the mapped output, as score and metamers do."""
+    torch.manual_seed(0)
+    net, stages = create_net("smallcnn-tiny", 6, 1)
+    head = [str(i) for i in range(6)]
+    save_model(Classifier(net, stages, [0.3], [0.3], head, "smallcnn-tiny"), tiny_images["root"] / "toy" / "models" / "guide")
+    mapping = {"bar": "4", "dot": "1", "ring": "5"}
+    plain = _plain(make_params(observers=[], compare_guides=[], budgets=[1.0], objective="logit_diverge"))
+    plain["corpora"]["toy"]["score"] = {"class_map": mapping}
+    params = parse_params(plain)
+    stage = Enhance(params, "toy")
+    stage.run()
+    assert stage.diverge_heads("guide") == [1, 4, 5]  # the corpus's classes on this head, not all 6
+    t = budget_table(1.0).to_pydict()
+    images = read_table(stage_dir("toy", "images"), ["id", "image"]).to_pydict()
+    by_id = dict(zip(images["id"], (i["bytes"] for i in images["image"]), strict=True))
+    heads = torch.tensor([int(mapping[CLASSES[k]]) for k in t["label"]])
+    with torch.no_grad():
+        before = load_named(params, "guide")(to_tensor([by_id[i] for i in t["id"]]))
+    assert np.allclose(before.gather(1, heads[:, None])[:, 0].numpy(), t["gt_logit_before"], atol=1e-5)
+    assert np.mean(np.subtract(t["gt_logit_after"], t["gt_logit_before"])) > 0
+
+
+def _plain(params: Params) -> dict:
+    from lwise_build.config.schema import to_plain
+
+    return json.loads(json.dumps(to_plain(params), default=str))

@@ -31,7 +31,6 @@ from ..io.images import to_pngs, to_tensor
 from ..io.paths import budget_dir
 from ..io.tables import iter_shards, png_bytes, shard_paths, write_table
 from ..models.inference import logits
-from ..ops.classmap import head_index
 from ..ops.enhance import default_steps, enhance, objective_value
 from ..ops.quantize import best_within_rows, change_sizes
 from .enhance_figures import figures
@@ -74,8 +73,8 @@ class Enhance(UnitStage):
         self.guide = ctx.model(ep.model)
         self.observers = {o: ctx.model(o) for o in ep.observers}
         self.compare = {g: ctx.model(g) for g in ep.compare_guides if g != ep.model}
-        for name, m in [(ep.model, self.guide), *self.compare.items()]:
-            head_index(m.classes, ctx.classes, f"{self.where}: model {name!r}")
+        for name in [ep.model, *self.compare, *self.observers]:
+            ctx.groups(name)  # every corpus class maps onto the head (scoring's class mapping)
         for c in set(ep.diverge_from or ()) - set(ctx.classes):
             raise UserError(f"{self.where}.diverge_from: {c!r} is not a class of the corpus")
         have = {s for shard in iter_shards(ctx.dir("images"), ["split"]) for s in shard.column("split").to_pylist()}
@@ -91,6 +90,20 @@ class Enhance(UnitStage):
             return list(self.p.diverge_from)
         return list(self.ctx.classes) if self.p.objective == "logit_diverge" else None
 
+    def diverge_heads(self, guide: str) -> list[int] | None:
+        """:meth:`diverge_classes` as head outputs of ``guide``, through scoring's class mapping."""
+        names = self.diverge_classes()
+        if names is None:
+            return None
+        groups = self.ctx.groups(guide)
+        return sorted({int(h) for n in names for h in groups[self.ctx.classes.index(n)]})
+
+    @property
+    def columns(self) -> list[str]:
+        """The images table's columns the items need: id, label, split and any target column."""
+        col = self.ctx.spec.score.target_column
+        return ["id", "label", "split", *([col] if col else [])]
+
     # ------------------------------------------------------------ items ------------------------
     def selected(self, shard: pa.Table) -> pa.Table:
         """The shard's rows of the enhanced splits, in stored order."""
@@ -99,15 +112,17 @@ class Enhance(UnitStage):
 
     def items(self, rows: pa.Table, guide: str) -> dict[float, list[Item]]:
         """Per budget, one item per row (id, label) enhanced by ``guide``; the key hashes the
-        image, its target class, the guide's weights and every param that changes pixels."""
+        image, its target class (scoring's class mapping), the guide's weights and every param
+        that changes pixels."""
         ep, model = self.p, self.ctx.model(guide)
         prefix = json_digest({"v": CACHE_VERSION, "guide": model.model_hash, "objective": ep.objective,
                               "norm": ep.norm, "step": ep.step_size, "steps": ep.steps, "batch": ep.batch_size,
-                              "diverge": sorted(d) if (d := self.diverge_classes()) is not None else None})
-        heads = head_index(model.classes, self.ctx.classes, f"{self.where}: model {guide!r}")
+                              "diverge": self.diverge_heads(guide)})
+        col = self.ctx.spec.score.target_column
         ids, labels = rows.column("id").to_pylist(), rows.column("label").to_pylist()
-        return {b: [Item(bytes_digest(f"{prefix}:{i}:{heads[y]}:{b!r}".encode()), (guide, i, int(heads[y]), b))
-                    for i, y in zip(ids, labels, strict=True)] for b in self.budgets}
+        heads = self.ctx.targets(guide, labels, rows.column(col).to_pylist() if col else None)
+        return {b: [Item(bytes_digest(f"{prefix}:{i}:{t}:{b!r}".encode()), (guide, i, int(t), b))
+                    for i, t in zip(ids, heads.tolist(), strict=True)] for b in self.budgets}
 
     def ensure_rows(self, rows: pa.Table, guide: str, desc: str) -> dict[float, list[Item]]:
         """Every budget of ``rows`` (id, label) enhanced by ``guide``, in the cache."""
@@ -146,7 +161,7 @@ class Enhance(UnitStage):
         images = list(dict.fromkeys(it.payload[1] for it in batch))
         first = {it.payload[1]: it for it in reversed(batch)}
         budgets = sorted({it.payload[3] for it in batch})
-        ep = replace(self.p, diverge_from=self.diverge_classes())
+        ep = replace(self.p, diverge_from=self.diverge_heads(batch[0].payload[0]))
         got = enhance_images(ep, guide, [first[i].payload[4] for i in images],
                              [first[i].payload[2] for i in images], budgets, on_step=self.tick)
         pos = {i: n for n, i in enumerate(images)}
@@ -159,7 +174,7 @@ class Enhance(UnitStage):
             return  # disabled: an empty folder, no budgets
         self.shards = []  # per images shard: its enhanced rows and their items per budget
         for path in shard_paths(self.ctx.dir("images")):
-            rows = self.selected(pq.read_table(path, columns=["id", "label", "split"]))
+            rows = self.selected(pq.read_table(path, columns=self.columns))
             self.shards.append((rows, self.ensure_rows(rows, self.p.model, f"shard {path.name}")))
         for b in self.budgets:
             write_table((_as_rows(self.budget_rows(rows, items[b])) for rows, items in self.shards),
@@ -191,8 +206,7 @@ class Enhance(UnitStage):
         for name in self.compare:
             self.ensure_rows(self.sample, name, f"sample for {name}")
             self.per_guide[name] = self._sampled(self.sample, name)
-        models = {ep.model: self.guide, **self.compare}
-        self.transfer = {g: judge(self, models[g], x0, per_b) for g, per_b in self.per_guide.items()}
+        self.transfer = {g: judge(self, g, x0, per_b) for g, per_b in self.per_guide.items()}
         out = {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
                "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
                "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),

@@ -32,7 +32,7 @@ from ..models.inference import activations, logits
 from ..ops import metamer as M
 from ..ops import metamer_stats as MS
 from ..ops.augment import augment
-from ..ops.classmap import choice_groups, forced_choice, model_targets
+from ..ops.classmap import forced_choice
 from ..seeding import seeded_hex, seeded_int
 from .metamers_figures import figures
 from .units import Item, UnitStage, group_by
@@ -76,9 +76,7 @@ class Metamers(UnitStage):
             return
         self.models = {n: ctx.model(n) for n in dict.fromkeys([*p.generators, *self.judges])}
         self.layers = {g: _layers(self.models[g], p.layers.get(g), f"{self.where}.layers.{g}") for g in p.generators}
-        sp = ctx.spec.score
-        cols = ["id", "label", "split", *([sp.target_column] if sp.target_column else [])]
-        t = read_table(ctx.dir("images"), cols)
+        t = read_table(ctx.dir("images"), ["id", "label", "split"])
         ids, labels = t.column("id").to_pylist(), np.asarray(t.column("label").to_pylist())
         split = np.asarray(t.column("split").to_pylist(), dtype=object)
         for key, name in (("split", p.split), ("null_split", p.null_split)):
@@ -95,10 +93,7 @@ class Metamers(UnitStage):
         self.refs = to_tensor([found[i] for i in self.ref_ids])
         self.null_images = self._decode_null(np.arange(len(self.null_ids))) if (
             len(self.null_ids) * self.refs[0].numel() <= MAX_NULL_PIXELS) else None
-        values = t.column(sp.target_column).to_pylist() if sp.target_column else None
-        self.groups = {n: choice_groups(model_targets(m.classes, ctx.classes, labels, f"corpora.{ctx.corpus}.score "
-                                                      f"(model {n})", class_map=sp.class_map, target_values=values),
-                                        labels, len(ctx.classes)) for n, m in self.models.items()}
+        self.groups = {n: ctx.groups(n) for n in self.models}  # scoring's class mapping
 
     def _decode_null(self, idx: np.ndarray) -> torch.Tensor:
         """Null images ``idx`` as the model sees them (train-time augmentation seeded per image),
