@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
@@ -29,8 +28,6 @@ from ..config.model_params import ModelParams, TrainParams
 from ..config.params import Params, ScoreParams
 from ..device import deterministic
 from ..errors import UserError
-from ..io.cache import ItemCache
-from ..io.digests import bytes_digest, json_digest
 from ..io.images import to_tensor
 from ..io.paths import model_dir, plots_dir, stage_dir
 from ..io.staging import write_json
@@ -38,12 +35,13 @@ from ..io.tables import class_names, read_table
 from ..models.checkpoints import load_weights, normalisation, read
 from ..models.classifier import Classifier
 from ..models.registry import check_arch, create_net
-from ..models.store import save_model, weights_digest
+from ..models.store import save_model
 from ..ops import attacks, blur
 from ..ops.augment import augment
 from ..ops.classmap import model_targets
 from ..seeding import seeded_int
 from .base import Stage
+from .imported_eval import cached_evaluation
 
 CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_robust_accuracy")
 
@@ -247,20 +245,10 @@ class Train(Stage):
         write_json(tmp / "metrics.json", {**self.result, "sha256": self.digest})  # deterministic: no timings
 
     def imported_eval(self, model: Classifier) -> tuple[float | None, float | None]:
-        """An imported model's clean and PGD validation accuracy, computed once per (weights,
-        validation images and targets, device): the unit cache keeps it, so adding images that
-        leave the validation split as it was does not rerun the attack."""
-        key = json_digest({"v": 1, "weights": weights_digest(model), "device": self.ctx.device.type,
-                           "val": bytes_digest(self.val.x.numpy().tobytes() + self.val.y.numpy().tobytes()),
-                           "shape": list(self.val.x.shape), "eval": evaluate_params(None)})
-        cache = ItemCache("train")
-        if not cache.missing([key]):
-            self.reused = True
-            row = cache.get([key], ["clean", "robust"]).to_pylist()[0]
-            return row["clean"], row["robust"]
-        clean, robust = evaluate(model, self.val, None)
-        cache.put(pa.table({"key": [key], "clean": pa.array([clean], pa.float64()), "robust": pa.array([robust], pa.float64())}))
-        return clean, robust
+        """An imported model's validation figures, once per weights and validation content."""
+        figures, self.reused = cached_evaluation(model, self.val, self.ctx.device.type, evaluate_params(None),
+                                                 lambda: evaluate(model, self.val, None))
+        return figures
 
     def metrics(self) -> dict[str, Any]:
         # timings are printed, not stored: DVC-tracked metrics stay byte-identical across rebuilds
