@@ -135,20 +135,31 @@ class NullImages:
             self.store = self.spill(2 * self.dim, self.dtype)
 
     def add(self, acts: np.ndarray) -> None:
-        """Append the activations ``(b, D)`` of the next ``b`` images."""
-        x = np.asarray(acts, dtype=np.float64)
+        """Append the activations ``(b, D)`` of the next ``b`` images (a few rows at a time, so the
+        float64 work arrays stay near ``CHUNK_VALUES`` floats whatever the batch)."""
+        acts = np.asarray(acts)
         if not self.dim:
-            self._open(x)
+            self._open(np.asarray(acts, dtype=np.float64))
+        step = max(1, CHUNK_VALUES // max(1, self.dim))
+        for lo in range(0, len(acts), step):
+            self._add_rows(np.asarray(acts[lo:lo + step], dtype=np.float64))
+
+    def _add_rows(self, x: np.ndarray) -> None:
         mu = x.mean(axis=1)
         xc = x - mu[:, None]
-        ranks = rankdata(_as_float32_if_exact(x), axis=1)
-        rank_mu = ranks.mean(axis=1, keepdims=True)
         self.mu.append(mu)
         self.c2.append(np.einsum("nd,nd->n", xc, xc))
+        del xc
+        ranks = rankdata(_as_float32_if_exact(x), axis=1)
+        rank_mu = ranks.mean(axis=1, keepdims=True)
         self.zero.append(~x.any(axis=1))
         self.rank_mu.append(rank_mu[:, 0])
         self.rank_norm.append(np.linalg.norm(ranks - rank_mu, axis=1))
-        self.store.append(np.concatenate([x, ranks], axis=1).astype(self.dtype))
+        rows = np.empty((len(x), 2 * self.dim), dtype=self.dtype)
+        rows[:, : self.dim], rows[:, self.dim:] = x, ranks
+        if not np.array_equal(rows[:, : self.dim], x):  # float32 rows, but these values need float64
+            raise ValueError("null activations: a later batch is not exact in float32 (mixed precisions)")
+        self.store.append(rows)
 
     def scalars(self) -> dict[str, np.ndarray]:
         return {k: np.concatenate(getattr(self, k)) for k in ("mu", "c2", "zero", "rank_mu", "rank_norm")}
