@@ -37,6 +37,8 @@ def quantize_within(x0: Tensor, x: Tensor, eps: float, norm: str) -> Tensor:
     delta = x.double() * 255.0 - base
     out, todo = base.clone(), torch.ones(len(x), dtype=torch.bool, device=x.device)
     for f in SHRINK:
+        if not todo.any():
+            break  # every image fits already (the usual case after the first factor)
         cand = base + (delta * f).round()
         l2, linf = change_sizes(x0, cand / 255.0)
         fits = todo & ((linf if norm == "linf" else l2) <= eps)
