@@ -102,3 +102,21 @@ def test_224px_resnet50_from_a_robustness_checkpoint_through_a_class_map(data_ro
     assert max(enhanced["l2"]) <= 0.5
     met = read_table(stage_dir("photos", "metamers")).to_pydict()
     assert len(met["reference_id"]) == 4 and set(met["generator_pred"]) <= set(range(4))  # forced choice of 4
+
+
+def test_the_readme_224px_params_load_and_agree():
+    """The README's 224-px walk-through params pass the schema and every params-only check
+    (its curriculum taper uses exactly the budgets enhance builds)."""
+    import re
+
+    import yaml
+
+    from lwise_build.config.checks import params_findings
+    from lwise_build.config.load import parse_params
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S) if "imagenet-robust:" in b)
+    params = parse_params(yaml.safe_load(block))
+    assert [f.text for f in params_findings(params) if f.level == "error"] == []
+    pets = params.corpus("pets")
+    assert set(pets.curricula["lwise"].budgets) == set(pets.enhance.budgets)
