@@ -11,7 +11,7 @@ the same layer, the same loss (normalised activation distance, no range penalty)
 noise and number of steps, with plenoptic's own optimiser (Adam, lr 0.01); its final loss is
 measured on the metamer clamped to [0, 1], as it would be stored. Without plenoptic that part is
 skipped with a one-line message. Prints metamers/s for each (median of interleaved
-repeats), the ratio (goal >= 5x), the mean final loss of each, and the max abs difference between
+repeats, with the CPU time each took: on a shared machine the steadier figure), the ratio (goal >= 5x), the mean final loss of each, and the max abs difference between
 the two results. They are the same metamers mathematically (per-image losses, per-reference
 noise seeds); float rounding differs between batch sizes and the optimisation amplifies it over
 the steps, so the pixels drift apart while the losses stay equal.
@@ -31,6 +31,7 @@ import argparse
 import functools
 import statistics
 import sys
+import time
 import warnings
 
 from workloads import make_images, make_model, timed  # first: sets the process up as the CLI does
@@ -47,6 +48,7 @@ from lwise_build.ops.metamer import (
     synthesis_model,
 )
 
+CPU: dict[tuple[str, int], float] = {}  # median CPU seconds (this process) of each (way, threads)
 PLENOPTIC_MISSING = "plenoptic is not installed (pip install 'lwise-build[bench]'): skipping the external reference"
 
 
@@ -112,12 +114,16 @@ def measure(model: Classifier, layer: str, x: torch.Tensor, args: argparse.Names
     if external is not None:
         ways["plenoptic"] = external
     times: dict[tuple[str, int], list[float]] = {(w, t): [] for w in ways for t in thread_counts}
+    cpu: dict[tuple[str, int], list[float]] = {k: [] for k in times}
     outs: dict[str, torch.Tensor] = {}
     for _ in range(args.repeats):
         for way, threads in times:
             torch.set_num_threads(threads)
+            start = time.process_time()
             seconds, outs[way] = timed(ways[way], device)
             times[way, threads].append(seconds)
+            cpu[way, threads].append(time.process_time() - start)
+    CPU.update({k: statistics.median(v) for k, v in cpu.items()})
     return {k: statistics.median(v) for k, v in times.items()}, outs
 
 
@@ -132,7 +138,7 @@ def report(model: Classifier, layer: str, x: torch.Tensor, args: argparse.Namesp
     print(f"device {device}, {args.arch} @ {args.size}px, layer {layer}, "
           f"{len(x)} references x {args.steps} steps, median of {args.repeats}")
     for (way, threads), t in secs.items():
-        print(f"  {way:14s} {threads} thread(s) {len(x) / t:8.2f} metamers/s  ({t:.2f} s, "
+        print(f"  {way:14s} {threads} thread(s) {len(x) / t:8.2f} metamers/s  ({t:.2f} s, CPU {CPU[way, threads]:.2f} s, "
               f"mean final loss {loss[way]:.4f})")
     for threads in thread_counts:
         ratio = secs["one-at-a-time", threads] / secs["batched", threads]
@@ -143,6 +149,9 @@ def report(model: Classifier, layer: str, x: torch.Tensor, args: argparse.Namesp
         print(f"  plenoptic Metamer (Adam, one target at a time): {len(x) / best['plenoptic']:.2f} metamers/s, "
               f"mean final loss {loss['plenoptic']:.4f}; lwise-build batched {len(x) / best['batched']:.2f} "
               f"metamers/s, mean final loss {loss['batched']:.4f} ({best['plenoptic'] / best['batched']:.1f}x faster)")
+        cpu = {w: min(t for (way, _), t in CPU.items() if way == w) for w in outs}
+        print(f"  in CPU time (each at its best; steadier on a shared machine): plenoptic / batched "
+              f"{cpu['plenoptic'] / cpu['batched']:.1f}x")
     else:
         print(f"  {PLENOPTIC_MISSING}")
     diff = (outs["batched"] - outs["one-at-a-time"]).abs().max().item()

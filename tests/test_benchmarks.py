@@ -25,6 +25,9 @@ TINY = {
     "bench_fingerprint.py": (["--files", "30"], "no-op dvc repro:"),
     "bench_incremental.py": (["--images", "60", "--add", "0.1", "--budgets", "0.5"],
                              "outputs byte-identical to a clean build: True"),
+    "bench_realsize.py": (["--images", "16", "--arch", "resnet18", "--size", "64", "--budgets", "0.5", "1",
+                           "--steps", "2", "--layers", "layer1", "--null-pairs", "6", "--rounds", "1"],
+                          "a process that only loaded the model peaked at"),
 }
 
 

@@ -163,11 +163,11 @@ def test_resumes_after_a_crash_and_after_adding_a_budget(data_root, monkeypatch)
     params = make_params(budgets=[0.5, 2.0], observers=[], compare_guides=[], splits=["train", "test"])
     calls, real = [], enhance_stage.enhance_images
 
-    def crashing(ep, guide, pngs, targets, budgets):
+    def crashing(ep, guide, pngs, targets, budgets, **kw):
         calls.append((pngs[0], list(budgets)))
         if len(calls) == 2:
             raise RuntimeError("simulated crash")
-        return real(ep, guide, pngs, targets, budgets)
+        return real(ep, guide, pngs, targets, budgets, **kw)
 
     monkeypatch.setattr(enhance_stage, "enhance_images", crashing)
     with pytest.raises(RuntimeError, match="simulated"):
@@ -176,7 +176,7 @@ def test_resumes_after_a_crash_and_after_adding_a_budget(data_root, monkeypatch)
     first_shard = calls[0][0]
     calls.clear()
     monkeypatch.setattr(enhance_stage, "enhance_images",
-                        lambda *a: (calls.append((a[2][0], list(a[4]))), real(*a))[1])
+                        lambda *a, **kw: (calls.append((a[2][0], list(a[4]))), real(*a, **kw))[1])
     Enhance(params, "toy").run()
     assert len(calls) == 1 and calls[0][0] != first_shard  # only the second shard was computed
     assert len(list((stage_dir("toy", "enhanced") / "eps=2").glob("*.parquet"))) == 2
@@ -208,3 +208,33 @@ def test_no_guide_writes_an_empty_enhanced_folder(tiny_images):
     details = json.loads((stage_dir("toy", "metrics") / "details" / "enhance.json").read_text())
     assert details["guide"] is None and details["guide_reason"].startswith("enhancement is disabled")
     assert list((stage_dir("toy", "metrics") / "enhance").iterdir()) == []
+
+
+def test_enhance_maps_labels_onto_a_larger_head_through_score_class_map(tiny_images):
+    """An imported head with numbered classes: with only ``score.class_map`` (no 1000-name
+    ``classes`` list), enhance steps towards the mapped output, as score and metamers do."""
+    torch.manual_seed(0)
+    net, stages = create_net("smallcnn-tiny", 6, 1)
+    head = [str(i) for i in range(6)]
+    save_model(Classifier(net, stages, [0.3], [0.3], head, "smallcnn-tiny"), tiny_images["root"] / "toy" / "models" / "guide")
+    mapping = {"bar": "4", "dot": "1", "ring": "5"}
+    plain = _plain(make_params(observers=[], compare_guides=[], budgets=[1.0], objective="logit_diverge"))
+    plain["corpora"]["toy"]["score"] = {"class_map": mapping}
+    params = parse_params(plain)
+    stage = Enhance(params, "toy")
+    stage.run()
+    assert stage.diverge_heads("guide") == [1, 4, 5]  # the corpus's classes on this head, not all 6
+    t = budget_table(1.0).to_pydict()
+    images = read_table(stage_dir("toy", "images"), ["id", "image"]).to_pydict()
+    by_id = dict(zip(images["id"], (i["bytes"] for i in images["image"]), strict=True))
+    heads = torch.tensor([int(mapping[CLASSES[k]]) for k in t["label"]])
+    with torch.no_grad():
+        before = load_named(params, "guide")(to_tensor([by_id[i] for i in t["id"]]))
+    assert np.allclose(before.gather(1, heads[:, None])[:, 0].numpy(), t["gt_logit_before"], atol=1e-5)
+    assert np.mean(np.subtract(t["gt_logit_after"], t["gt_logit_before"])) > 0
+
+
+def _plain(params: Params) -> dict:
+    from lwise_build.config.schema import to_plain
+
+    return json.loads(json.dumps(to_plain(params), default=str))

@@ -79,15 +79,34 @@ def test_shared_trajectory_branches_only_where_projection_binds(monkeypatch):
     rows = []
     orig = E._evaluate
 
-    def counting(fn, x, y, chunk):
+    def counting(fn, x, y, chunk, grad=None):
         rows.append(len(x))
-        return orig(fn, x, y, chunk)
+        return orig(fn, x, y, chunk, grad)
 
     monkeypatch.setattr(E, "_evaluate", counting)
     enhance(tiny_cnn(), images(4), torch.tensor([0, 1, 2, 0]), budgets=BUDGETS)
     assert len(rows) == default_steps(8, 0.5) + 1 == 17
     assert rows[0] == 4 and rows[-1] == 4
     assert all(n == 4 for n in rows[2:])  # 0.25 (and maybe 0.5) branch off at step 1, then end
+
+
+def test_only_rows_that_step_again_take_a_backward_pass():
+    """The compute floor: T passes with gradients for the largest budget, forward passes alone for
+    the final iterate and for budgets that end early (e.g. a branch at step 1), nothing more."""
+    model, x, y = tiny_cnn(), images(4), torch.tensor([0, 1, 2, 0])
+    counts = {"grad": 0, "plain": 0}
+
+    def hook(_module, args):
+        counts["grad" if torch.is_grad_enabled() else "plain"] += len(args[0])
+
+    model.register_forward_pre_hook(hook)
+    enhance(model, x, y, budgets=BUDGETS, batch_size=16)
+    steps = default_steps(8, 0.5)
+    assert counts["grad"] == steps * 16  # one padded batch per step with a gradient
+    assert counts["plain"] <= 3 * 16  # the final iterate, and the budgets that branch at step 1
+    counts.update(grad=0, plain=0)
+    enhance_reference(model, x, y, budgets=[8], batch_size=16)
+    assert counts == {"grad": steps * 16, "plain": 16}
 
 
 def test_budget_smaller_than_one_step_lands_on_the_ball():

@@ -29,6 +29,9 @@ def _cases():
     yield "lines", figures.lines, dict(x=[0.25, 0.5, 1, 2, 4, 8], series={"digits-robust": RNG.random(6),
                                        "digits-standard": RNG.random(6)}, title="gt-logit gain of each guide",
                                        xlabel="L2 budget", ylabel="mean gt-logit gain", logx=True)
+    yield "lines-imagenet", figures.lines, dict(x=[5, 10, 15, 20], series={"imagenet-robust": RNG.random(4)},
+                                                title="gt-logit gain of each guide", xlabel="L2 budget",
+                                                ylabel="mean gt-logit gain", logx=True)
     yield "scatter", figures.scatter, dict(x=RNG.random(40), y=RNG.random(40), title="robust gt logit vs human accuracy",
                                            xlabel="robust_gt_logit", ylabel="human accuracy")
     for rows in (1, 2, 10):
@@ -105,3 +108,17 @@ def test_saved_pngs_are_deterministic(tmp_path):
     a = fn(**{**kwargs, "path": tmp_path / "a.png"})
     b = fn(**{**kwargs, "path": tmp_path / "b.png"})
     assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize("budgets", [[5, 10, 15, 20], [0.25, 0.5, 1, 2, 4, 8]])
+def test_budget_axis_ticks_are_the_budgets(budgets, tmp_path, monkeypatch):
+    """A log budget axis is labelled at the budgets themselves, not at powers of two (2^3 and
+    2^4 on a 5-20 axis)."""
+    captured = {}
+    monkeypatch.setattr(figures, "save", lambda fig, path: captured.setdefault("fig", fig))
+    figures.lines(budgets, {"g": RNG.random(len(budgets))}, tmp_path / "x.png", title="t", xlabel="b", ylabel="y",
+                  logx=True)
+    ax = captured["fig"].axes[0]
+    captured["fig"].canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    assert labels == [f"{b:g}" for b in budgets]

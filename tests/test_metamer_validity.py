@@ -12,6 +12,7 @@ from test_metamers import toy_images, toy_model
 
 from lwise_build.config.load import load_params
 from lwise_build.io.paths import stage_dir
+from lwise_build.io.scratch import ScratchRows
 from lwise_build.io.tables import read_table
 from lwise_build.models.store import save_model
 from lwise_build.ops import metamer as M
@@ -113,22 +114,45 @@ def test_null_statistics_match_brute_force_and_compute_each_image_once():
     acts = rng.normal(size=(30, 40))
     acts[4] = 0  # an all-zero activation: the reference scores its pairs as 0
     pairs = MS.null_pairs(30, 200, seed=3)
-    calls = []
+    given = []
 
-    def acts_of(idx):
-        calls.append(len(idx))
-        return acts[idx]
+    def batches():
+        for lo in range(0, 30, 7):
+            given.append(len(acts[lo:lo + 7]))
+            yield acts[lo:lo + 7]
 
-    got = MS.null_stats(acts_of, pairs)
+    got = MS.null_stats(batches(), pairs, 30)
     brute = MS.match_stats(acts[pairs[:, 0]], acts[pairs[:, 1]])
     dead = (pairs == 4).any(1)
     for s in MS.STATS:
         np.testing.assert_allclose(got[s][~dead], brute[s][~dead], rtol=1e-12, atol=1e-12)
         assert (got[s][dead] == 0).all()
-    assert sum(calls) - 1 == len(np.unique(pairs))  # one probe row, then every image once
-    streamed = MS.null_stats(lambda idx: acts[idx], pairs, max_values=200)  # chunks of pairs
+    assert sum(given) == 30  # every image once
+
+
+def test_null_rows_past_memory_go_to_scratch_and_read_back_in_bounded_blocks(monkeypatch, tmp_path):
+    """Rows spill to a scratch file and the statistics read at most two blocks of rows at a time,
+    whatever the null's size, with the same values bit for bit as all rows in memory."""
+    monkeypatch.setenv("LWISE_CACHE", str(tmp_path))
+    rng = np.random.default_rng(1)
+    acts = np.maximum(rng.normal(size=(60, 50)), 0).astype(np.float32).astype(np.float64)  # ReLU ties
+    pairs = MS.null_pairs(60, 500, seed=2)
+    in_memory = MS.null_stats([acts], pairs, 60)
+    stores, largest = [], []
+
+    def spill(width, dtype):
+        store = ScratchRows(width, dtype)
+        take = store.take
+        store.take = lambda idx: largest.append(len(idx)) or take(idx)
+        stores.append(store)
+        return store
+
+    monkeypatch.setattr(MS, "BLOCK_BYTES", 48 * 50 * 10)  # blocks of 10 images of 50 values
+    streamed = MS.null_stats((acts[lo:lo + 16] for lo in range(0, 60, 16)), pairs, 60, spill=spill, max_bytes=1000)
+    assert len(stores) == 1 and stores[0].count == 60 and stores[0].file.closed
+    assert max(largest) <= 2 * 10 and len(largest) > 1
     for s in MS.STATS:
-        np.testing.assert_allclose(streamed[s], got[s], rtol=1e-12, atol=1e-12)
+        assert np.array_equal(streamed[s], in_memory[s]), s
 
 
 def test_null_pairs_are_distinct_unordered_and_cover_small_pools():
@@ -191,3 +215,27 @@ def test_fake_relu_block_computes_the_torchvision_block():
         x = torch.randn(2, 64, 8, 8)
         with torch.no_grad():
             assert torch.allclose(stage(x), net.layer1(x), atol=1e-6)
+
+
+def test_synthesis_progress_in_a_log_says_steps_done_of_total_with_an_eta(tiny_images, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("LWISE_PROGRESS_SECONDS", "0")  # a line per step; pytest's stderr is not a terminal
+    params = _params(tmp_path, tiny_images["root"])
+    with caplog.at_level("INFO", logger="lwise_build"):
+        _run(params)
+    lines = [r.getMessage() for r in caplog.records if " steps (" in r.getMessage()]
+    refs = len(Metamers(params, "toy").p.generators) * 2 * 10  # per_class 2, digits: 10 classes
+    total = -(-refs // 64) * 60  # batches of up to 64 references x 60 steps
+    assert lines and all(f"/{total} steps (" in line for line in lines), lines[:3]
+    assert any("ETA" in line for line in lines) and lines[-1].startswith("metamers ")
+
+
+def test_every_forward_pass_of_the_stage_runs_at_its_batch_size(tiny_images, tmp_path, monkeypatch):
+    """The null, the statistics and the judges run at ``batch_size`` rows, never more (a 224-px
+    ResNet-50 padded to 256 rows took gigabytes for four references)."""
+    from lwise_build.models.classifier import Classifier
+
+    params = _params(tmp_path, tiny_images["root"], extra="      batch_size: 16\n      null_pairs: 300")
+    sizes, normalize = [], Classifier.normalize
+    monkeypatch.setattr(Classifier, "normalize", lambda self, x: (sizes.append(len(x)), normalize(self, x))[1])
+    _run(params)
+    assert sizes and set(sizes) == {16}

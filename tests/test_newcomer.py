@@ -90,6 +90,11 @@ MISTAKES = [  # (change to the README's params, the one line check must print)
      "does not build (1, 2, 4)"),
     (lambda p: p["corpora"]["faces"]["score"]["models"].update(blur="digits-blur"),
      "error: corpora.faces.score.models.blur: model 'digits-blur' is built for corpus 'digits'"),
+    (lambda p: p["models"]["faces-robust"].update(checkpoint="checkpoints/faces_robust.pt"),
+     "error: models.faces-robust.checkpoint: file 'checkpoints/faces_robust.pt' not found"),
+    (lambda p: p["models"]["faces-standard"].update(classes=["0", "1"]),
+     "error: corpora.faces.score (model faces-standard): label 'face' is not a class of the model "
+     "(map it with score.class_map or score.target_column)"),
     (lambda p: p["corpora"]["faces"]["curricula"]["lwise"].update(train_trials_per_class=20),
      "warning: corpora.faces.curricula.lwise: 2 of 2 classes have fewer than the 235 train images per class"),
 ]

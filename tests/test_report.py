@@ -271,3 +271,61 @@ def test_report_with_only_images_says_not_built(browser, tiny_images, tmp_path):
     page.screenshot(path=str(tmp_path / "empty.png"), full_page=True)
     assert log["errors"] == [] and all(u.startswith(("file://", "data:")) for u in log["requests"])
     page.close()
+
+
+LONG_NAMES = ["golden_retriever", "great_white_shark", "red-breasted_merganser", "cat"]
+
+
+def photo_corpus(root: Path, n: int = 12, size: int = 224) -> int:
+    """224-px RGB noise images (incompressible, as photos at PNG are) with long class names;
+    returns the bytes of their PNGs."""
+    from conftest import write_images_table
+
+    rng = np.random.default_rng(3)
+    arrays = (rng.random((n, size, size, 3)) * 255).astype(np.uint8)
+    write_images_table(root / "toy" / "images", arrays, [i % 4 for i in range(n)], ["train"] * n, LONG_NAMES)
+    return sum(len(encode_png(a)) for a in arrays)
+
+
+def test_photos_go_in_as_thumbnails_and_the_tables_keep_the_full_images(data_root):
+    full = photo_corpus(data_root)
+    page = (Report(make_params(sample=12, thumbnail_px=96), "toy").run() / "index.html").read_text()
+    blob = json.loads(re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)
+                      .group(1).replace("\\u003c", "<"))
+    assert len(blob["src"]) == 12 and all(u.startswith("data:image/jpeg;base64,") for u in blob["src"].values())
+    sizes = {decode_png_or_jpeg(u).shape[:2] for u in blob["src"].values()}
+    assert sizes == {(96, 96)}
+    assert len(page) < full / 10  # the 224-px PNGs would make the page larger than all of them
+    assert {len(d["bytes"]) for d in read_table(data_root / "toy" / "images", ["image"])["image"].to_pylist()} \
+        == {len(encode_png(a)) for a in (np.random.default_rng(3).random((12, 224, 224, 3)) * 255).astype(np.uint8)}
+
+
+def decode_png_or_jpeg(data_uri: str) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_uri.split(",", 1)[1]))))
+
+
+@pytest.mark.browser
+def test_long_class_names_wrap_between_words_not_inside_them(browser, data_root):
+    photo_corpus(data_root)
+    page, log = open_page(browser, Report(make_params(sample=12), "toy").run() / "index.html")
+    page.set_viewport_size({"width": 700, "height": 900})  # narrow cards
+    # every word (between "_", "-" and spaces) of every class name lies on one line
+    split = page.eval_on_selector_all("#grid .card .cls", """els => els.filter(e => e.getClientRects().length).map(e => {
+        const text = e.textContent, words = [], r = document.createRange();
+        let pos = 0;
+        for (const w of text.split(/[_\\- ]/)) {
+          const node = [...e.childNodes].find(n => n.nodeType === 3 && n.textContent.includes(w));
+          const at = node.textContent.indexOf(w);
+          r.setStart(node, at); r.setEnd(node, at + w.length);
+          words.push([w, new Set([...r.getClientRects()].map(b => Math.round(b.top))).size]);
+        }
+        return [text, words.filter(([, lines]) => lines > 1)];
+      })""")
+    assert {t for t, _ in split} == set(LONG_NAMES)
+    assert all(not broken for _, broken in split), [s for s in split if s[1]]
+    assert log["errors"] == []
+    page.close()

@@ -149,3 +149,59 @@ def test_custom_blur_and_kernels() -> None:
     out = blur_batch(x, torch.tensor([0.0, 1.5]))
     assert torch.equal(out[0], x[0]) and float(out[1].sum()) == pytest.approx(1.0, abs=1e-5)
     assert out[1, 0, 7, 7] < 0.2 and float(out[1, 0, 7, 8]) == pytest.approx(float(out[1, 0, 8, 7]), abs=1e-6)
+
+
+def _imported(tmp_path: Path, class_map: dict | None, seed: int = 0) -> tuple[Path, dict]:
+    """A 5-class checkpoint imported as a numbered head ("0".."4"), the corpus mapped onto it."""
+    torch.manual_seed(seed)
+    net, _ = create_net("smallcnn-tiny", 5, 1)
+    ckpt = tmp_path / "five.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(ckpt))
+    data = {"seed": 0, "device": "cpu", "models": {"imp": {**TINY, "checkpoint": str(ckpt), "num_classes": 5}},
+            "corpora": {"toy": {"ingest": {"source": "builtin:digits", "image_size": 16, "grayscale": True},
+                                **({"score": {"class_map": class_map}} if class_map else {})}}}
+    return ckpt, data
+
+
+def _load(tmp_path: Path, data: dict):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_params(path)
+
+
+def test_imported_model_is_validated_through_the_class_map_once_per_weights_and_split(
+        tiny_images, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LWISE_CACHE", str(tmp_path / "cache"))
+    _, data = _imported(tmp_path, None)
+    Train(_load(tmp_path, data), "toy", "imp").run()  # no map: no validation image is of its classes
+    metrics = json.loads((tiny_images["root"] / "toy" / "models" / "imp" / "metrics.json").read_text())
+    assert metrics["val_accuracy"] is None and metrics["val_images"] == 0
+    _, data = _imported(tmp_path, {"bar": "3", "dot": "0", "ring": "4"})
+    stage = Train(_load(tmp_path, data), "toy", "imp")
+    stage.run()
+    metrics = json.loads((tiny_images["root"] / "toy" / "models" / "imp" / "metrics.json").read_text())
+    assert metrics["val_images"] == 12 and metrics["val_accuracy"] is not None and not stage.reused
+    calls = []
+    monkeypatch.setattr("lwise_build.stages.train.evaluate", lambda *a: calls.append(a) or (0.0, 0.0))
+    again = Train(_load(tmp_path, data), "toy", "imp")
+    again.run()  # same weights, same validation images: the attack is not run again
+    assert again.reused and not calls
+    assert json.loads((tiny_images["root"] / "toy" / "models" / "imp" / "metrics.json").read_text()) == metrics
+    _, data = _imported(tmp_path, {"bar": "3", "dot": "0", "ring": "4"}, seed=1)  # other weights
+    Train(_load(tmp_path, data), "toy", "imp").run()
+    assert len(calls) == 1
+
+
+def test_replacing_a_checkpoint_file_changes_what_train_depends_on(tiny_images, tmp_path: Path, monkeypatch) -> None:
+    """The resolved train params (the train stage's DVC dep) carry the checkpoint's sha256, so
+    overwriting the file with other weights rebuilds the model and everything built from it."""
+    from lwise_build.stages import resolved
+
+    monkeypatch.setenv("LWISE_CACHE", str(tmp_path / "cache"))
+    ckpt, data = _imported(tmp_path, None, seed=0)
+    first = resolved.train(_load(tmp_path, data), "imp")
+    assert first["checkpoint_sha256"] == resolved.file_digest(ckpt)
+    assert resolved.train(_load(tmp_path, data), "imp") == first
+    _imported(tmp_path, None, seed=1)  # the same path, other weights
+    assert resolved.train(_load(tmp_path, data), "imp")["checkpoint_sha256"] == resolved.file_digest(ckpt) != \
+        first["checkpoint_sha256"]

@@ -17,6 +17,9 @@
   }
   const fmt = (v, d) => (v === null || v === undefined ? "–" : Number(v).toFixed(d === undefined ? 2 : d));
   const cls = (i) => (i === null || i === undefined ? "?" : (D.classes[i] !== undefined ? D.classes[i] : String(i)));
+  /* A class name as text with break opportunities after "_" and "-" only: a long name wraps
+     between its words, never inside one (golden_retriever, not golden_retri-ever). */
+  const words = (name) => name.split(/(?<=[_-])/).flatMap((part, k) => (k ? [el("wbr"), part] : [part]));
   const eps = (b) => "ε = " + b;
   const empty = (text) => el("p", { class: "empty", text });
   /* Why a section is empty: not configured in params (say which key), or configured but not built yet. */
@@ -72,7 +75,7 @@
     const note = el("div", { class: "variant", text: "original" });
     const card = el("figure", { class: "card", "data-id": id, "data-class": cls(label), "data-split": split },
       img, el("figcaption", {},
-        el("div", { class: "head" }, el("span", { class: "cls", text: cls(label) }), el("span", { class: "tag", text: split })),
+        el("div", { class: "head" }, el("span", { class: "cls", title: cls(label) }, ...words(cls(label))), el("span", { class: "tag", text: split })),
         dl, note));
     return { id, label, split, diffs, order, card, img, note };
   }
@@ -121,7 +124,9 @@
 
   function browser() {
     $("images-lead").textContent = "Showing " + D.items.length + " of " + D.total +
-      " images: a seeded sample balanced over classes (report.sample = " + D.params.sample + ").";
+      " images: a seeded sample balanced over classes (report.sample = " + D.params.sample + "). " +
+      "Images larger than " + D.params.thumbnail_px + " px are shown as thumbnails (report.thumbnail_px); " +
+      "the full images are in the tables (data/" + D.corpus + "/images, enhanced/, metamers/).";
     const fc = $("f-class"), fs = $("f-split"), fa = $("f-alias");
     fc.append(option("", "all classes"));
     D.classes.forEach((c, i) => fc.append(option(String(i), c)));

@@ -222,6 +222,9 @@ class ReportParams:
     curriculum_sequences: int = param(
         2, check=positive, doc="sequences per curriculum whose trial images are embedded"
     )
+    thumbnail_px: int = param(
+        160, check=positive, doc="images in the page at most this many px on a side (larger ones as JPEG "
+        "thumbnails; the full images stay in the tables)")
 
 
 @dataclass(frozen=True)

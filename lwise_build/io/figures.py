@@ -55,13 +55,17 @@ def histograms(groups: Mapping[str, np.ndarray], path: Path, *, title: str, xlab
 
 def lines(x: Sequence[float], series: Mapping[str, Sequence[float]], path: Path, *, title: str,
           xlabel: str, ylabel: str, logx: bool = False) -> Path:
-    """One line per series over a shared x (e.g. logit gain vs budget per guide)."""
+    """One line per series over a shared x (e.g. logit gain vs budget per guide); a log x axis is
+    labelled at the x values themselves (the budgets), not at powers of two."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.5, 3), layout="constrained")
     for name, ys in series.items():
         ax.plot(list(x), list(ys), marker="o", label=str(name))
-    if logx:
+    if logx:  # a log axis is labelled at the x values (budgets), not at powers of two
         ax.set_xscale("log", base=2)
+        ax.minorticks_off()
+        if len(x) <= 12:
+            ax.set_xticks(list(x), [f"{v:g}" for v in x])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if len(series) > 1:
         ax.legend(fontsize=7)

@@ -125,6 +125,19 @@ def png_to_jpeg(png: bytes, quality: int = 75) -> bytes:
     return buf.getvalue()
 
 
+def thumbnail(png: bytes, px: int, quality: int = 90) -> tuple[str, bytes]:
+    """A stored image for a page, at most ``px`` on its longer side: ``("image/png", png)`` itself
+    when it is that small, else a Lanczos-downscaled JPEG (``quality``) with its MIME type."""
+    img = Image.open(io.BytesIO(png))
+    if max(img.size) <= px:
+        return "image/png", png
+    scale = px / max(img.size)
+    small = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", quality=quality)
+    return "image/jpeg", buf.getvalue()
+
+
 def image_id(png: bytes) -> str:
     """The id of a canonical image: the first 16 hex digits of the SHA-256 of its PNG."""
     return bytes_digest(png)[:16]

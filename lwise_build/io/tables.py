@@ -9,7 +9,7 @@ shard by shard, so memory stays bounded by one shard.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +130,20 @@ def read_rows(path: Path, rows: list[int], columns: list[str]) -> pa.Table:
 def png_bytes(table: pa.Table, column: str = "image") -> list[bytes]:
     """The PNG bytes of an Image struct column (no decoding)."""
     return table[column].combine_chunks().field("bytes").to_pylist()
+
+
+def pngs_at(folder: Path, where: Sequence[tuple[str, int]], column: str = "image") -> list[bytes]:
+    """PNG bytes at ``where`` ((shard file name, row) pairs) of a table, in that order, reading
+    only the row groups that hold them."""
+    by_shard: dict[str, list[int]] = {}
+    for shard, row in where:
+        by_shard.setdefault(shard, []).append(row)
+    found: dict[tuple[str, int], bytes] = {}
+    for shard, rows in by_shard.items():
+        uniq = sorted(set(rows))
+        found.update(zip(((shard, r) for r in uniq), png_bytes(read_rows(folder / shard, uniq, [column]), column),
+                         strict=True))
+    return [found[w] for w in where]
 
 
 def pngs_by_id(folder: Path, ids: Iterable[str], column: str = "image", key: str = "id") -> dict[str, bytes]:

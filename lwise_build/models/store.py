@@ -15,12 +15,23 @@ import torch
 from ..config.load import load_params
 from ..config.params import Params
 from ..errors import UserError, first_line
-from ..io.digests import file_digest
+from ..io.digests import bytes_digest, file_digest
 from ..io.paths import model_dir
 from .cfg import WEIGHTS_FILE, is_built, read_config, write_config
 from .checkpoints import classifier_from_checkpoint
 from .classifier import Classifier
 from .registry import create_net
+
+
+def _weights(model: Classifier) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+
+
+def weights_digest(model: Classifier) -> str:
+    """The hash :func:`save_model` gives ``model`` (the sha256 of its safetensors bytes), unwritten."""
+    from safetensors.torch import save
+
+    return bytes_digest(save(_weights(model), metadata={"format": "pt"}))
 
 
 def save_model(model: Classifier, folder: Path, extra: dict[str, Any] | None = None) -> str:
@@ -29,8 +40,7 @@ def save_model(model: Classifier, folder: Path, extra: dict[str, Any] | None = N
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    save_file(_weights(model), str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
     digest = file_digest(folder / WEIGHTS_FILE)
     write_config(folder, {
         "arch": model.arch, "classes": model.classes, "in_channels": int(model.mean.shape[1]),

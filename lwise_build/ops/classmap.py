@@ -15,18 +15,24 @@ import numpy as np
 from ..errors import UserError
 
 
-def map_targets(classes: Sequence[str], values: Sequence[Any], where: str) -> np.ndarray:
-    """Model class index per row from class names (str) or indices (int); one-line error otherwise."""
+def map_targets(classes: Sequence[str], values: Sequence[Any], where: str, lenient: bool = False) -> np.ndarray:
+    """Model class index per row from class names (str) or indices (int); one-line error otherwise
+    (``lenient``: -1 for a value that is not a class of the model)."""
     index = {str(c): i for i, c in enumerate(classes)}
     keys = [str(v) for v in values]
     lut = {}
     for key, v in dict(zip(keys, values, strict=True)).items():  # first occurrence order
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             if not 0 <= int(v) < len(classes):
+                if lenient:
+                    lut[key] = -1
+                    continue
                 raise UserError(f"{where}: class index {int(v)} is outside the model's {len(classes)} classes")
             lut[key] = int(v)
         elif key in index:
             lut[key] = index[key]
+        elif lenient:
+            lut[key] = -1
         else:
             raise UserError(f"{where}: label {key!r} is not a class of the model "
                             f"(map it with score.class_map or score.target_column)")
@@ -51,18 +57,24 @@ def corpus_index(model_classes: Sequence[str], corpus_classes: Sequence[str]) ->
 
 
 def model_targets(model_classes: Sequence[str], names: Sequence[str], labels: Sequence[int], where: str, *,
-                  class_map: Mapping[str, str] | None = None, target_values: Sequence[Any] | None = None) -> np.ndarray:
+                  class_map: Mapping[str, str] | None = None, target_values: Sequence[Any] | None = None,
+                  lenient: bool = False) -> np.ndarray:
     """Model head index per row: ``target_values`` (a metadata column, e.g. the fine ImageNet class)
-    if given, else each label's name through ``class_map`` (scoring's mapping, docs/methods.md)."""
+    if given, else each label's name through ``class_map`` (scoring's mapping, docs/methods.md).
+
+    The one mapping of corpus labels onto a model's head that every stage uses. ``lenient``: -1
+    for a row whose class the model lacks (a model trained on other classes), not an error; a
+    label the map sends to a class the model lacks then falls back to its own name."""
     if target_values is not None:
-        return map_targets(model_classes, target_values, f"{where}.target_column")
+        return map_targets(model_classes, target_values, f"{where}.target_column", lenient)
     class_map = class_map or {}
     for key in class_map:
         if key not in names:
             more = ", ..." if len(names) > 10 else ""
             raise UserError(f"{where}.class_map: {key!r} is not a label of the corpus ({', '.join(names[:10])}{more})")
-    values = [class_map.get(n, n) for n in names]
-    mapped = map_targets(model_classes, values, where) if names else np.zeros(0, np.int64)
+    known = {str(c) for c in model_classes}
+    values = [class_map[n] if n in class_map and (not lenient or str(class_map[n]) in known) else n for n in names]
+    mapped = map_targets(model_classes, values, where, lenient) if names else np.zeros(0, np.int64)
     return mapped[np.asarray(labels, dtype=np.int64)]
 
 

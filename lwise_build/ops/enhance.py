@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..models.inference import padded
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
+OnStep = Callable[[int], object] | None
 
 
 def default_steps(eps: float, step_size: float, steps: int | None = None) -> int:
@@ -81,35 +82,50 @@ def _settle(x0: Tensor, delta: Tensor, radius: Tensor, norm: str) -> Tensor:
     return (x0 + delta).clamp(0, 1)
 
 
-def _evaluate(loss_fn: LossFn, x: Tensor, y: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
+def _evaluate(loss_fn: LossFn, x: Tensor, y: Tensor, chunk: int, grad: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Per-row loss at ``x`` and its input gradient, in fixed-shape chunks of ``chunk`` rows
-    (padded): every row's numbers are then independent of the other rows in the batch."""
-    if not len(x):
-        return x.new_zeros(0), torch.zeros_like(x)
-    losses, grads = [], []
-    with torch.enable_grad():
-        for lo in range(0, len(x), chunk):
-            xs, ys = x[lo:lo + chunk].detach(), y[lo:lo + chunk]
-            xp = padded(xs, chunk).requires_grad_(True)
-            loss = loss_fn(xp, torch.cat([ys, ys.new_zeros(chunk - len(ys))]))
-            (g,) = torch.autograd.grad(loss.sum(), xp)
-            losses.append(loss.detach()[: len(xs)])
-            grads.append(g[: len(xs)])
-    return torch.cat(losses), torch.cat(grads)
+    (padded): every row's numbers are then independent of the other rows in the batch.
+
+    ``grad`` marks the rows whose gradient is needed (default: all); the others (rows at their
+    last step, which only compare their loss) get a forward pass alone, whose loss is bit for bit
+    the one a pass with gradients gives, and an unset gradient row.
+    """
+    losses, grads = x.new_empty(len(x)), torch.empty_like(x)
+    need = torch.ones(len(x), dtype=torch.bool, device=x.device) if grad is None else grad
+    for with_grad in (True, False):
+        rows = (need if with_grad else ~need).nonzero()[:, 0]
+        for lo in range(0, len(rows), chunk):
+            idx = rows[lo:lo + chunk]
+            k = len(idx)
+            xp = padded(x[idx].detach(), chunk)
+            yp = torch.cat([y[idx], y.new_zeros(chunk - k)])
+            if with_grad:
+                with torch.enable_grad():
+                    xp.requires_grad_(True)
+                    loss = loss_fn(xp, yp)
+                    (g,) = torch.autograd.grad(loss.sum(), xp)
+                grads[idx] = g[:k]
+            else:
+                with torch.no_grad():
+                    loss = loss_fn(xp, yp)
+            losses[idx] = loss.detach()[:k]
+    return losses, grads
 
 
 # ---------------------------------------------------------------- reference: one run per budget --
 def _run_reference(loss_fn: LossFn, x0: Tensor, y: Tensor, eps: float, steps: int, step: float,
-                   norm: str, chunk: int) -> Tensor:
+                   norm: str, chunk: int, on_step: OnStep = None) -> Tensor:
     """The plain loop of docs/methods.md ("Enhancement") for one budget."""
     x, radius = x0.clone(), torch.full((len(x0),), float(eps), device=x0.device)
     best_loss, best_x = torch.full_like(radius, float("inf")), x0.clone()
     for t in range(steps + 1):
-        loss, g = _evaluate(loss_fn, x, y, chunk)
+        loss, g = _evaluate(loss_fn, x, y, chunk, None if t < steps else torch.zeros_like(radius, dtype=torch.bool))
         better = loss < best_loss
         best_loss, best_x = torch.where(better, loss, best_loss), torch.where(better[:, None, None, None], x, best_x)
         if t < steps:
             x = _settle(x0, _raw_delta(x, x0, g, step, norm), radius, norm)
+        if on_step is not None:
+            on_step(1)
     return best_x
 
 
@@ -127,6 +143,9 @@ class _Rows:
     best_x: Tensor
 
     def take(self, idx: Tensor) -> _Rows:
+        """The rows ``idx`` (a mask or indices) selects; itself, uncopied, when a mask keeps all."""
+        if idx.dtype == torch.bool and bool(idx.all()):
+            return self
         return _Rows(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
     def cat(self, other: _Rows) -> _Rows:
@@ -134,7 +153,7 @@ class _Rows:
 
 
 def _run_shared(loss_fn: LossFn, x0: Tensor, y: Tensor, eps: Sequence[float], steps: Sequence[int],
-                step: float, norm: str, chunk: int) -> list[Tensor]:
+                step: float, norm: str, chunk: int, on_step: OnStep = None) -> list[Tensor]:
     """Every budget from one trajectory, branching a budget off an image only where it binds."""
     n, dev = len(x0), x0.device
     eps_t, steps_t = torch.tensor(eps, device=dev), torch.tensor(steps, device=dev)
@@ -144,15 +163,18 @@ def _run_shared(loss_fn: LossFn, x0: Tensor, y: Tensor, eps: Sequence[float], st
     branched = torch.zeros(len(eps), n, dtype=torch.bool, device=dev)
     out = [x0.clone() for _ in eps]
     for t in range(int(steps_t.max()) + 1):
-        loss, g = _evaluate(loss_fn, rows.x, y[rows.img], chunk)
+        alive = rows.t_end > t  # rows at their last step only compare their loss: no gradient
+        loss, g = _evaluate(loss_fn, rows.x, y[rows.img], chunk, alive)
         better = loss < rows.best_loss
         rows.best_loss = torch.where(better, loss, rows.best_loss)
         rows.best_x = torch.where(better[:, None, None, None], rows.x, rows.best_x)
         _record(rows, branched, out, steps, t)
-        alive = rows.t_end > t
+        if on_step is not None:
+            on_step(1)
         if not alive.any():
             break
-        rows, delta = rows.take(alive), _raw_delta(rows.x, x0[rows.img], g, step, norm)[alive]
+        rows = rows.take(alive)
+        delta = _raw_delta(rows.x, x0[rows.img], g[alive], step, norm)
         rows, delta = _branch(rows, delta, branched, eps_t, steps_t, t, norm)
         rows.x = _settle(x0[rows.img], delta, rows.radius, norm)
     return out
@@ -257,14 +279,15 @@ def _check(budgets: Sequence[float], objective: str, norm: str, step_size: float
 def enhance(model: nn.Module, images: Tensor, labels: Tensor | Sequence[int], *, budgets: Sequence[float],
             objective: str = "logit", step_size: float = 0.5, norm: str = "l2", steps: int | None = None,
             diverge_from: Sequence[int | str] | None = None, batch_size: int = 128,
-            shared: bool = True, progress: bool = False) -> dict[float, Tensor]:
+            shared: bool = True, progress: bool = False, on_step: OnStep = None) -> dict[float, Tensor]:
     """Enhance ``images`` (N, C, H, W in [0, 1]) towards ``labels`` at every budget.
 
     ``objective``: ``logit`` (-z_gt), ``logit_diverge`` (-(z_gt - mean z_c over ``diverge_from``,
     class names or indices, default all other classes)) or ``cross_entropy``; ``norm``: ``l2`` or
     ``linf``; ``steps``: per budget ``max(1, round(eps / step_size))`` unless given. Returns
     ``{budget: tensor like images}`` (float results; :func:`.quantize.quantize_within` rounds them for storing).
-    ``shared=False`` runs the plain per-budget loop; ``progress`` shows a bar over batches.
+    ``shared=False`` runs the plain per-budget loop; ``progress`` shows a bar over batches;
+    ``on_step(1)`` is called after every step (iterate evaluated) of every batch.
     """
     _check(budgets, objective, norm, step_size, steps)
     eps = sorted({float(b) for b in budgets})
@@ -278,9 +301,9 @@ def enhance(model: nn.Module, images: Tensor, labels: Tensor | Sequence[int], *,
         for lo in (console.progress(starts, desc="enhance", unit="batch", leave=False) if progress and len(starts) > 1 else starts):
             x0, y = images[lo:lo + batch_size].to(dev, torch.float32), labels[lo:lo + batch_size].to(dev)
             if shared:
-                res = _run_shared(loss_fn, x0, y, eps, n_steps, step_size, norm, batch_size)
+                res = _run_shared(loss_fn, x0, y, eps, n_steps, step_size, norm, batch_size, on_step)
             else:
-                res = [_run_reference(loss_fn, x0, y, e, s, step_size, norm, batch_size)
+                res = [_run_reference(loss_fn, x0, y, e, s, step_size, norm, batch_size, on_step)
                        for e, s in zip(eps, n_steps, strict=True)]
             for e, r in zip(eps, res, strict=True):
                 out[e][lo:lo + batch_size] = r.to(images.device, images.dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,8 +93,11 @@ def synthesis_model(model: Classifier) -> Classifier:
     In every ``nn.Sequential``: batch norms after convs are folded into them, ``ReLU, MaxPool2d``
     becomes ``MaxPool2d, ReLU`` (they commute exactly, values and gradients, and the ReLU then
     touches a quarter of the elements), and ReLUs run in place where autograd keeps no copy of
-    what they overwrite. Channels-last memory. ``metamers`` makes one per call unless given one,
-    so pass ``synthesis_model(model)`` when calling it many times with the same model.
+    what they overwrite. Inside torchvision ResNet blocks each ``bnK`` is folded into ``convK``
+    (the blocks are not stages, so every stage's output keeps its meaning): autograd then keeps
+    no batch-norm inputs, a third of a ResNet-50's saved activations. Channels-last memory.
+    ``metamers`` makes one per call unless given one, so pass ``synthesis_model(model)`` when
+    calling it many times with the same model.
     """
     if getattr(model, "is_synthesis_copy", False):
         return model
@@ -102,8 +105,22 @@ def synthesis_model(model: Classifier) -> Classifier:
     for module in list(fast.modules()):
         if isinstance(module, nn.Sequential):
             _rewrite_sequential(module)
+        _fold_resnet_block(module)
     fast.is_synthesis_copy = True
     return fast.to(memory_format=torch.channels_last)
+
+
+def _fold_resnet_block(module: nn.Module) -> None:
+    """Fold ``bnK`` into ``convK`` in a torchvision ``BasicBlock`` / ``Bottleneck`` (modifies it)."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    if not isinstance(module, (BasicBlock, Bottleneck)):
+        return
+    for k in (1, 2, 3):
+        conv, bn = getattr(module, f"conv{k}", None), getattr(module, f"bn{k}", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
+            setattr(module, f"conv{k}", fuse_conv_bn_eval(conv, bn).requires_grad_(False))
+            setattr(module, f"bn{k}", nn.Identity())
 
 
 _OUTPUT_NOT_SAVED = (nn.Conv2d, nn.Linear, nn.MaxPool2d)
@@ -138,17 +155,26 @@ def fake_relu_model(model: Classifier, layer: str) -> Classifier:
 
 
 def _synthesise(model: Classifier, layer: str, target: torch.Tensor, x: torch.Tensor,
-                lrs: Sequence[float]) -> torch.Tensor:
-    """Normalised-gradient L2 steps from ``x`` towards ``target`` activations, clamped to [0, 1]."""
+                lrs: Sequence[float], on_step: Callable[[int], object] | None = None) -> torch.Tensor:
+    """Normalised-gradient L2 steps from ``x`` towards ``target`` activations, clamped to [0, 1].
+
+    One image buffer, updated in place (the gradient's buffer holds the step): per step only
+    the forward and backward passes allocate. ``on_step(1)`` after every step (progress).
+    """
     shape = (-1,) + (1,) * (x.dim() - 1)
-    if x.dim() == 4:
-        x = channels_last(x)
+    x = channels_last(x) if x.dim() == 4 else x.clone()
+    x.requires_grad_(True)
+    scale = target.flatten(1).norm(dim=1).clamp_min(1e-12)  # as normalised_distance, once
     for lr in lrs:
-        x = x.detach().requires_grad_(True)
-        loss = normalised_distance(model.forward_to(x, layer), target).sum()
+        loss = ((model.forward_to(x, layer) - target).flatten(1).norm(dim=1) / scale).sum()
         (grad,) = torch.autograd.grad(loss, x)
-        norm = grad.flatten(1).norm(dim=1).view(shape)
-        x = (x.detach() - lr * grad / (norm + 1e-10)).clamp_(0, 1)
+        del loss
+        with torch.no_grad():
+            norm = grad.flatten(1).norm(dim=1).view(shape)
+            x.sub_(grad.mul_(lr).div_(norm + 1e-10)).clamp_(0, 1)
+        del grad
+        if on_step is not None:
+            on_step(1)
     return x.detach().contiguous()
 
 
@@ -162,7 +188,7 @@ def _check_model(model: Classifier, layer: str) -> None:
 def metamers(model: Classifier, layer: str, images: torch.Tensor, ids: Sequence[str], *,
              steps: int | None = None, schedule: str = "fast", init_noise: float = 0.05, seed: int = 0,
              step_size: float | None = None, batch_size: int = 64, fake_relu: bool = False,
-             progress: bool = False) -> torch.Tensor:
+             progress: bool = False, on_step: Callable[[int], object] | None = None) -> torch.Tensor:
     """Metamers of ``images`` (N, C, H, W in [0, 1]) at ``layer`` of ``model``, on the model's device.
 
     ``ids`` seed each image's init noise, and every batch runs padded to ``batch_size`` (a fixed
@@ -171,6 +197,7 @@ def metamers(model: Classifier, layer: str, images: torch.Tensor, ids: Sequence[
     ``steps`` overrides the schedule's total (keeping its halvings); ``step_size`` its first step
     (published 1.0, fast 4.0); ``fake_relu`` passes the gradient of the layer's output ReLU as
     the identity (the reference's ``*_fake_relu`` layers). Runs in the images' dtype (float64 works).
+    ``progress`` shows a bar over batches; ``on_step(1)`` is called after every step of every batch.
     """
     _check_model(model, layer)
     lrs = get_schedule(schedule).step_sizes(step_size, steps)
@@ -192,7 +219,7 @@ def metamers(model: Classifier, layer: str, images: torch.Tensor, ids: Sequence[
             target = fast.forward_to(padded(ref, batch_size), layer)
         batch_ids = [*ids[start:start + batch_size], *[PAD_ID] * (batch_size - n)]
         x0 = init_noise_images(ref.shape[1:], batch_ids, seed, init_noise)
-        out.append(_synthesise(fast, layer, target, x0.to(device, ref.dtype), lrs)[:n].cpu())
+        out.append(_synthesise(fast, layer, target, x0.to(device, ref.dtype), lrs, on_step)[:n].cpu())
     if not out:
         return torch.empty((0, *images.shape[1:]))
     return torch.cat(out)

@@ -37,6 +37,8 @@ def quantize_within(x0: Tensor, x: Tensor, eps: float, norm: str) -> Tensor:
     delta = x.double() * 255.0 - base
     out, todo = base.clone(), torch.ones(len(x), dtype=torch.bool, device=x.device)
     for f in SHRINK:
+        if not todo.any():
+            break  # every image fits already (the usual case after the first factor)
         cand = base + (delta * f).round()
         l2, linf = change_sizes(x0, cand / 255.0)
         fits = todo & ((linf if norm == "linf" else l2) <= eps)
@@ -67,18 +69,25 @@ def best_within(x0: Tensor, x: Tensor, eps: float, norm: str, score: Score, base
     """:func:`quantize_within`, except that an image whose rounded change scores below the
     original (``base``, the objective of ``x0``) gets the best-scoring fitting candidate instead,
     or ``x0`` itself when none beats it. Only those few images are scored again."""
+    return best_within_rows(x0, x, eps, norm, score, base)[0]
+
+
+def best_within_rows(x0: Tensor, x: Tensor, eps: float, norm: str, score: Score,
+                     base: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`best_within` and the indices of the rows it replaced (the rest are
+    :func:`quantize_within`'s, which ``score`` saw first, all rows at once)."""
     stored = quantize_within(x0, x, eps, norm)
     rows = torch.arange(len(x), device=x.device)
     worse = rows[score(stored, rows) < base]
     if not len(worse):
-        return stored
+        return stored, worse
     best, best_score = x0[worse].clone(), base[worse].clone()
     for cand, fits in candidates_within(x0[worse], x[worse], eps, norm):
         got = score(cand, worse)
         better = fits & (got > best_score)
         best[better], best_score[better] = cand[better], got[better]
     stored[worse] = best
-    return stored
+    return stored, worse
 
 
 def surviving_fraction(x0: Tensor, x: Tensor, x0_shown: Tensor, x_shown: Tensor) -> Tensor:

@@ -19,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
+
 from .. import console
 from ..config.params import CorpusParams, Params
 from ..device import pick_device
@@ -36,6 +38,7 @@ class StageContext:
         self.params, self.corpus = params, corpus
         self.spec: CorpusParams = params.corpus(corpus)
         self._models: dict[str, Any] = {}
+        self._groups: dict[str, tuple[np.ndarray, ...]] = {}
 
     @property
     def seed(self) -> int:
@@ -61,6 +64,35 @@ class StageContext:
 
             self._models[name] = load_named(self.params, name, self.device)
         return self._models[name]
+
+    @cached_property
+    def labels(self) -> tuple[np.ndarray, list[Any] | None]:
+        """Every image's label and, with ``score.target_column``, its target value (images table order)."""
+        from ..io.tables import read_table
+
+        col = self.spec.score.target_column
+        t = read_table(self.dir("images"), ["label", *([col] if col else [])])
+        return np.asarray(t.column("label").to_pylist(), dtype=np.int64), t.column(col).to_pylist() if col else None
+
+    def targets(self, name: str, labels: Any, values: list[Any] | None = None) -> np.ndarray:
+        """Head index of model ``name`` for each row (corpus ``labels`` and, with
+        ``score.target_column``, the rows' ``values``): scoring's class mapping (``score.class_map``,
+        ``score.target_column``; docs/methods.md), the one every stage uses."""
+        from ..ops.classmap import model_targets
+
+        sp = self.spec.score
+        return model_targets(self.model(name).classes, self.classes, labels, f"corpora.{self.corpus}.score (model {name})",
+                             class_map=sp.class_map, target_values=values if sp.target_column else None)
+
+    def groups(self, name: str) -> tuple[np.ndarray, ...]:
+        """Per corpus class, the head outputs of model ``name`` its images map to: the choices of a
+        forced choice over the corpus's classes (one output each, unless ``target_column`` is set)."""
+        from ..ops.classmap import choice_groups
+
+        if name not in self._groups:
+            labels, values = self.labels
+            self._groups[name] = choice_groups(self.targets(name, labels, values), labels, len(self.classes))
+        return self._groups[name]
 
 
 class Stage:

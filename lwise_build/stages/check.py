@@ -13,21 +13,23 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from ..config.checks import Finding, class_needs, error, params_findings, warning
+from ..config.checks import Finding, class_needs, error, params_findings, used_models, warning
 from ..config.constants import SPLITS
 from ..config.curricula import expand_blocks
 from ..config.params import CorpusParams, Params
 from ..errors import UserError, quote
 from ..io.sources import RawItem, column_problem, load_source, manifest_columns
 from ..models.registry import check_arch, fixed_channels, input_rule
+from ..ops.classmap import model_targets
 from .ingest import assign_splits
+from .resolved import is_local
 
 Counts = dict[str, Counter]  # split -> label -> images
 
 
 def check_project(params: Params) -> list[Finding]:
-    """Every finding for ``params``: the params alone, the architectures, then each source."""
-    out = params_findings(params) + arch_findings(params)
+    """Every finding for ``params``: the params alone, the architectures and checkpoints, then each source."""
+    out = params_findings(params) + arch_findings(params) + checkpoint_findings(params)
     for cname, c in params.corpora.items():
         out += source_findings(params, cname, c)
     return out
@@ -55,6 +57,43 @@ def arch_findings(params: Params) -> list[Finding]:
     return out
 
 
+def checkpoint_findings(params: Params) -> list[Finding]:
+    """A checkpoint given as a file path must exist (URLs and ``hf://`` are fetched by train)."""
+    out = []
+    for name, m in params.models.items():
+        if m.checkpoint and is_local(m.checkpoint) and not Path(m.checkpoint).expanduser().is_file():
+            out.append(error(f"models.{name}.checkpoint: file {m.checkpoint!r} not found; give the path of the "
+                             "checkpoint file (relative to where you run lwise-build), an http(s):// URL or "
+                             "hf://org/repo/file"))
+    return out
+
+
+def head_classes(params: Params, name: str) -> list[str] | None:
+    """A model's head classes as its params give them (``classes``; "0".."n-1" for an imported
+    ``num_classes`` head), None when they are its corpus's labels (it is trained on them)."""
+    m = params.model(name)
+    if m.classes:
+        return list(m.classes)
+    return [str(i) for i in range(m.num_classes)] if m.num_classes and not m.train else None
+
+
+def _mapping_findings(params: Params, cname: str, c: CorpusParams, labels: list[str]) -> list[Finding]:
+    """Every corpus label must reach every model the corpus uses through scoring's class mapping
+    (``score.class_map``), the one mapping score, enhance, metamers and train apply."""
+    out, where = [], f"corpora.{cname}.score"
+    if c.score.target_column:
+        return out  # per-image targets: checked by the stages against the images table
+    for model in dict.fromkeys(m for _, m in used_models(cname, c)):
+        classes = head_classes(params, model)
+        if classes is None:
+            continue
+        try:
+            model_targets(classes, labels, range(len(labels)), f"{where} (model {model})", class_map=c.score.class_map)
+        except UserError as exc:
+            out.append(error(str(exc)))
+    return out
+
+
 # ---------------------------------------------------------------- sources ---------------------
 def source_findings(params: Params, cname: str, c: CorpusParams) -> list[Finding]:
     """The source's paths and columns, then (if those are fine) what each split will hold."""
@@ -77,7 +116,7 @@ def source_findings(params: Params, cname: str, c: CorpusParams) -> list[Finding
         counts[s][it.label] += 1
     labels = sorted({it.label for it in items})
     return found + _split_findings(c, sec, counts, labels, all(it.split for it in items)) + \
-        _use_findings(cname, c, counts, labels)
+        _use_findings(cname, c, counts, labels) + _mapping_findings(params, cname, c, labels)
 
 
 def _source_layout(c: CorpusParams, sec: str) -> list[Finding]:

@@ -31,9 +31,8 @@ from ..io.images import to_pngs, to_tensor
 from ..io.paths import budget_dir
 from ..io.tables import iter_shards, png_bytes, shard_paths, write_table
 from ..models.inference import logits
-from ..ops.classmap import head_index
-from ..ops.enhance import enhance, objective_value
-from ..ops.quantize import best_within, change_sizes
+from ..ops.enhance import default_steps, enhance, objective_value
+from ..ops.quantize import best_within_rows, change_sizes
 from .enhance_figures import figures
 from .enhance_metrics import (
     budget_stats,
@@ -63,6 +62,7 @@ class Enhance(UnitStage):
 
     name, output, section, has_plots = "enhance", "enhanced", "enhance", True
     headline_rows = True  # metrics/enhance/eps=<b>.json, eps=0 = the originals
+    work_unit = "step"  # progress counts steps of the shared trajectories: done / total and an ETA
 
     def prepare(self) -> None:
         """Load and check the guide, observers, compare guides and splits before any work."""
@@ -73,8 +73,8 @@ class Enhance(UnitStage):
         self.guide = ctx.model(ep.model)
         self.observers = {o: ctx.model(o) for o in ep.observers}
         self.compare = {g: ctx.model(g) for g in ep.compare_guides if g != ep.model}
-        for name, m in [(ep.model, self.guide), *self.compare.items()]:
-            head_index(m.classes, ctx.classes, f"{self.where}: model {name!r}")
+        for name in [ep.model, *self.compare, *self.observers]:
+            ctx.groups(name)  # every corpus class maps onto the head (scoring's class mapping)
         for c in set(ep.diverge_from or ()) - set(ctx.classes):
             raise UserError(f"{self.where}.diverge_from: {c!r} is not a class of the corpus")
         have = {s for shard in iter_shards(ctx.dir("images"), ["split"]) for s in shard.column("split").to_pylist()}
@@ -90,6 +90,20 @@ class Enhance(UnitStage):
             return list(self.p.diverge_from)
         return list(self.ctx.classes) if self.p.objective == "logit_diverge" else None
 
+    def diverge_heads(self, guide: str) -> list[int] | None:
+        """:meth:`diverge_classes` as head outputs of ``guide``, through scoring's class mapping."""
+        names = self.diverge_classes()
+        if names is None:
+            return None
+        groups = self.ctx.groups(guide)
+        return sorted({int(h) for n in names for h in groups[self.ctx.classes.index(n)]})
+
+    @property
+    def columns(self) -> list[str]:
+        """The images table's columns the items need: id, label, split and any target column."""
+        col = self.ctx.spec.score.target_column
+        return ["id", "label", "split", *([col] if col else [])]
+
     # ------------------------------------------------------------ items ------------------------
     def selected(self, shard: pa.Table) -> pa.Table:
         """The shard's rows of the enhanced splits, in stored order."""
@@ -98,15 +112,17 @@ class Enhance(UnitStage):
 
     def items(self, rows: pa.Table, guide: str) -> dict[float, list[Item]]:
         """Per budget, one item per row (id, label) enhanced by ``guide``; the key hashes the
-        image, its target class, the guide's weights and every param that changes pixels."""
+        image, its target class (scoring's class mapping), the guide's weights and every param
+        that changes pixels."""
         ep, model = self.p, self.ctx.model(guide)
         prefix = json_digest({"v": CACHE_VERSION, "guide": model.model_hash, "objective": ep.objective,
                               "norm": ep.norm, "step": ep.step_size, "steps": ep.steps, "batch": ep.batch_size,
-                              "diverge": sorted(d) if (d := self.diverge_classes()) is not None else None})
-        heads = head_index(model.classes, self.ctx.classes, f"{self.where}: model {guide!r}")
+                              "diverge": self.diverge_heads(guide)})
+        col = self.ctx.spec.score.target_column
         ids, labels = rows.column("id").to_pylist(), rows.column("label").to_pylist()
-        return {b: [Item(bytes_digest(f"{prefix}:{i}:{heads[y]}:{b!r}".encode()), (guide, i, int(heads[y]), b))
-                    for i, y in zip(ids, labels, strict=True)] for b in self.budgets}
+        heads = self.ctx.targets(guide, labels, rows.column(col).to_pylist() if col else None)
+        return {b: [Item(bytes_digest(f"{prefix}:{i}:{t}:{b!r}".encode()), (guide, i, int(t), b))
+                    for i, t in zip(ids, heads.tolist(), strict=True)] for b in self.budgets}
 
     def ensure_rows(self, rows: pa.Table, guide: str, desc: str) -> dict[float, list[Item]]:
         """Every budget of ``rows`` (id, label) enhanced by ``guide``, in the cache."""
@@ -134,15 +150,20 @@ class Enhance(UnitStage):
         return [[it for img in part for it in per_image[img]]
                 for imgs in groups.values() for part in chunks(imgs, self.p.batch_size)]
 
+    def work_size(self, batch: list[Item]) -> int:
+        """Steps of the batch's shared trajectory: its largest budget's, plus the final iterate."""
+        ep = self.p
+        return max(default_steps(it.payload[3], ep.step_size, ep.steps) for it in batch) + 1
+
     def compute(self, batch: list[Item]) -> pa.Table:
         """Enhance the batch's images with its guide at its budgets (one shared trajectory)."""
         guide = self.ctx.model(batch[0].payload[0])
         images = list(dict.fromkeys(it.payload[1] for it in batch))
         first = {it.payload[1]: it for it in reversed(batch)}
         budgets = sorted({it.payload[3] for it in batch})
-        ep = replace(self.p, diverge_from=self.diverge_classes())
+        ep = replace(self.p, diverge_from=self.diverge_heads(batch[0].payload[0]))
         got = enhance_images(ep, guide, [first[i].payload[4] for i in images],
-                             [first[i].payload[2] for i in images], budgets)
+                             [first[i].payload[2] for i in images], budgets, on_step=self.tick)
         pos = {i: n for n, i in enumerate(images)}
         cols = {c: [got[it.payload[3]][c][pos[it.payload[1]]] for it in batch] for c in RESULT_COLUMNS}
         return pa.table({"key": [it.key for it in batch], **{c: pa.array(v, _TYPES[c]) for c, v in cols.items()}})
@@ -153,7 +174,7 @@ class Enhance(UnitStage):
             return  # disabled: an empty folder, no budgets
         self.shards = []  # per images shard: its enhanced rows and their items per budget
         for path in shard_paths(self.ctx.dir("images")):
-            rows = self.selected(pq.read_table(path, columns=["id", "label", "split"]))
+            rows = self.selected(pq.read_table(path, columns=self.columns))
             self.shards.append((rows, self.ensure_rows(rows, self.p.model, f"shard {path.name}")))
         for b in self.budgets:
             write_table((_as_rows(self.budget_rows(rows, items[b])) for rows, items in self.shards),
@@ -185,8 +206,7 @@ class Enhance(UnitStage):
         for name in self.compare:
             self.ensure_rows(self.sample, name, f"sample for {name}")
             self.per_guide[name] = self._sampled(self.sample, name)
-        models = {ep.model: self.guide, **self.compare}
-        self.transfer = {g: judge(self, models[g], x0, per_b) for g, per_b in self.per_guide.items()}
+        self.transfer = {g: judge(self, g, x0, per_b) for g, per_b in self.per_guide.items()}
         out = {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
                "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
                "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
@@ -238,36 +258,45 @@ class Enhance(UnitStage):
                 f"{computed} images x budgets computed; mean gt-logit gain {gain:.2f} at {top} (sample)")
 
 
-def enhance_images(ep: Any, guide: Any, pngs: list[bytes], targets: list[int],
-                   budgets: Sequence[float]) -> dict[float, dict[str, list]]:
+def enhance_images(ep: Any, guide: Any, pngs: list[bytes], targets: list[int], budgets: Sequence[float],
+                   on_step: Any = None) -> dict[float, dict[str, list]]:
     """Enhance canonical PNGs towards ``targets`` (guide head indices) at ``budgets``: per budget
-    the stored PNG, the gt logit before and after, and the L2 / Linf size of the stored change."""
+    the stored PNG, the gt logit before and after, and the L2 / Linf size of the stored change.
+    ``on_step(1)`` after every step of the shared trajectory (progress)."""
     x0 = to_tensor(pngs)
     y = torch.tensor(targets, dtype=torch.long)
     out = enhance(guide, x0, y, budgets=budgets, objective=ep.objective, step_size=ep.step_size, norm=ep.norm,
-                  steps=ep.steps, diverge_from=ep.diverge_from, batch_size=ep.batch_size, progress=True)
+                  steps=ep.steps, diverge_from=ep.diverge_from, batch_size=ep.batch_size, on_step=on_step)
     z0 = logits(guide, x0, ep.batch_size)
     before = z0.gather(1, y[:, None])[:, 0].double()
     base = objective_value(guide, z0, y, ep.objective, ep.diverge_from)
-
-    def score(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return objective_value(guide, logits(guide, x, ep.batch_size), y[rows], ep.objective, ep.diverge_from)
-
     result = {}
     for b in budgets:
-        stored, after = store_budget(guide, x0, out[b], y, b, score, base, before, ep)
+        stored, after = store_budget(guide, x0, out[b], y, b, base, before, ep)
         l2, linf = change_sizes(x0, stored)
         result[b] = {"image": to_pngs(stored), "gt_logit_before": before.tolist(),
                      "gt_logit_after": after.tolist(), "l2": l2.tolist(), "linf": linf.tolist()}
     return result
 
 
-def store_budget(guide: Any, x0: torch.Tensor, x: torch.Tensor, y: torch.Tensor, b: float, score: Any,
+def store_budget(guide: Any, x0: torch.Tensor, x: torch.Tensor, y: torch.Tensor, b: float,
                  base: torch.Tensor, before: torch.Tensor, ep: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The stored images of budget ``b`` and their gt logits: the best rounded candidate within
-    the budget, never scoring below the original on the guide's objective (then the original)."""
-    stored = best_within(x0, x, b, ep.norm, score, base)
-    z = logits(guide, stored, ep.batch_size)
+    the budget, never scoring below the original on the guide's objective (then the original).
+
+    The logits of the rounded images come from the pass that judged them (at a fixed batch shape
+    an image's logits do not depend on its companions); only replaced rows are run again."""
+    seen: list[torch.Tensor] = []
+
+    def score(xs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        z = logits(guide, xs, ep.batch_size)
+        seen.append(z)
+        return objective_value(guide, z, y[rows], ep.objective, ep.diverge_from)
+
+    stored, replaced = best_within_rows(x0, x, b, ep.norm, score, base)
+    z = seen[0].clone()
+    if len(replaced):
+        z[replaced] = logits(guide, stored[replaced], ep.batch_size)
     worse = objective_value(guide, z, y, ep.objective, ep.diverge_from) < base
     stored[worse] = x0[worse]
     after = z.gather(1, y[:, None])[:, 0].double()

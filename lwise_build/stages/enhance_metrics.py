@@ -16,15 +16,12 @@ from ..io.images import png_to_jpeg, to_tensor
 from ..io.paths import budget_dir
 from ..io.tables import iter_shards, png_bytes
 from ..models.inference import logits
-from ..ops.classmap import corpus_index, head_index
+from ..ops.classmap import forced_choice
 from ..ops.quantize import surviving_fraction
 from ..seeding import seeded_hex
 
 if TYPE_CHECKING:
     from .enhance import Enhance
-
-INPUT_COLUMNS = ["id", "label", "split", "image"]
-
 
 def sample(st: Enhance, light: pa.Table) -> pa.Table:
     """Up to ``metrics_sample`` images per split, by seeded hash of the id (order independent)."""
@@ -35,10 +32,10 @@ def sample(st: Enhance, light: pa.Table) -> pa.Table:
         seen[s] += 1
         if seen[s] <= st.p.metrics_sample:
             chosen.append(i)
-    shards = [st.selected(t) for t in iter_shards(st.ctx.dir("images"), INPUT_COLUMNS)]
+    shards = [st.selected(t) for t in iter_shards(st.ctx.dir("images"), [*st.columns, "image"])]
     return _pick(shards, pa.table({"id": chosen}))
 
-def judge(st: Enhance, guide: Any, x0: torch.Tensor, per_b: dict[float, pa.Table]) -> dict:
+def judge(st: Enhance, guide: str, x0: torch.Tensor, per_b: dict[float, pa.Table]) -> dict:
     """Per budget (0 = original): mean gain and guide/observer accuracy on the sample, per split."""
     labels = np.asarray(st.sample.column("label").to_pylist(), dtype=np.int64)
     splits = np.asarray(st.sample.column("split").to_pylist(), dtype=object)
@@ -47,7 +44,7 @@ def judge(st: Enhance, guide: Any, x0: torch.Tensor, per_b: dict[float, pa.Table
         t = per_b.get(b)
         x = x0 if t is None else to_tensor(t.column("image").to_pylist())
         gain = 0.0 if t is None else mean_or_zero(np.asarray(t.column("gt_logit_after")) - np.asarray(t.column("gt_logit_before")))
-        acc = {name: accuracy(st, m, x, labels, splits) for name, m in st.observers.items()}
+        acc = {name: accuracy(st, name, x, labels, splits) for name in st.observers}
         out[budget_dir(b)] = {"mean_gain": gain, "guide_accuracy": accuracy(st, guide, x, labels, splits),
                               "observers": acc}
     return out
@@ -56,8 +53,9 @@ def jpeg_survival(st: Enhance, x0: torch.Tensor, picked: dict[float, pa.Table]) 
     """Per budget on the sample: the fraction of the stored change that survives JPEG (as the
     stimuli are exported), and the guide's mean logit gain on JPEG stimuli against PNG ones."""
     q = st.ctx.spec.export.jpeg_quality
-    labels = torch.tensor(st.sample.column("label").to_pylist(), dtype=torch.long)
-    y = torch.from_numpy(head_index(st.guide.classes, st.ctx.classes, "guide"))[labels]
+    col = st.ctx.spec.score.target_column
+    y = torch.from_numpy(st.ctx.targets(st.p.model, st.sample.column("label").to_pylist(),
+                                        st.sample.column(col).to_pylist() if col else None))
     j0 = to_tensor([png_to_jpeg(p, q) for p in png_bytes(st.sample)])
     before = np.asarray(gt_logits(st.guide, j0, y, st.p.batch_size))
     out = {}
@@ -69,12 +67,13 @@ def jpeg_survival(st: Enhance, x0: torch.Tensor, picked: dict[float, pa.Table]) 
             "surviving_fraction": mean_or_zero(surviving_fraction(x0, x, j0, jx).numpy()),
             "mean_gain_jpeg": mean_or_zero(np.asarray(gt_logits(st.guide, jx, y, st.p.batch_size)) - before),
             "mean_gain_png": mean_or_zero(gain_png)}
-    return {"quality": q, "images": len(labels), "budgets": out}
+    return {"quality": q, "images": len(y), "budgets": out}
 
-def accuracy(st: Enhance, model: Any, x: torch.Tensor, labels: np.ndarray, splits: np.ndarray) -> dict:
-    """Accuracy over the sample and per split (model classes mapped to corpus labels by name)."""
-    to_corpus = corpus_index(model.classes, st.ctx.classes)
-    hit = to_corpus[logits(model, x, st.p.batch_size).argmax(1).numpy()] == labels
+def accuracy(st: Enhance, name: str, x: torch.Tensor, labels: np.ndarray, splits: np.ndarray) -> dict:
+    """Accuracy over the sample and per split: model ``name``'s forced choice over the corpus's
+    classes (scoring's class mapping; the plain argmax when its head is the corpus's classes)."""
+    choice = forced_choice(logits(st.ctx.model(name), x, st.p.batch_size).numpy(), st.ctx.groups(name))
+    hit = choice == labels
     return {"all": mean_or_zero(hit), **{s: mean_or_zero(hit[splits == s]) for s in sorted(set(splits))}}
 
 

@@ -48,7 +48,16 @@ class LocalExecutor:
         self.stage = stage
 
     def run(self, batches: list[list[Item]], desc: str) -> Iterator[pa.Table]:
-        yield from self.stage.imap_units(self.stage.work, batches, desc)
+        """One progress over the batches' work (steps for long syntheses: done, total and an ETA)."""
+        st = self.stage
+        total = sum(st.work_size(b) for b in batches)
+        before = st.tick
+        with console.progress(total=total, desc=desc, unit=f"{st.work_unit}s") as bar:
+            st.tick = bar.update
+            try:
+                yield from st.imap_units(st.work, batches, desc, show=False)
+            finally:
+                st.tick = before
 
 
 @dataclass(frozen=True)

@@ -13,28 +13,31 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from datasets import ClassLabel, Features, Image, Value
 
 from ..errors import UserError
 from ..io.digests import bytes_digest, json_digest
 from ..io.images import to_pngs, to_tensor
-from ..io.tables import pngs_by_id, read_table, write_table
+from ..io.scratch import ScratchRows
+from ..io.tables import pngs_at, pngs_by_id, read_table, shard_paths, write_table
 from ..models.inference import activations, logits
 from ..ops import metamer as M
 from ..ops import metamer_stats as MS
 from ..ops.augment import augment
-from ..ops.classmap import choice_groups, forced_choice, model_targets
+from ..ops.classmap import forced_choice
 from ..seeding import seeded_hex, seeded_int
 from .metamers_figures import figures
 from .units import Item, UnitStage, group_by
 
-CACHE_VERSION = 3  # 3: channels-last batches (models/inference.padded)
+CACHE_VERSION = 4  # 3: channels-last batches (models/inference.padded); 4: BN folded in ResNet blocks
 ROWS_PER_SHARD = 2000
 STATS = MS.STATS
 #: Decoded null images kept in memory at most (floats); more are decoded per use.
@@ -63,6 +66,7 @@ class Metamers(UnitStage):
     name, output, section, has_plots = "metamers", "metamers", "metamers", True
     headline_rows = True  # metrics/metamers/<generator>.json
     parallel_units = True
+    work_unit = "step"  # progress counts synthesis steps: done / total and an ETA
 
     def prepare(self) -> None:
         """Load models, check layers, pick references and null pairs (seeded) before any work."""
@@ -72,9 +76,7 @@ class Metamers(UnitStage):
             return
         self.models = {n: ctx.model(n) for n in dict.fromkeys([*p.generators, *self.judges])}
         self.layers = {g: _layers(self.models[g], p.layers.get(g), f"{self.where}.layers.{g}") for g in p.generators}
-        sp = ctx.spec.score
-        cols = ["id", "label", "split", *([sp.target_column] if sp.target_column else [])]
-        t = read_table(ctx.dir("images"), cols)
+        t = read_table(ctx.dir("images"), ["id", "label", "split"])
         ids, labels = t.column("id").to_pylist(), np.asarray(t.column("label").to_pylist())
         split = np.asarray(t.column("split").to_pylist(), dtype=object)
         for key, name in (("split", p.split), ("null_split", p.null_split)):
@@ -85,20 +87,18 @@ class Metamers(UnitStage):
         used, pairs = np.unique(MS.null_pairs(len(pool), p.null_pairs, ctx.seed), return_inverse=True)
         self.pairs = pairs.reshape(-1, 2)  # decode only the images the null uses
         self.null_ids = [ids[pool[i]] for i in used]
-        found = pngs_by_id(ctx.dir("images"), [ids[i] for i in chosen] + self.null_ids)
-        self.null_pngs = [found[i] for i in self.null_ids]
+        self.null_at = _locations(ctx.dir("images"), self.null_ids)
+        found = pngs_by_id(ctx.dir("images"), [ids[i] for i in chosen])
         self.ref_ids, self.ref_labels = [ids[i] for i in chosen], labels[chosen]
         self.refs = to_tensor([found[i] for i in self.ref_ids])
         self.null_images = self._decode_null(np.arange(len(self.null_ids))) if (
             len(self.null_ids) * self.refs[0].numel() <= MAX_NULL_PIXELS) else None
-        values = t.column(sp.target_column).to_pylist() if sp.target_column else None
-        self.groups = {n: choice_groups(model_targets(m.classes, ctx.classes, labels, f"corpora.{ctx.corpus}.score "
-                                                      f"(model {n})", class_map=sp.class_map, target_values=values),
-                                        labels, len(ctx.classes)) for n, m in self.models.items()}
+        self.groups = {n: ctx.groups(n) for n in self.models}  # scoring's class mapping
 
     def _decode_null(self, idx: np.ndarray) -> torch.Tensor:
-        """Null images ``idx`` as the model sees them (train-time augmentation seeded per image)."""
-        x = to_tensor([self.null_pngs[i] for i in idx])
+        """Null images ``idx`` as the model sees them (train-time augmentation seeded per image),
+        read from the images table (only the row groups holding them)."""
+        x = to_tensor(pngs_at(self.ctx.dir("images"), [self.null_at[i] for i in idx]))
         kinds = tuple(self.p.null_augment)
         if kinds:
             x = torch.cat([augment(x[k:k + 1], kinds, torch.Generator().manual_seed(
@@ -106,16 +106,21 @@ class Metamers(UnitStage):
         return x
 
     def _null(self, model: Any, layer: str) -> dict[str, float]:
-        """The null thresholds at ``layer``: activations once per image, statistics in chunks."""
-        def acts_of(idx: np.ndarray) -> np.ndarray:
-            x = self.null_images[idx] if self.null_images is not None else self._decode_null(idx)
-            return activations(model, layer, x)
+        """The null thresholds at ``layer``: each image's activations once, in batches of the
+        stage's batch size (rows past memory go to a scratch file), the statistics in blocks."""
+        n, bs = len(self.null_ids), self.p.batch_size
 
-        return MS.thresholds(MS.null_stats(acts_of, self.pairs))
+        def batches() -> Iterator[np.ndarray]:
+            for lo in range(0, n, bs):
+                idx = np.arange(lo, min(n, lo + bs))
+                x = self.null_images[idx] if self.null_images is not None else self._decode_null(idx)
+                yield activations(model, layer, x, bs)
+
+        return MS.thresholds(MS.null_stats(batches(), self.pairs, n, spill=ScratchRows))
 
     def choices(self, name: str, x: torch.Tensor) -> np.ndarray:
         """Model ``name``'s forced choice over the corpus's classes (corpus label indices)."""
-        return forced_choice(logits(self.models[name], x).numpy(), self.groups[name])
+        return forced_choice(logits(self.models[name], x, self.p.batch_size).numpy(), self.groups[name])
 
     def cell_items(self) -> dict[tuple[str, str], list[Item]]:
         """Per (generator, layer), one item per reference, keyed by the generator's weights, the
@@ -138,13 +143,24 @@ class Metamers(UnitStage):
         ordered = sorted(items, key=lambda it: depth[it.payload[:2]])
         return group_by(ordered, lambda it: it.payload[:2], self.p.batch_size)
 
+    @cached_property
+    def synthesis_models(self) -> dict[str, Any]:
+        """One synthesis copy per generator (:func:`~lwise_build.ops.metamer.synthesis_model`),
+        shared by every batch and thread (not one copy per batch)."""
+        return {g: M.synthesis_model(self.models[g]) for g in self.p.generators}
+
+    def work_size(self, batch: list[Item]) -> int:
+        """Synthesis steps of one batch (its references go together)."""
+        p = self.p
+        return len(M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps))
+
     def compute(self, batch: list[Item]) -> pa.Table:
         gen, layer = batch[0].payload[:2]
         rows = [it.payload[2] for it in batch]
         p = self.p
-        x = M.metamers(self.models[gen], layer, self.refs[rows], [self.ref_ids[r] for r in rows], steps=p.steps,
+        x = M.metamers(self.synthesis_models[gen], layer, self.refs[rows], [self.ref_ids[r] for r in rows], steps=p.steps,
                        schedule=p.schedule, init_noise=p.init_noise, seed=self.ctx.seed, step_size=p.step_size,
-                       batch_size=p.batch_size, fake_relu=p.fake_relu)
+                       batch_size=p.batch_size, fake_relu=p.fake_relu, on_step=self.tick)
         return pa.table({"key": [it.key for it in batch], "png": pa.array(to_pngs(x), pa.binary())})
 
     def write(self, tmp: Path) -> None:
@@ -168,7 +184,8 @@ class Metamers(UnitStage):
         model = self.models[gen]
         pngs = self.lookup([it.key for it in items], ["png"]).column("png").to_pylist()
         stored = to_tensor(pngs)
-        ref_acts, met_acts = activations(model, layer, self.refs), activations(model, layer, stored)
+        bs = self.p.batch_size
+        ref_acts, met_acts = activations(model, layer, self.refs, bs), activations(model, layer, stored, bs)
         null = self._null(model, layer)
         stats = MS.match_stats(ref_acts, met_acts)
         loss = M.normalised_distance(torch.from_numpy(met_acts), torch.from_numpy(ref_acts)).numpy()
@@ -255,6 +272,17 @@ def _layers(model: Any, wanted: Sequence[str] | None, where: str) -> list[str]:
         if name not in stages:
             raise UserError(f"{where}: unknown layer {name!r} (stages: {', '.join(stages)})")
     return sorted(wanted, key=stages.index) if wanted else stages
+
+
+def _locations(folder: Path, ids: Sequence[str]) -> list[tuple[str, int]]:
+    """(shard file name, row) of each of ``ids`` in a table (reading only its id column)."""
+    where = {}
+    wanted = set(ids)
+    for path in shard_paths(folder):
+        for row, i in enumerate(pq.read_table(path, columns=["id"]).column("id").to_pylist()):
+            if i in wanted:
+                where[i] = (path.name, row)
+    return [where[i] for i in ids]
 
 
 def select_references(ids: Sequence[str], labels: np.ndarray, mask: np.ndarray, per_class: int,

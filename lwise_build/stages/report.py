@@ -1,7 +1,9 @@
 """The ``report`` stage: one self-contained ``data/<corpus>/report/index.html`` to check a build by eye.
 
-Everything is inline (stored PNGs as data: URIs, the data as JSON, CSS and JS from ``assets/``),
-so the page opens from disk with no server and no network. Only a seeded, class-stratified sample
+Everything is inline (stored images as data: URIs, the data as JSON, CSS and JS from ``assets/``),
+so the page opens from disk with no server and no network. Images larger than
+``report.thumbnail_px`` go in as JPEG thumbnails (a 224-px corpus made a 104 MB page of full
+PNGs); the full images are in the tables. Only a seeded, class-stratified sample
 of images (and the images the embedded curricula and metamers need) goes into the page; every
 section says "not built" when its input table is missing. Same inputs + params -> same bytes.
 """
@@ -22,6 +24,7 @@ import pyarrow.compute as pc
 from ..config.constants import SPLITS
 from ..errors import UserError
 from ..hub.configs import enhanced_tables
+from ..io.images import thumbnail
 from ..io.paths import enhanced_dir, stage_dir
 from ..io.tables import (
     class_names,
@@ -75,9 +78,10 @@ def label_order(label: Any) -> tuple:
     return (label is None, label if label is not None else 0)
 
 
-def data_uri(png: bytes) -> str:
-    """A PNG as an inline ``data:`` URI."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def data_uri(png: bytes, px: int | None = None) -> str:
+    """A PNG as an inline ``data:`` URI; with ``px``, its thumbnail (at most ``px`` a side)."""
+    mime, data = thumbnail(png, px) if px else ("image/png", png)
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def num(v: Any, digits: int = 4) -> float | None:
@@ -105,15 +109,15 @@ def enhanced_budgets(corpus: str) -> list[str]:
     return [f"{b:g}" for b in enhanced_tables(stage_dir(corpus, "enhanced"))]
 
 
-def load_enhanced(corpus: str, wanted: dict[str, set[str]]) -> dict[str, dict[str, list]]:
-    """``budget -> id -> [data URI, gt-logit gain]`` for the wanted ids of each built budget."""
+def load_enhanced(corpus: str, wanted: dict[str, set[str]], px: int) -> dict[str, dict[str, list]]:
+    """``budget -> id -> [data URI (thumbnail), gt-logit gain]`` for the wanted ids of each built budget."""
     out = {}
     for b, ids in wanted.items():
         t = rows_by_id(enhanced_dir(corpus, float(b)), ids, ["id", "image", "gt_logit_before", "gt_logit_after"])
         gains = pc.subtract(t["gt_logit_after"], t["gt_logit_before"]).to_pylist()
         pngs = dict(zip(t["id"].to_pylist(), png_bytes(t), strict=True))
         pairs = zip(t["id"].to_pylist(), gains, strict=True)
-        out[b] = {i: [data_uri(pngs[i]), num(g, 3)] for i, g in pairs}
+        out[b] = {i: [data_uri(pngs[i], px), num(g, 3)] for i, g in pairs}
     return out
 
 
@@ -146,7 +150,7 @@ def curriculum_needs(cur: dict[str, Any] | None) -> set[tuple[str, str]]:
             if seq["embedded"] for row in seq["trials"]}
 
 
-def load_metamers(corpus: str, classes: list[str], n: int, seed: int) -> dict[str, Any] | None:
+def load_metamers(corpus: str, classes: list[str], n: int, seed: int, px: int) -> dict[str, Any] | None:
     """Recognisability matrix over all metamers plus a gallery of ``n`` sampled references."""
     folder = stage_dir(corpus, "metamers")
     if not has_table(folder):
@@ -161,7 +165,7 @@ def load_metamers(corpus: str, classes: list[str], n: int, seed: int) -> dict[st
     picked = stratified_sample([r[0] for r in refs], [r[1] for r in refs], n, seed)
     chosen = [refs[i][0] for i in picked]
     return {"matrix": recognisability_matrix(rows, judges), "total": len(refs),
-            "refs": gallery(folder, rows, chosen)}
+            "refs": gallery(folder, rows, chosen, px)}
 
 
 def recognisability_matrix(rows: list[dict], judges: list[str]) -> dict[str, Any]:
@@ -176,7 +180,7 @@ def recognisability_matrix(rows: list[dict], judges: list[str]) -> dict[str, Any
             "values": values}
 
 
-def gallery(folder: Path, rows: list[dict], chosen: list[str]) -> list[dict]:
+def gallery(folder: Path, rows: list[dict], chosen: list[str], px: int) -> list[dict]:
     """Each chosen reference with its metamers (per generator, by layer depth) and pass/fail."""
     t = rows_by_id(folder, chosen, ["reference_id", "generator", "layer", "metamer"], key="reference_id")
     keys = zip(*(t[c].to_pylist() for c in ("reference_id", "generator", "layer")), strict=True)
@@ -186,7 +190,7 @@ def gallery(folder: Path, rows: list[dict], chosen: list[str]) -> list[dict]:
         key = (r["reference_id"], r["generator"], r["layer"])
         if key in pngs:
             pred = r.get("generator_pred")
-            by_ref[r["reference_id"]].append([r["generator"], r["layer"], data_uri(pngs[key]),
+            by_ref[r["reference_id"]].append([r["generator"], r["layer"], data_uri(pngs[key], px),
                                               r.get("passes"), pred if pred is None else str(pred)])
     label = {r["reference_id"]: r["label"] for r in rows}
     return [{"id": i, "label": label[i], "metamers": by_ref[i]} for i in chosen]
@@ -223,8 +227,9 @@ def collect(params: Any, corpus: str) -> dict[str, Any]:
     cur = load_curricula(corpus, classes, rp.curriculum_sequences)
     needs = curriculum_needs(cur)
     budgets = enhanced_budgets(corpus)
-    enh = load_enhanced(corpus, {b: {*sample, *(i for bb, i in needs if bb == b)} for b in budgets})
-    met = load_metamers(corpus, classes, rp.metamer_sample, params.seed)
+    px = rp.thumbnail_px
+    enh = load_enhanced(corpus, {b: {*sample, *(i for bb, i in needs if bb == b)} for b in budgets}, px)
+    met = load_metamers(corpus, classes, rp.metamer_sample, params.seed, px)
     originals = set(sample) | {i for b, i in needs if i not in enh.get(b, {})}
     originals |= {r["id"] for r in met["refs"]} if met else set()
     pngs = pngs_by_id(folder, originals)
@@ -233,10 +238,10 @@ def collect(params: Any, corpus: str) -> dict[str, Any]:
         "total": len(ids), "splitCounts": split_counts(splits), "aliases": aliases,
         "budgets": budgets, "scoresBuilt": bool(aliases), "pixelated": small(pngs),
         "items": [[ids[i], labels[i], splits[i], diffs.get(ids[i])] for i in picked],
-        "src": {i: data_uri(p) for i, p in pngs.items()}, "enh": enh,
+        "src": {i: data_uri(p, px) for i, p in pngs.items()}, "enh": enh,
         "curricula": cur, "metamers": met, "figures": load_figures(corpus),
         "params": {"sample": rp.sample, "metamer_sample": rp.metamer_sample,
-                   "curriculum_sequences": rp.curriculum_sequences},
+                   "curriculum_sequences": rp.curriculum_sequences, "thumbnail_px": px},
         "configured": configured(params.corpus(corpus)), "configKeys": CONFIG_KEYS,
     }
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..config.checks import corpus_models
 from ..config.params import Params
 from ..config.schema import to_plain
 from ..io.digests import file_digest
+from ..io.fingerprint import files_fingerprint
 from ..io.paths import stage_dir
 from ..io.psychds import data_file
 
@@ -38,9 +40,18 @@ def score(params: Params, corpus: str) -> dict[str, Any]:
     return _section(params, corpus, "score")
 
 
+def _mapping(params: Params, corpus: str) -> dict[str, Any]:
+    """Scoring's class mapping when one is set (every stage that maps labels onto a head uses it)."""
+    sp = params.corpus(corpus).score
+    if not (sp.class_map or sp.target_column):
+        return {}
+    return {"score_mapping": plain({"class_map": dict(sp.class_map), "target_column": sp.target_column})}
+
+
 def enhance(params: Params, corpus: str) -> dict[str, Any]:
-    """The enhance section, plus the stimulus format when it is JPEG (the metrics measure it)."""
-    out, ex = _section(params, corpus, "enhance"), params.corpus(corpus).export
+    """The enhance section, the stimulus format when it is JPEG (the metrics measure it) and
+    scoring's class mapping when set (the targets)."""
+    out, ex = {**_section(params, corpus, "enhance"), **_mapping(params, corpus)}, params.corpus(corpus).export
     if ex.stimulus_format == "jpeg":
         out["stimuli"] = plain({"format": ex.stimulus_format, "jpeg_quality": ex.jpeg_quality})
     return out
@@ -53,10 +64,7 @@ def curriculum(params: Params, corpus: str) -> dict[str, Any]:
 
 def metamers(params: Params, corpus: str) -> dict[str, Any]:
     """The metamers section, plus scoring's class mapping when one is set (forced choices)."""
-    out, sp = _section(params, corpus, "metamers"), params.corpus(corpus).score
-    if sp.class_map or sp.target_column:
-        out["score_mapping"] = plain({"class_map": dict(sp.class_map), "target_column": sp.target_column})
-    return out
+    return {**_section(params, corpus, "metamers"), **_mapping(params, corpus)}
 
 
 def experiment(params: Params, corpus: str) -> dict[str, Any]:
@@ -87,8 +95,26 @@ def report(params: Params, corpus: str) -> dict[str, Any]:
 
 
 def train(params: Params, model_name: str) -> dict[str, Any]:
-    """What a model's folder depends on: the seed, the device and the model's entry."""
-    return plain({"seed": params.seed, "device": params.device, "model": to_plain(params.model(model_name))})
+    """What a model's folder depends on: the seed, the device, the model's entry, the content hash
+    of a local checkpoint file (replacing the file rebuilds the model and all it feeds) and its
+    corpus's class mapping (the labels its validation metrics are taken against)."""
+    spec = params.model(model_name)
+    out = {"seed": params.seed, "device": params.device, "model": to_plain(spec), **_mapping(params, spec.corpus)}
+    if spec.checkpoint and is_local(spec.checkpoint):
+        out["checkpoint_sha256"] = checkpoint_digest(spec.checkpoint)
+    return plain(out)
+
+
+def is_local(source: str) -> bool:
+    """A checkpoint given as a file path (not an http(s) URL or ``hf://``, which name their content)."""
+    return not source.startswith(("http://", "https://", "hf://"))
+
+
+def checkpoint_digest(source: str) -> str:
+    """The sha256 of a local checkpoint file ("" when it does not exist; train then says so), read
+    again only when its size or modification time changed (the source stat cache)."""
+    path = Path(source).expanduser()
+    return files_fingerprint(path, [(path.name, path)])[0][path.name] if path.is_file() else ""  # own stat cache
 
 
 #: Each corpus stage's resolved params, by DVC stage name, in pipeline order (train: :func:`train`).

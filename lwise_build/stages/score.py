@@ -11,7 +11,7 @@ over the whole table, and recognisability is measured against humans or held-out
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from ..io.tables import column_names, read_table, shard_paths, shard_sizes, writ
 from ..models.cfg import WEIGHTS_FILE
 from ..models.inference import STATS, resolve_precision, score_pngs
 from ..models.store import built_dir
-from ..ops.classmap import model_targets
 from ..ops.difficulty import COLUMNS, with_difficulty
 from ..ops.recognisability import score_report
 from .units import Item, UnitStage, attach_pngs, chunks
@@ -59,8 +58,8 @@ class Score(UnitStage):
         if self.ctx.device.type == "cuda":
             for model in self.models.values():
                 model.to(memory_format=torch.channels_last)
-        self.targets = {m: _targets(sp, self.meta, self.ctx.classes, self.models[m].classes,
-                                    f"{self.where} (model {m})") for m in self.panel}
+        values = self.meta.column(sp.target_column).to_pylist() if sp.target_column is not None else None
+        self.targets = {m: self.ctx.targets(m, self.labels, values) for m in self.panel}
         self.precision = resolve_precision(sp.precision, self.ctx.device)
 
     def write(self, tmp: Path) -> None:
@@ -182,13 +181,6 @@ def _meta_columns(sp: Any, columns: list[str], src: Any, where: str) -> list[str
                         f"(columns: {', '.join(columns)})")
     extra = [sp.target_column] if sp.target_column else []
     return list(dict.fromkeys(["id", "label", "split", *extra, *(c for c in HUMAN_COLUMNS if c in columns)]))
-
-
-def _targets(sp: Any, meta: Any, names: list[str], classes: Sequence[str], where: str) -> np.ndarray:
-    """Model class index per row: target column, else label name through ``class_map``."""
-    values = meta.column(sp.target_column).to_pylist() if sp.target_column is not None else None
-    labels = np.asarray(meta.column("label").to_numpy(), dtype=np.int64)
-    return model_targets(classes, names, labels, where, class_map=sp.class_map, target_values=values)
 
 
 def _write_scores(tmp: Path, meta: Any, names: list[str], cols: dict, sizes: list[int]) -> None:

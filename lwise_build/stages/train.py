@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .. import console
 from ..config.model_params import ModelParams, TrainParams
-from ..config.params import Params
+from ..config.params import Params, ScoreParams
 from ..device import build_platform, deterministic, torch_threads
 from ..errors import UserError
 from ..io.images import to_tensor
@@ -39,8 +39,10 @@ from ..models.registry import check_arch, create_net
 from ..models.store import save_model
 from ..ops import attacks, blur
 from ..ops.augment import augment
+from ..ops.classmap import model_targets
 from ..seeding import seeded_int
 from .base import Stage
+from .imported_eval import cached_evaluation
 
 CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_robust_accuracy")
 
@@ -61,15 +63,17 @@ def seed_for(params: Params, name: str) -> int:
     return seeded_int(params.seed, name)
 
 
-def load_split(corpus: str, split: str, classes: list[str]) -> Split:
-    """One split of the images table, sorted by id (independent of shards), labels mapped to ``classes``."""
+def load_split(corpus: str, split: str, classes: list[str], mapping: ScoreParams | None = None) -> Split:
+    """One split of the images table, sorted by id (independent of shards), labels mapped to
+    ``classes`` by scoring's class mapping (``mapping``: score.class_map / target_column, as every
+    stage maps them); images of classes the model lacks are left out."""
     folder = stage_dir(corpus, "images")
-    names = class_names(folder)
-    table = read_table(folder, columns=["id", "image", "label", "split"])
+    names, col = class_names(folder), mapping.target_column if mapping else None
+    table = read_table(folder, columns=["id", "image", "label", "split", *([col] if col else [])])
     table = table.filter(pc.equal(table["split"], split)).sort_by("id")
-    index = {c: i for i, c in enumerate(classes)}
-    lut = np.array([index.get(n, -1) for n in names] or [-1], dtype=np.int64)
-    labels = lut[np.asarray(table["label"].to_numpy(zero_copy_only=False), dtype=np.int64)]
+    labels = model_targets(classes, names, np.asarray(table["label"].to_numpy(zero_copy_only=False), dtype=np.int64),
+                           f"corpora.{corpus}.score", class_map=mapping.class_map if mapping else None,
+                           target_values=table[col].to_pylist() if col else None, lenient=True)
     keep = np.flatnonzero(labels >= 0)
     pngs = [table["image"][int(i)].as_py()["bytes"] for i in keep]
     x = torch.cat([to_tensor(pngs[i:i + 512]).mul_(255).round_().to(torch.uint8)
@@ -159,10 +163,15 @@ def evaluate(model: Classifier, val: Split, tp: TrainParams | None, robust: bool
     """Clean and (if ``robust``) L2-PGD (``eval_eps``, ``eval_steps``) accuracy on the validation split."""
     if len(val) == 0:
         return None, None
-    eps, steps = (tp.eval_eps, tp.eval_steps) if tp else (1.0, 10)
+    eps, steps = evaluate_params(tp)
     x = val.x.float().div_(255)
     clean = attacks.accuracy(model, x, val.y)
     return clean, attacks.accuracy(model, x, val.y, eps=eps, steps=steps) if robust else None
+
+
+def evaluate_params(tp: TrainParams | None) -> tuple[float, int]:
+    """The L2 PGD budget and steps of the robust-accuracy metric (an import: 1.0 and 10)."""
+    return (tp.eval_eps, tp.eval_steps) if tp else (1.0, 10)
 
 
 def fit(model: Classifier, train: Split, val: Split, tp: TrainParams, seed: int, name: str,
@@ -212,8 +221,10 @@ class Train(Stage):
     def prepare(self) -> None:
         spec, corpus = self.spec, self.ctx.corpus
         self.classes = model_classes(spec, self.model_name)
-        self.val = load_split(corpus, "validation", self.classes)
-        self.train = load_split(corpus, "train", self.classes) if spec.train else Split(self.val.x[:0], self.val.y[:0])
+        mapping = self.ctx.spec.score
+        self.val = load_split(corpus, "validation", self.classes, mapping)
+        self.train = load_split(corpus, "train", self.classes, mapping) if spec.train else Split(self.val.x[:0], self.val.y[:0])
+        self.reused = False  # an imported model's evaluation came from the unit cache
         _check_size(spec, self.train if len(self.train) else self.val, self.model_name)
 
     def write(self, tmp: Path) -> None:
@@ -224,7 +235,7 @@ class Train(Stage):
             model = build_model(spec, self.classes, self.where).to(device)
             self.rows = fit(model, self.train, self.val, tp, seed, self.model_name, device) if tp else []
             last = self.rows[-1] if self.rows else None
-            clean, robust = (last["val_accuracy"], last["val_robust_accuracy"]) if last else evaluate(model, self.val, None)
+            clean, robust = (last["val_accuracy"], last["val_robust_accuracy"]) if last else self.imported_eval(model)
         self.seconds = time.perf_counter() - start
         self.result = {"val_accuracy": clean, "val_robust_accuracy": robust,
                        "eval_eps": tp.eval_eps if tp else 1.0, "eval_steps": tp.eval_steps if tp else 10,
@@ -234,6 +245,12 @@ class Train(Stage):
                                                           "checkpoint": spec.checkpoint,
                                                           "built_with": build_platform(device, tp.threads if tp else 1)})
         write_json(tmp / "metrics.json", {**self.result, "sha256": self.digest})  # deterministic: no timings
+
+    def imported_eval(self, model: Classifier) -> tuple[float | None, float | None]:
+        """An imported model's validation figures, once per weights and validation content."""
+        figures, self.reused = cached_evaluation(model, self.val, self.ctx.device.type, evaluate_params(None),
+                                                 lambda: evaluate(model, self.val, None))
+        return figures
 
     def metrics(self) -> dict[str, Any]:
         # timings are printed, not stored: DVC-tracked metrics stay byte-identical across rebuilds
@@ -257,7 +274,8 @@ class Train(Stage):
     def summary(self) -> str:
         trained = len(self.train) * (self.spec.train.epochs if self.spec.train else 0)
         rate = f", {trained / self.seconds:.0f} images/s" if trained and self.seconds > 0 else ""
-        how = f"trained {self.result['epochs']} epochs on {len(self.train)} images" if self.spec.train else "imported"
+        how = (f"trained {self.result['epochs']} epochs on {len(self.train)} images" if self.spec.train
+               else "imported" + (" (its evaluation on these validation images reused)" if self.reused else ""))
         clean, robust = self.result["val_accuracy"], self.result["val_robust_accuracy"]
         acc = "" if clean is None else f"; val accuracy {clean:.3f}" + ("" if robust is None else f", robust {robust:.3f}")
         return f"{self.model_name} {how} in {self.seconds:.1f} s{rate}{acc}"

@@ -20,7 +20,7 @@ from .. import console
 from ..config.params import Params
 from ..errors import UserError
 from ..io.cache import ItemCache
-from ..io.tables import png_bytes, read_rows
+from ..io.tables import pngs_at
 from .base import Stage
 
 if TYPE_CHECKING:
@@ -47,10 +47,16 @@ class UnitStage(Stage):
 
     parallel_units: ClassVar[bool] = False  # CPU: run batches side by side, one thread each
     remote: ClassVar[bool] = True  # may run on Ray (ingest reads local source files: it may not)
+    work_unit: ClassVar[str] = "batch"  # what local progress counts; "step": compute calls tick per step
 
     def __init__(self, params: Params, corpus: str, executor: str | None = None):
         super().__init__(params, corpus)
         self.executor = executor  # "local" or "ray"; None: the corpus's, else the global setting
+        self.tick: Callable[[int], Any] = _ignore  # advances the running local progress (LocalExecutor)
+
+    def work_size(self, batch: list[Item]) -> int:
+        """How much progress one batch is, in :attr:`work_unit` (steps for long syntheses)."""
+        return 1
 
     @cached_property
     def cache(self) -> ItemCache:
@@ -86,8 +92,12 @@ class UnitStage(Stage):
         console.info(f"{self.name} {self.ctx.corpus}: {desc}: {total - len(todo)} reused, {len(todo)} computed")
 
     def work(self, batch: list[Item]) -> pa.Table:
-        """What an executor runs per batch: attach, then compute."""
-        return self.compute(self.attach(batch))
+        """What an executor runs per batch: attach, then compute (then one tick of progress,
+        unless compute ticks its own steps)."""
+        table = self.compute(self.attach(batch))
+        if self.work_unit == "batch":
+            self.tick(1)
+        return table
 
     @cached_property
     def counts(self) -> list[tuple[str, int, int]]:
@@ -111,29 +121,22 @@ class UnitStage(Stage):
         results = dict(self.imap_units(lambda pair: (pair[0], fn(pair[1])), list(enumerate(items)), desc))
         return [results[i] for i in range(len(items))]
 
-    def imap_units(self, fn: Callable[[Any], T], items: list[Any], desc: str) -> Iterator[T]:
+    def imap_units(self, fn: Callable[[Any], T], items: list[Any], desc: str, show: bool = True) -> Iterator[T]:
         """``fn`` over ``items``, each result as soon as it is done; with ``parallel_units`` on a
         CPU side by side in threads with one torch thread each (always, so bytes do not depend on
-        the cache state)."""
+        the cache state). ``show``: a progress bar over the items (off when the caller has one)."""
         if self.parallel_units and self.ctx.device.type == "cpu":
-            yield from _threads(fn, items, desc)
+            yield from _threads(fn, items, desc, show)
             return
-        for item in console.progress(items, desc=desc, unit="batch"):
+        for item in console.progress(items, desc=desc, unit="batch") if show else items:
             yield fn(item)
 
 
 def attach_pngs(images: Path, batch: list[Item], where: Callable[[Item], tuple[str, int]]) -> list[Item]:
     """``batch`` with each item's PNG bytes appended to its payload; ``where`` gives the item's
     (shard file name, row) in the ``images`` table. Reads only the row groups holding them."""
-    by_shard: dict[str, list[int]] = {}
-    for it in batch:
-        shard, row = where(it)
-        by_shard.setdefault(shard, []).append(row)
-    found: dict[tuple[str, int], bytes] = {}
-    for shard, rows in by_shard.items():
-        uniq = sorted(set(rows))
-        found.update(zip(((shard, r) for r in uniq), png_bytes(read_rows(images / shard, uniq, ["image"])), strict=True))
-    return [Item(it.key, (*it.payload, found[where(it)])) for it in batch]
+    pngs = pngs_at(images, [where(it) for it in batch])
+    return [Item(it.key, (*it.payload, png)) for it, png in zip(batch, pngs, strict=True)]
 
 
 def chunks(items: list[Any], size: int) -> list[list[Any]]:
@@ -149,7 +152,11 @@ def group_by(items: list[Item], by: Callable[[Item], Hashable], size: int) -> li
     return [batch for group in groups.values() for batch in chunks(group, size)]
 
 
-def _threads(fn: Callable[[Any], T], items: list[Any], desc: str) -> Iterator[T]:
+def _ignore(n: int = 1) -> None:
+    """Progress nobody shows (no local run in progress)."""
+
+
+def _threads(fn: Callable[[Any], T], items: list[Any], desc: str, show: bool = True) -> Iterator[T]:
     """``fn`` over ``items`` in threads with one torch thread each, results as they finish.
 
     Small models on few cores run faster as parallel single-threaded units than as one
@@ -162,7 +169,8 @@ def _threads(fn: Callable[[Any], T], items: list[Any], desc: str) -> Iterator[T]
     try:
         with ThreadPoolExecutor(max(1, min(threads, len(items)))) as pool:
             futures = [pool.submit(fn, item) for item in items]
-            for done in console.progress(as_completed(futures), total=len(items), desc=desc, unit="unit"):
-                yield done.result()
+            done = as_completed(futures)
+            for future in console.progress(done, total=len(items), desc=desc, unit="unit") if show else done:
+                yield future.result()
     finally:
         torch.set_num_threads(threads)
