@@ -62,7 +62,7 @@ def make_corpus(root: Path, per_class: int = 50) -> dict:
 def make_curricula(root: Path, corpus: dict, sequences: int = 3, train: int = 1, test: int = 4) -> list[dict]:
     """``control`` and ``lwise``: block 1 training (lwise: eps=2), block 2 test (natural)."""
     from lwise_build.io.tables import write_table
-    from lwise_build.stages.curriculum import table_features
+    from lwise_build.stages.curriculum.stage import table_features
 
     rng = np.random.default_rng(1)
     by = {(s, c): [i for i, lab, sp in zip(corpus["ids"], corpus["labels"], corpus["splits"], strict=True)

@@ -26,8 +26,8 @@ from lwise_build.ops.human_analysis import (
     training_time_reference,
     training_time_screens,
 )
-from lwise_build.stages.analyze import Analyze
-from lwise_build.stages.experiment import Experiment
+from lwise_build.stages.analyze.stage import Analyze
+from lwise_build.stages.experiment.stage import Experiment
 
 
 def params(experiment: dict | None = None, **analysis):

@@ -15,7 +15,7 @@ from lwise_build.hub import croissant
 from lwise_build.hub.datasheet import MARK, TITLES
 from lwise_build.hub.provenance import data_digest
 from lwise_build.io.digests import file_digest
-from lwise_build.stages.export import Export
+from lwise_build.stages.export.stage import Export
 
 SHEET = {"motivation": "Teach novices digit classes", "funding": "Grant ABC-1", "ethics_review": "IRB 2024-17",
          "contact": "lab@example.org", "source_description": "Scanned by the lab",

@@ -24,7 +24,7 @@ from lwise_build.io.digests import file_digest
 from lwise_build.io.images import encode_png
 from lwise_build.io.tables import read_features, read_table, write_table
 from lwise_build.ops.curriculum_draw import build_sequence
-from lwise_build.stages.curriculum import Curriculum, load_pools
+from lwise_build.stages.curriculum.stage import Curriculum, load_pools
 
 CLASSES = ["a", "b", "c"]
 N_TRAIN, N_TEST, N_VAL = 30, 8, 2

@@ -1,5 +1,5 @@
 """dvc.yaml lists, for every stage, every project module its command runs (derived from the
-imports, tests/import_graph.py), so editing any of them makes ``dvc status`` report the stage."""
+imports, tools/import_graph.py), so editing any of them makes ``dvc status`` report the stage."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def missing(graph: ImportGraph, dvc: dict, stage: str) -> list[str]:
 @pytest.mark.parametrize("stage", [s for s in STAGES if s != "resolve"])  # resolve always runs
 def test_every_module_a_stage_runs_is_a_dep(stage: str) -> None:
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    assert missing(ImportGraph(), dvc, stage) == [], "run `python tests/update_dvc_deps.py`"
+    assert missing(ImportGraph(), dvc, stage) == [], "run `python tools/update_dvc_deps.py`"
     for dep in code_deps(dvc, stage):
         assert (ROOT / dep).exists(), f"{stage}: dep {dep} does not exist"
 
@@ -39,7 +39,7 @@ def test_a_new_import_is_reported(tmp_path: Path) -> None:
     graph = ImportGraph()
     before = graph.stage_files("ingest")
     assert "lwise_build/io/figures.py" not in before
-    graph.edges["lwise_build.stages.ingest"].add("lwise_build.io.figures")
+    graph.edges["lwise_build.stages.ingest.stage"].add("lwise_build.io.figures")
     assert "lwise_build/io/figures.py" in graph.stage_files("ingest")
 
 
@@ -58,7 +58,7 @@ def test_resolve_stays_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, lwise_build.cli, lwise_build.stages.resolve; "
+    code = ("import sys, lwise_build.cli, lwise_build.stages.resolve.stage; "
             "print(sorted(m for m in ('torch', 'datasets', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

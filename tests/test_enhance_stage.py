@@ -19,8 +19,8 @@ from lwise_build.models.classifier import Classifier
 from lwise_build.models.registry import create_net
 from lwise_build.models.store import load_named, save_model
 from lwise_build.ops.quantize import best_within, change_sizes, quantize_within
-from lwise_build.stages import enhance as enhance_stage
-from lwise_build.stages.enhance import Enhance
+from lwise_build.stages.enhance import stage as enhance_stage
+from lwise_build.stages.enhance.stage import Enhance
 
 CLASSES = ["bar", "dot", "ring"]
 BUDGETS = [0.25, 1.0, 3.0]

@@ -17,8 +17,8 @@ from lwise_build.config.load import parse_params
 from lwise_build.errors import UserError
 from lwise_build.io.tables import pngs_by_id, read_table, write_table
 from lwise_build.ops.experiment_design import assign, condition_weights, design, fnv1a
-from lwise_build.stages.curriculum import table_features
-from lwise_build.stages.experiment import Experiment
+from lwise_build.stages.curriculum.stage import table_features
+from lwise_build.stages.experiment.stage import Experiment
 
 
 def params(**experiment):

@@ -34,8 +34,8 @@ from lwise_build.config.curricula import participant_condition
 from lwise_build.config.load import parse_params
 from lwise_build.io.responses import read_responses
 from lwise_build.ops.experiment_design import SHAPES, assign
-from lwise_build.stages.analyze import Analyze
-from lwise_build.stages.experiment import Experiment
+from lwise_build.stages.analyze.stage import Analyze
+from lwise_build.stages.experiment.stage import Experiment
 
 pytestmark = pytest.mark.browser
 

@@ -15,8 +15,8 @@ from lwise_build.hub import pull
 from lwise_build.io.digests import file_digest
 from lwise_build.io.tables import read_table
 from lwise_build.stages import resolved
-from lwise_build.stages.experiment import Experiment
-from lwise_build.stages.export import Export
+from lwise_build.stages.experiment.stage import Experiment
+from lwise_build.stages.export.stage import Export
 
 CALIBRATION = {"score": "robust_gt_logit", "slope": 1.25, "intercept": -0.5, "lr_auc_in_sample": 0.71,
                "lr_auc_cv": 0.69, "conditions": ["control"], "trials": 480, "participants": 12, "folds": 5,
@@ -83,7 +83,7 @@ def test_pull_the_experiment_artefact(with_experiment: Path, tmp_path: Path, mon
 def test_opt_in_responses_config_carries_the_deidentified_trials(with_experiment: Path, tmp_path: Path) -> None:
     from experiment_tiny import fake_session
 
-    from lwise_build.stages.analyze import Analyze
+    from lwise_build.stages.analyze.stage import Analyze
 
     with pytest.raises(UserError, match=r"export.responses: .*psychds/data/study-toy_data.csv does not exist; "
                                         r"run `lwise-build analyze toy"):

@@ -22,7 +22,7 @@ from lwise_build.errors import UserError
 from lwise_build.hub import publish as hub
 from lwise_build.hub.git_remote import publish_folder
 from lwise_build.io.digests import file_digest, git_blob_sha
-from lwise_build.stages.export import Export
+from lwise_build.stages.export.stage import Export
 
 GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
 

@@ -22,10 +22,10 @@ from lwise_build.io.cache import ItemCache
 from lwise_build.models.classifier import Classifier
 from lwise_build.models.registry import create_net
 from lwise_build.models.store import save_model
-from lwise_build.stages.enhance import Enhance
-from lwise_build.stages.ingest import Ingest
-from lwise_build.stages.metamers import Metamers
-from lwise_build.stages.score import Score
+from lwise_build.stages.enhance.stage import Enhance
+from lwise_build.stages.ingest.stage import Ingest
+from lwise_build.stages.metamers.stage import Metamers
+from lwise_build.stages.score.stage import Score
 
 CLASSES = ["cat", "dög", "猫"]  # test_ingest's folder
 OUTPUTS = ("images", "scores", "enhanced", "metamers", "metrics", "plots")

@@ -15,7 +15,7 @@ from PIL import Image
 from lwise_build.config.load import load_params
 from lwise_build.errors import UserError
 from lwise_build.io.tables import read_features, read_table
-from lwise_build.stages.ingest import Ingest
+from lwise_build.stages.ingest.stage import Ingest
 
 COLORS = {"cat": (200, 30, 30), "dög": (30, 200, 30), "猫": (30, 30, 200)}
 

@@ -1,6 +1,6 @@
 """The package is layered (docs/architecture.md): imports go only downward, and never in a cycle.
 
-Read from the source (``tests/import_graph.py``), so a function-local import cannot hide a
+Read from the source (``tools/import_graph.py``), so a function-local import cannot hide a
 cycle. Each test of the rule also checks it fires on a small package that breaks it.
 """
 

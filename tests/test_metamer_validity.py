@@ -19,7 +19,7 @@ from lwise_build.ops import metamer as M
 from lwise_build.ops import metamer_stats as MS
 from lwise_build.ops.classmap import choice_groups, forced_choice, model_targets
 from lwise_build.ops.fake_relu import FakeReLUBlock, fake_relu, with_fake_relu
-from lwise_build.stages.metamers import Metamers
+from lwise_build.stages.metamers.stage import Metamers
 
 PARAMS = """
 seed: 0

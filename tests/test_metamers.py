@@ -319,7 +319,7 @@ def _stage_params(tmp_path: Path, root: Path, classes: list[str]):
 def _run_stage(params) -> dict:
     from lwise_build.io.paths import stage_dir
     from lwise_build.io.tables import read_table
-    from lwise_build.stages.metamers import Metamers
+    from lwise_build.stages.metamers.stage import Metamers
 
     Metamers(params, "toy").run()
     folder = stage_dir("toy", "metamers")
@@ -381,7 +381,7 @@ def _check_loss_on_stored_image(rows: list[dict], classes: list[str]) -> None:
 
 def test_stage_rejects_an_unknown_layer(tiny_images, tmp_path):
     from lwise_build.config.load import load_params
-    from lwise_build.stages.metamers import Metamers
+    from lwise_build.stages.metamers.stage import Metamers
 
     _stage_params(tmp_path, tiny_images["root"], tiny_images["classes"])
     path = tmp_path / "params.yaml"
@@ -407,7 +407,7 @@ def test_stage_without_generators_writes_empty_outputs(tiny_images, tmp_path):
     from lwise_build.config.load import load_params
     from lwise_build.io.paths import stage_dir
     from lwise_build.io.tables import read_table
-    from lwise_build.stages.metamers import Metamers
+    from lwise_build.stages.metamers.stage import Metamers
 
     path = tmp_path / "params.yaml"
     path.write_text("corpora:\n  toy:\n    ingest: {source: 'builtin:digits'}\n")

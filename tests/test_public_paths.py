@@ -17,7 +17,7 @@ from lwise_build.config.load import parse_params
 from lwise_build.config.schema import to_plain
 from lwise_build.errors import UserError
 from lwise_build.io.paths import public_path, public_source
-from lwise_build.stages.export import Export
+from lwise_build.stages.export.stage import Export
 
 
 def test_public_paths_keep_relative_paths_and_drop_machine_folders() -> None:

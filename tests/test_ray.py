@@ -23,10 +23,10 @@ from test_ingest import make_folder  # noqa: E402
 from lwise_build.config.load import parse_params  # noqa: E402
 from lwise_build.config.schema import to_plain  # noqa: E402
 from lwise_build.errors import UserError  # noqa: E402
-from lwise_build.stages.enhance import Enhance  # noqa: E402
-from lwise_build.stages.ingest import Ingest  # noqa: E402
-from lwise_build.stages.metamers import Metamers  # noqa: E402
-from lwise_build.stages.score import Score  # noqa: E402
+from lwise_build.stages.enhance.stage import Enhance  # noqa: E402
+from lwise_build.stages.ingest.stage import Ingest  # noqa: E402
+from lwise_build.stages.metamers.stage import Metamers  # noqa: E402
+from lwise_build.stages.score.stage import Score  # noqa: E402
 
 RAY_INIT = {"include_dashboard": False, "log_to_driver": False, "object_store_memory": 100 * 2**20}
 
@@ -110,7 +110,7 @@ CRASHING = textwrap.dedent('''
     import os
     import time
     from pathlib import Path
-    from lwise_build.stages.score import Score
+    from lwise_build.stages.score.stage import Score
 
     class CrashOnce(Score):
         """Kills its actor's process the first time it computes (the marker file says when)."""

@@ -15,7 +15,7 @@ from lwise_build.config.params import Params
 from lwise_build.errors import UserError
 from lwise_build.io.images import decode_png, encode_png
 from lwise_build.io.tables import read_table, write_table
-from lwise_build.stages.report import Report, stratified_sample
+from lwise_build.stages.report.stage import Report, stratified_sample
 
 
 def uri(png: bytes) -> str:

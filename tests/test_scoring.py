@@ -22,7 +22,7 @@ from lwise_build.models.classifier import Classifier
 from lwise_build.models.registry import register
 from lwise_build.models.store import load_model_dir, save_model
 from lwise_build.ops.difficulty import difficulty
-from lwise_build.stages.score import Score
+from lwise_build.stages.score.stage import Score
 
 MEAN, STD = 0.2, 0.5
 
@@ -242,7 +242,7 @@ def test_stage_reuses_cached_shards(tiny_images, monkeypatch):
     params = make_params({"models": {"robust": "toy-a"}}, names=("toy-a",))
     Score(params, "toy").run()
     first = read_scores()
-    import lwise_build.stages.score as score_stage
+    import lwise_build.stages.score.stage as score_stage
 
     monkeypatch.setattr(score_stage, "score_pngs", lambda *a, **k: pytest.fail("recomputed a cached shard"))
     Score(params, "toy").run()

@@ -23,8 +23,8 @@ from lwise_build.models.registry import create_net
 from lwise_build.models.store import load_named, save_model
 from lwise_build.ops.enhance import enhance
 from lwise_build.ops.quantize import surviving_fraction
-from lwise_build.stages.enhance import Enhance
-from lwise_build.stages.export import Export
+from lwise_build.stages.enhance.stage import Enhance
+from lwise_build.stages.export.stage import Export
 
 WIDE = [*CLASSES, "extra1", "extra2"]
 

@@ -24,7 +24,7 @@ from lwise_build.ops.blur import (
     gaussian_kernel,
     kernel_size,
 )
-from lwise_build.stages.train import Train
+from lwise_build.stages.train.stage import Train
 
 TINY = {"arch": "smallcnn-tiny", "corpus": "toy", "in_channels": 1, "mean": [0.2], "std": [0.3]}
 RECIPE = {"epochs": 2, "batch_size": 16, "optimizer": "adam", "lr": 0.01, "eval_steps": 2}
@@ -182,7 +182,7 @@ def test_imported_model_is_validated_through_the_class_map_once_per_weights_and_
     metrics = json.loads((tiny_images["root"] / "toy" / "models" / "imp" / "metrics.json").read_text())
     assert metrics["val_images"] == 12 and metrics["val_accuracy"] is not None and not stage.reused
     calls = []
-    monkeypatch.setattr("lwise_build.stages.train.evaluate", lambda *a: calls.append(a) or (0.0, 0.0))
+    monkeypatch.setattr("lwise_build.stages.train.stage.evaluate", lambda *a: calls.append(a) or (0.0, 0.0))
     again = Train(_load(tmp_path, data), "toy", "imp")
     again.run()  # same weights, same validation images: the attack is not run again
     assert again.reused and not calls

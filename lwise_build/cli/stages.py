@@ -19,7 +19,7 @@ from .group import (
 @stage_params
 def resolve(params: Any, corpus: str) -> None:
     """Fingerprint the source and resolve every stage's params into data/<corpus>/resolved/."""
-    from ..stages.resolve import Resolve
+    from ..stages.resolve.stage import Resolve
 
     Resolve(params, corpus).run()
 
@@ -29,7 +29,7 @@ def resolve(params: Any, corpus: str) -> None:
 @stage_params
 def ingest(params: Any, corpus: str) -> None:
     """Canonicalise a corpus's images into data/<corpus>/images/."""
-    from ..stages.ingest import Ingest
+    from ..stages.ingest.stage import Ingest
 
     Ingest(params, corpus).run()
 
@@ -40,7 +40,7 @@ def ingest(params: Any, corpus: str) -> None:
 @stage_params
 def train(params: Any, corpus: str, model: str) -> None:
     """Train (or import) MODEL on CORPUS into data/<corpus>/models/<model>/."""
-    from ..stages.train import Train
+    from ..stages.train.stage import Train
 
     Train(params, corpus, model).run()
 
@@ -51,7 +51,7 @@ def train(params: Any, corpus: str, model: str) -> None:
 @stage_params
 def score(params: Any, corpus: str, executor: str | None) -> None:
     """Difficulty columns from each scoring model into data/<corpus>/scores/."""
-    from ..stages.score import Score
+    from ..stages.score.stage import Score
 
     Score(params, corpus, executor=executor).run()
 
@@ -62,7 +62,7 @@ def score(params: Any, corpus: str, executor: str | None) -> None:
 @stage_params
 def enhance(params: Any, corpus: str, executor: str | None) -> None:
     """Enhanced images at every budget into data/<corpus>/enhanced/."""
-    from ..stages.enhance import Enhance
+    from ..stages.enhance.stage import Enhance
 
     Enhance(params, corpus, executor=executor).run()
 
@@ -72,7 +72,7 @@ def enhance(params: Any, corpus: str, executor: str | None) -> None:
 @stage_params
 def curriculum(params: Any, corpus: str) -> None:
     """Trial sequences for every curriculum into data/<corpus>/curricula/."""
-    from ..stages.curriculum import Curriculum
+    from ..stages.curriculum.stage import Curriculum
 
     Curriculum(params, corpus).run()
 
@@ -83,7 +83,7 @@ def curriculum(params: Any, corpus: str) -> None:
 @stage_params
 def metamers(params: Any, corpus: str, executor: str | None) -> None:
     """Model metamers and their recognisability into data/<corpus>/metamers/."""
-    from ..stages.metamers import Metamers
+    from ..stages.metamers.stage import Metamers
 
     Metamers(params, corpus, executor=executor).run()
 
@@ -93,7 +93,7 @@ def metamers(params: Any, corpus: str, executor: str | None) -> None:
 @stage_params
 def export(params: Any, corpus: str) -> None:
     """The Hugging Face dataset folder into data/<corpus>/hub/."""
-    from ..stages.export import Export
+    from ..stages.export.stage import Export
 
     Export(params, corpus).run()
 
@@ -103,7 +103,7 @@ def export(params: Any, corpus: str) -> None:
 @stage_params
 def report(params: Any, corpus: str) -> None:
     """The self-contained HTML explorer into data/<corpus>/report/."""
-    from ..stages.report import Report
+    from ..stages.report.stage import Report
 
     Report(params, corpus).run()
 
@@ -113,7 +113,7 @@ def report(params: Any, corpus: str) -> None:
 @stage_params
 def experiment(params: Any, corpus: str) -> None:
     """Run-ready jsPsych experiments for every curriculum into data/<corpus>/experiment/."""
-    from ..stages.experiment import Experiment
+    from ..stages.experiment.stage import Experiment
 
     Experiment(params, corpus).run()
 
@@ -128,7 +128,7 @@ def experiment(params: Any, corpus: str) -> None:
 @with_params
 def analyze(params: Any, corpus: str, responses: str, allow_build_mismatch: bool) -> None:
     """Accuracy per participant and condition, L-WISE gains and the difficulty calibration."""
-    from ..stages.analyze import Analyze
+    from ..stages.analyze.stage import Analyze
 
     Analyze(params, corpus, responses, allow_build_mismatch).run()
 

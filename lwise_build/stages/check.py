@@ -21,7 +21,7 @@ from ..errors import UserError, quote
 from ..io.sources import RawItem, column_problem, load_source, manifest_columns
 from ..models.registry import check_arch, fixed_channels, input_rule
 from ..ops.classmap import model_targets
-from .ingest import assign_splits
+from .ingest.stage import assign_splits
 from .resolved import is_local
 
 Counts = dict[str, Counter]  # split -> label -> images

@@ -23,19 +23,19 @@ import pyarrow.parquet as pq
 import torch
 from datasets import ClassLabel, Features, Image, Value
 
-from ..errors import UserError
-from ..io.digests import bytes_digest, json_digest
-from ..io.images import to_pngs, to_tensor
-from ..io.scratch import ScratchRows
-from ..io.tables import pngs_at, pngs_by_id, read_table, shard_paths, write_table
-from ..models.inference import activations, logits
-from ..ops import metamer as M
-from ..ops import metamer_stats as MS
-from ..ops.augment import augment
-from ..ops.classmap import forced_choice
-from ..seeding import seeded_hex, seeded_int
-from .metamers_figures import figures
-from .units import Item, UnitStage, group_by
+from ...errors import UserError
+from ...io.digests import bytes_digest, json_digest
+from ...io.images import to_pngs, to_tensor
+from ...io.scratch import ScratchRows
+from ...io.tables import pngs_at, pngs_by_id, read_table, shard_paths, write_table
+from ...models.inference import activations, logits
+from ...ops import metamer as M
+from ...ops import metamer_stats as MS
+from ...ops.augment import augment
+from ...ops.classmap import forced_choice
+from ...seeding import seeded_hex, seeded_int
+from ..units import Item, UnitStage, group_by
+from .figures import figures
 
 CACHE_VERSION = 4  # 3: channels-last batches (models/inference.padded); 4: BN folded in ResNet blocks
 ROWS_PER_SHARD = 2000

@@ -17,16 +17,16 @@ from typing import Any
 import numpy as np
 from datasets import ClassLabel, Features, Value
 
-from .. import console
-from ..config.curricula import expand_blocks, is_shuffled
-from ..config.params import BlockParams
-from ..errors import UserError
-from ..io import figures
-from ..io.images import decode_png
-from ..io.paths import enhanced_dir, stage_dir
-from ..io.tables import has_table, pngs_by_id, read_features, read_table, write_table
-from ..ops.curriculum_draw import ClassPools, Pool, Trial, build_sequence, rank_pool
-from .base import Stage
+from ... import console
+from ...config.curricula import expand_blocks, is_shuffled
+from ...config.params import BlockParams
+from ...errors import UserError
+from ...io import figures
+from ...io.images import decode_png
+from ...io.paths import enhanced_dir, stage_dir
+from ...io.tables import has_table, pngs_by_id, read_features, read_table, write_table
+from ...ops.curriculum_draw import ClassPools, Pool, Trial, build_sequence, rank_pool
+from ..base import Stage
 
 #: Trial numbers start here (presentation order within a sequence).
 FIRST_TRIAL = 0

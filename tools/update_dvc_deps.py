@@ -1,6 +1,6 @@
-"""Rewrite the code deps of every stage in dvc.yaml from the imports (tests/import_graph.py).
+"""Rewrite the code deps of every stage in dvc.yaml from the imports (tools/import_graph.py).
 
-Run after changing imports: ``python tests/update_dvc_deps.py``; tests/test_dvc_yaml.py fails
+Run after changing imports: ``python tools/update_dvc_deps.py``; tests/test_dvc_yaml.py fails
 until dvc.yaml covers every module a stage runs. Data deps and everything else stay as they are.
 """
 
@@ -19,7 +19,7 @@ def update(text: str, graph: ImportGraph) -> str:
         stage = m.group(1) if m else stage
         out.append(line)
         i += 1
-        if line.strip() != "deps:" or f"{graph.package}.stages.{stage}" not in graph.modules:
+        if line.strip() != "deps:" or f"{graph.package}.stages.{stage}.stage" not in graph.modules:
             continue
         kept = []
         while i < len(lines) and lines[i].startswith("        - "):

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config.responses import RESPONSE_COLUMNS
-from ..io.psychds import write_psychds
-from ..io.responses import Session
-from ..ops.human_analysis import participant_scores, training_time_reference, training_time_screens
+from ...config.responses import RESPONSE_COLUMNS
+from ...io.psychds import write_psychds
+from ...io.responses import Session
+from ...ops.human_analysis import participant_scores, training_time_reference, training_time_screens
 
 PARTICIPANT_COLUMNS = ("participant", "file", "condition", "sequence", "experiment_build", "completed", "loads",
                        "n_test", "test_accuracy", "train_accuracy", "catch_accuracy", "n_catch",

@@ -19,18 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from .. import console
-from ..config.schema import to_plain
-from ..errors import UserError
-from ..io import analysis_figures as figures
-from ..io.responses import Session, read_responses
-from ..io.staging import write_json
-from ..io.tables import has_table, read_features, read_table
-from ..ops import session_checks as checks
-from ..ops.calibration import CalibrationSettings, binned_accuracy, calibrate, predicted_accuracy
-from ..ops.human_analysis import ConditionData, EffectSettings, block_accuracy, condition_effects
-from ..ops.recognisability import clean
-from .analyze_tables import (
+from ... import console
+from ...config.schema import to_plain
+from ...errors import UserError
+from ...io import analysis_figures as figures
+from ...io.responses import Session, read_responses
+from ...io.staging import write_json
+from ...io.tables import has_table, read_features, read_table
+from ...ops import session_checks as checks
+from ...ops.calibration import CalibrationSettings, binned_accuracy, calibrate, predicted_accuracy
+from ...ops.human_analysis import ConditionData, EffectSettings, block_accuracy, condition_effects
+from ...ops.recognisability import clean
+from ..base import Stage
+from .tables import (
     CONDITION_COLUMNS,
     PARTICIPANT_COLUMNS,
     TRIAL_COLUMNS,
@@ -40,7 +41,6 @@ from .analyze_tables import (
     write_csv,
     write_responses_dataset,
 )
-from .base import Stage
 
 
 class Analyze(Stage):

@@ -18,16 +18,16 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from ..config.experiment import JSPSYCH_PACKAGES
-from ..config.schema import to_plain
-from ..errors import UserError
-from ..hub.configs import enhanced_tables, shown_images
-from ..io.images import png_to_jpeg
-from ..io.tables import has_table, read_table
-from ..ops.experiment_design import SHAPES, check_design, condition_weights, design
-from ..ops.recognisability import clean
-from ..seeding import seeded_rng
-from .base import Stage
+from ...config.experiment import JSPSYCH_PACKAGES
+from ...config.schema import to_plain
+from ...errors import UserError
+from ...hub.configs import enhanced_tables, shown_images
+from ...io.images import png_to_jpeg
+from ...io.tables import has_table, read_table
+from ...ops.experiment_design import SHAPES, check_design, condition_weights, design
+from ...ops.recognisability import clean
+from ...seeding import seeded_rng
+from ..base import Stage
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "experiment"
 RUNNER = ("lwise-trials.js", "lwise-store.js", "lwise-preload.js", "lwise-assign.js", "lwise-end.js", "experiment.js",

@@ -14,9 +14,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..io.cache import ItemCache
-from ..io.digests import bytes_digest, json_digest
-from ..models.store import weights_digest
+from ...io.cache import ItemCache
+from ...io.digests import bytes_digest, json_digest
+from ...models.store import weights_digest
 
 Figures = tuple[float | None, float | None]
 

@@ -25,23 +25,23 @@ import pyarrow.parquet as pq
 import torch
 from datasets import ClassLabel, Features, Image, Value
 
-from ..errors import UserError
-from ..io.digests import bytes_digest, json_digest
-from ..io.images import to_pngs, to_tensor
-from ..io.paths import budget_dir
-from ..io.tables import iter_shards, png_bytes, shard_paths, write_table
-from ..models.inference import logits
-from ..ops.enhance import default_steps, enhance, objective_value
-from ..ops.quantize import best_within_rows, change_sizes
-from .enhance_figures import figures
-from .enhance_metrics import (
+from ...errors import UserError
+from ...io.digests import bytes_digest, json_digest
+from ...io.images import to_pngs, to_tensor
+from ...io.paths import budget_dir
+from ...io.tables import iter_shards, png_bytes, shard_paths, write_table
+from ...models.inference import logits
+from ...ops.enhance import default_steps, enhance, objective_value
+from ...ops.quantize import best_within_rows, change_sizes
+from ..units import Item, UnitStage, attach_pngs, chunks
+from .figures import figures
+from .metrics import (
     budget_stats,
     jpeg_survival,
     judge,
     mean_or_zero,
     sample,
 )
-from .units import Item, UnitStage, attach_pngs, chunks
 
 CACHE_VERSION = 4  # 3: stored images never score below the original after rounding; 4: channels-last batches
 NUMBERS = ["gt_logit_before", "gt_logit_after", "l2", "linf"]

@@ -21,16 +21,16 @@ import pyarrow.parquet as pq
 import torch
 from datasets import ClassLabel, Features, Value
 
-from ..errors import UserError
-from ..io import figures
-from ..io.digests import bytes_digest, file_digest, json_digest
-from ..io.tables import column_names, read_table, shard_paths, shard_sizes, write_table
-from ..models.cfg import WEIGHTS_FILE
-from ..models.inference import STATS, resolve_precision, score_pngs
-from ..models.store import built_dir
-from ..ops.difficulty import COLUMNS, with_difficulty
-from ..ops.recognisability import score_report
-from .units import Item, UnitStage, attach_pngs, chunks
+from ...errors import UserError
+from ...io import figures
+from ...io.digests import bytes_digest, file_digest, json_digest
+from ...io.tables import column_names, read_table, shard_paths, shard_sizes, write_table
+from ...models.cfg import WEIGHTS_FILE
+from ...models.inference import STATS, resolve_precision, score_pngs
+from ...models.store import built_dir
+from ...ops.difficulty import COLUMNS, with_difficulty
+from ...ops.recognisability import score_report
+from ..units import Item, UnitStage, attach_pngs, chunks
 
 HUMAN_COLUMNS = ("human_accuracy", "human_correct", "human_trials")
 MAX_PANELS = 30

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..io import figures as fig
-from ..io.images import decode_png, to_pngs
+from ...io import figures as fig
+from ...io.images import decode_png, to_pngs
 
 if TYPE_CHECKING:
-    from .metamers import Metamers
+    from .stage import Metamers
 
 
 def figures(st: Metamers, plots: Path) -> None:

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from ..io import figures as fig
-from ..io.images import decode_png
-from ..io.paths import budget_dir
-from ..io.tables import png_bytes
+from ...io import figures as fig
+from ...io.images import decode_png
+from ...io.paths import budget_dir
+from ...io.tables import png_bytes
 
 if TYPE_CHECKING:
-    from .enhance import Enhance
+    from .stage import Enhance
 
 
 def figures(st: Enhance, plots: Path) -> None:

@@ -18,19 +18,19 @@ from typing import Any
 import pyarrow as pa
 from datasets import ClassLabel, Features, Image, Value
 
-from .. import console
-from ..config.constants import SPLITS
-from ..config.params import IngestParams
-from ..errors import UserError, quote
-from ..io.digests import bytes_digest, json_digest
-from ..io.fingerprint import files_fingerprint
-from ..io.images import BadImage, canonical_png, image_id
-from ..io.sources import RawItem, content_of, entry_problem, load_source, readable_files
-from ..io.sources import source_root as _root
-from ..io.staging import write_json
-from ..io.tables import has_table, read_table, write_table
-from ..seeding import seeded_hex
-from .units import Item, UnitStage, chunks
+from ... import console
+from ...config.constants import SPLITS
+from ...config.params import IngestParams
+from ...errors import UserError, quote
+from ...io.digests import bytes_digest, json_digest
+from ...io.fingerprint import files_fingerprint
+from ...io.images import BadImage, canonical_png, image_id
+from ...io.sources import RawItem, content_of, entry_problem, load_source, readable_files
+from ...io.sources import source_root as _root
+from ...io.staging import write_json
+from ...io.tables import has_table, read_table, write_table
+from ...seeding import seeded_hex
+from ..units import Item, UnitStage, chunks
 
 CACHE_VERSION = 1
 DECODE_BATCH = 256  # raw items per cached pack

@@ -21,12 +21,12 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from ..config.constants import SPLITS
-from ..errors import UserError
-from ..hub.configs import enhanced_tables
-from ..io.images import thumbnail
-from ..io.paths import enhanced_dir, stage_dir
-from ..io.tables import (
+from ...config.constants import SPLITS
+from ...errors import UserError
+from ...hub.configs import enhanced_tables
+from ...io.images import thumbnail
+from ...io.paths import enhanced_dir, stage_dir
+from ...io.tables import (
     class_names,
     column_names,
     has_table,
@@ -35,9 +35,9 @@ from ..io.tables import (
     read_table,
     rows_by_id,
 )
-from ..ops.metamer import judge_rates
-from ..seeding import seeded_hex
-from .base import Stage
+from ...ops.metamer import judge_rates
+from ...seeding import seeded_hex
+from ..base import Stage
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 STAGE_ORDER = ("score", "enhance", "curriculum", "metamers")

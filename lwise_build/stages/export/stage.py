@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.checks import corpus_models
-from ..config.schema import to_plain
-from ..errors import UserError
-from ..hub import card, croissant
-from ..hub.citation import DatasetCitation, validate_cff
-from ..hub.configs import (
+from ...config.checks import corpus_models
+from ...config.schema import to_plain
+from ...errors import UserError
+from ...hub import card, croissant
+from ...hub.citation import DatasetCitation, validate_cff
+from ...hub.configs import (
     ConfigInfo,
     Encoder,
     enhanced_tables,
@@ -31,15 +31,15 @@ from ..hub.configs import (
     write_passthrough,
     write_responses,
 )
-from ..hub.pairs import write_pairs
-from ..hub.provenance import data_digest, data_hashes, write_provenance
-from ..io.images import png_to_jpeg
-from ..io.paths import budget_dir, details_path, model_dir, public_path, stage_dir
-from ..io.psychds import data_file
-from ..io.staging import write_json
-from ..io.tables import class_names, has_table, read_table
-from ..models.cfg import CONFIG_FILE, read_config
-from .base import Stage
+from ...hub.pairs import write_pairs
+from ...hub.provenance import data_digest, data_hashes, write_provenance
+from ...io.images import png_to_jpeg
+from ...io.paths import budget_dir, details_path, model_dir, public_path, stage_dir
+from ...io.psychds import data_file
+from ...io.staging import write_json
+from ...io.tables import class_names, has_table, read_table
+from ...models.cfg import CONFIG_FILE, read_config
+from ..base import Stage
 
 FIGURE_STAGES = ("score", "enhance", "curriculum", "metamers")
 #: The stage reports the datasheet quotes (metrics/details/<stage>.json; dvc.yaml lists them).

@@ -3,7 +3,7 @@
 Every ``import`` counts, also the ones inside functions: they run when the function does, so a
 cycle or a dependency they hide is still real (only ``if TYPE_CHECKING:`` blocks never run).
 Used by the layering test and by the test that ``dvc.yaml`` lists every module a stage runs.
-``python tests/import_graph.py`` prints each stage's ``deps`` lines for dvc.yaml.
+``python tools/import_graph.py`` prints each stage's ``deps`` lines for dvc.yaml.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class ImportGraph:
 
     def stage_files(self, stage: str) -> set[str]:
         """Every file the DVC stage ``stage``'s command runs, relative to the repository."""
-        names = self.closure(f"{self.package}.stages.{stage}") | self.entry()
+        names = self.closure(f"{self.package}.stages.{stage}.stage") | self.entry()
         return {self.path(n) for n in names}
 
     def dvc_deps(self, stage: str) -> list[str]:
@@ -167,7 +167,7 @@ def covered(path: str, deps: list[str]) -> bool:
 if __name__ == "__main__":
     graph = ImportGraph()
     for stage in STAGES:
-        if f"lwise_build.stages.{stage}" in graph.modules:
+        if f"lwise_build.stages.{stage}.stage" in graph.modules:
             print(f"{stage}:")
             for dep in graph.dvc_deps(stage):
                 print(f"        - {dep}")

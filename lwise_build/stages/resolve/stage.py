@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io.sources import fingerprint
-from ..io.staging import write_json
-from . import resolved
-from .base import Stage
+from ...io.sources import fingerprint
+from ...io.staging import write_json
+from .. import resolved
+from ..base import Stage
 
 
 class Resolve(Stage):

@@ -12,16 +12,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from ..io.images import png_to_jpeg, to_tensor
-from ..io.paths import budget_dir
-from ..io.tables import iter_shards, png_bytes
-from ..models.inference import logits
-from ..ops.classmap import forced_choice
-from ..ops.quantize import surviving_fraction
-from ..seeding import seeded_hex
+from ...io.images import png_to_jpeg, to_tensor
+from ...io.paths import budget_dir
+from ...io.tables import iter_shards, png_bytes
+from ...models.inference import logits
+from ...ops.classmap import forced_choice
+from ...ops.quantize import surviving_fraction
+from ...seeding import seeded_hex
 
 if TYPE_CHECKING:
-    from .enhance import Enhance
+    from .stage import Enhance
 
 def sample(st: Enhance, light: pa.Table) -> pa.Table:
     """Up to ``metrics_sample`` images per split, by seeded hash of the id (order independent)."""

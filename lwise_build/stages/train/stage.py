@@ -24,24 +24,24 @@ import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 
-from .. import console
-from ..config.model_params import ModelParams, TrainParams
-from ..config.params import Params, ScoreParams
-from ..device import build_platform, deterministic, torch_threads
-from ..errors import UserError
-from ..io.images import to_tensor
-from ..io.paths import model_dir, plots_dir, stage_dir
-from ..io.staging import write_json
-from ..io.tables import class_names, read_table
-from ..models.checkpoints import load_weights, normalisation, read
-from ..models.classifier import Classifier
-from ..models.registry import check_arch, create_net
-from ..models.store import save_model
-from ..ops import attacks, blur
-from ..ops.augment import augment
-from ..ops.classmap import model_targets
-from ..seeding import seeded_int
-from .base import Stage
+from ... import console
+from ...config.model_params import ModelParams, TrainParams
+from ...config.params import Params, ScoreParams
+from ...device import build_platform, deterministic, torch_threads
+from ...errors import UserError
+from ...io.images import to_tensor
+from ...io.paths import model_dir, plots_dir, stage_dir
+from ...io.staging import write_json
+from ...io.tables import class_names, read_table
+from ...models.checkpoints import load_weights, normalisation, read
+from ...models.classifier import Classifier
+from ...models.registry import check_arch, create_net
+from ...models.store import save_model
+from ...ops import attacks, blur
+from ...ops.augment import augment
+from ...ops.classmap import model_targets
+from ...seeding import seeded_int
+from ..base import Stage
 from .imported_eval import cached_evaluation
 
 CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_robust_accuracy")
