@@ -29,7 +29,7 @@ from ...ops.recognisability import clean
 from ...seeding import seeded_rng
 from ..base import Stage
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "experiment"
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "experiment"
 RUNNER = ("lwise-trials.js", "lwise-store.js", "lwise-preload.js", "lwise-assign.js", "lwise-end.js", "experiment.js",
           "experiment.css")
 PAGE = "index.html"

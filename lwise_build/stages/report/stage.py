@@ -39,7 +39,7 @@ from ...ops.metamer import judge_rates
 from ...seeding import seeded_hex
 from ..base import Stage
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 STAGE_ORDER = ("score", "enhance", "curriculum", "metamers")
 TRIAL_COLUMNS = ("trial", "block", "phase", "budget", "feedback", "id", "label", "difficulty",
                  "selection")
