@@ -195,13 +195,14 @@ def test_imported_model_is_validated_through_the_class_map_once_per_weights_and_
 def test_replacing_a_checkpoint_file_changes_what_train_depends_on(tiny_images, tmp_path: Path, monkeypatch) -> None:
     """The resolved train params (the train stage's DVC dep) carry the checkpoint's sha256, so
     overwriting the file with other weights rebuilds the model and everything built from it."""
-    from lwise_build.stages import resolved
+    from lwise_build.io.digests import file_digest
+    from lwise_build.stages.train.spec import resolved
 
     monkeypatch.setenv("LWISE_CACHE", str(tmp_path / "cache"))
     ckpt, data = _imported(tmp_path, None, seed=0)
-    first = resolved.train(_load(tmp_path, data), "imp")
-    assert first["checkpoint_sha256"] == resolved.file_digest(ckpt)
-    assert resolved.train(_load(tmp_path, data), "imp") == first
+    first = resolved(_load(tmp_path, data), "imp")
+    assert first["checkpoint_sha256"] == file_digest(ckpt)
+    assert resolved(_load(tmp_path, data), "imp") == first
     _imported(tmp_path, None, seed=1)  # the same path, other weights
-    assert resolved.train(_load(tmp_path, data), "imp")["checkpoint_sha256"] == resolved.file_digest(ckpt) != \
+    assert resolved(_load(tmp_path, data), "imp")["checkpoint_sha256"] == file_digest(ckpt) != \
         first["checkpoint_sha256"]

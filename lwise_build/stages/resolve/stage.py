@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ...io.sources import fingerprint
 from ...io.staging import write_json
-from .. import resolved
 from ..base import Stage
+from ..registry import SPECS
 
 
 class Resolve(Stage):
@@ -26,14 +26,14 @@ class Resolve(Stage):
     def write(self, tmp: Path) -> None:
         params, corpus = self.ctx.params, self.ctx.corpus
         write_json(tmp / "source.json", fingerprint(self.ctx.spec.ingest, f"{self.where}.ingest"))
-        for stage, resolve in resolved.CORPUS_STAGES.items():
-            write_json(tmp / f"{stage}.json", resolve(params, corpus))
-        self.models = [m for m, spec in params.models.items() if spec.corpus == corpus]
-        for m in self.models:
-            write_json(tmp / f"train-{m}.json", resolved.train(params, m))
+        self.stages, self.models = 0, [m for m, spec in params.models.items() if spec.corpus == corpus]
+        for spec in (s for s in SPECS if s.resolved):
+            for item in spec.items(params, corpus):
+                write_json(tmp / spec.resolved_name(item), spec.resolved(params, item))
+            self.stages += spec.per == "corpus"
         # the model-using stages depend on data/<corpus>/models/, which only train stages fill:
         # a corpus without models of its own still needs the (empty) folder to exist for DVC
         self.ctx.dir("models").mkdir(parents=True, exist_ok=True)
 
     def summary(self) -> str:
-        return f"source and params of {len(resolved.CORPUS_STAGES)} stages and {len(self.models)} models"
+        return f"source and params of {self.stages} stages and {len(self.models)} models"
