@@ -2,8 +2,8 @@
 
 Every ``import`` counts, also the ones inside functions: they run when the function does, so a
 cycle or a dependency they hide is still real (only ``if TYPE_CHECKING:`` blocks never run).
-Used by the layering test and by the test that ``dvc.yaml`` lists every module a stage runs.
-``python tools/import_graph.py`` prints each stage's ``deps`` lines for dvc.yaml.
+Used by the layering test and by ``tools/dvc_yaml.py``, which lists in dvc.yaml every module a
+stage's command runs.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from functools import cached_property
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("resolve", "ingest", "train", "score", "enhance", "curriculum", "metamers", "experiment",
-          "export", "report")
 
 
 def _is_type_checking(node: ast.AST) -> bool:
@@ -142,14 +140,14 @@ class ImportGraph:
                     outside.add(dep)
         return self.closure(*outside) | seen
 
-    def stage_files(self, stage: str) -> set[str]:
-        """Every file the DVC stage ``stage``'s command runs, relative to the repository."""
-        names = self.closure(f"{self.package}.stages.{stage}.stage") | self.entry()
+    def stage_files(self, module: str) -> set[str]:
+        """Every file a stage command runs (its stage ``module`` and the CLI), relative to the repository."""
+        names = self.closure(module) | self.entry()
         return {self.path(n) for n in names}
 
-    def dvc_deps(self, stage: str) -> list[str]:
+    def dvc_deps(self, module: str) -> list[str]:
         """:meth:`stage_files`, with a folder in place of its files when the stage runs them all."""
-        files = self.stage_files(stage)
+        files = self.stage_files(module)
         out: set[str] = set()
         for path in files:
             folder = Path(path).parent
@@ -163,11 +161,3 @@ def covered(path: str, deps: list[str]) -> bool:
     """Whether a dvc.yaml dep list covers ``path`` (listed itself, or a folder above it)."""
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
 
-
-if __name__ == "__main__":
-    graph = ImportGraph()
-    for stage in STAGES:
-        if f"lwise_build.stages.{stage}.stage" in graph.modules:
-            print(f"{stage}:")
-            for dep in graph.dvc_deps(stage):
-                print(f"        - {dep}")
