@@ -40,8 +40,10 @@ from ...io.staging import write_json
 from ...io.tables import class_names, has_table, read_table
 from ...models.cfg import CONFIG_FILE, read_config
 from ..base import Stage
+from ..registry import SPECS
 
-FIGURE_STAGES = ("score", "enhance", "curriculum", "metamers")
+#: The stages whose figures (plots/<stage>/*.png) the dataset carries, in pipeline order.
+FIGURE_STAGES = tuple(s.name for s in SPECS if s.draws_figures)
 #: The stage reports the datasheet quotes (metrics/details/<stage>.json; dvc.yaml lists them).
 DETAIL_STAGES = ("ingest", "score")
 

@@ -38,9 +38,10 @@ from ...io.tables import (
 from ...ops.metamer import judge_rates
 from ...seeding import seeded_hex
 from ..base import Stage
+from ..registry import SPECS
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-STAGE_ORDER = ("score", "enhance", "curriculum", "metamers")
+STAGE_ORDER = tuple(s.name for s in SPECS)  # figures follow the pipeline
 TRIAL_COLUMNS = ("trial", "block", "phase", "budget", "feedback", "id", "label", "difficulty",
                  "selection")
 
@@ -242,18 +243,17 @@ def collect(params: Any, corpus: str) -> dict[str, Any]:
         "curricula": cur, "metamers": met, "figures": load_figures(corpus),
         "params": {"sample": rp.sample, "metamer_sample": rp.metamer_sample,
                    "curriculum_sequences": rp.curriculum_sequences, "thumbnail_px": px},
-        "configured": configured(params.corpus(corpus)), "configKeys": CONFIG_KEYS,
+        "configured": configured(params, corpus), "configKeys": CONFIG_KEYS,
     }
 
 
-CONFIG_KEYS = {"score": "score.models", "enhance": "enhance.model", "curricula": "curricula",
-               "metamers": "metamers.generators"}
+#: The optional stages by params section, and the key that turns each on (their specs' ``enabled_by``).
+CONFIG_KEYS = {s.section: s.enabled_by for s in SPECS if s.section and s.enabled_by}
 
 
-def configured(c: Any) -> dict[str, bool]:
-    """Which optional sections the params configure (the page says "none configured", not "not built")."""
-    return {"score": bool(c.score.models), "enhance": bool(c.enhance.model), "curricula": bool(c.curricula),
-            "metamers": bool(c.metamers.generators)}
+def configured(params: Any, corpus: str) -> dict[str, bool]:
+    """Which optional stages the params turn on (the page says "none configured", not "not built")."""
+    return {s.section: s.enabled(params, corpus) for s in SPECS if s.section and s.enabled_by}
 
 
 def split_counts(splits: list[str]) -> list[list]:
