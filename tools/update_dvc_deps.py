@@ -24,10 +24,8 @@ def update(text: str, graph: ImportGraph) -> str:
         kept = []
         while i < len(lines) and lines[i].startswith("        - "):
             dep = lines[i].strip()[2:]
-            if not dep.startswith(graph.package + "/") or not dep.endswith(".py") and dep.count("/") != 1:
-                kept.append(dep)  # data deps and non-code folders (assets) stay
-            elif dep.startswith(graph.package + "/assets"):
-                kept.append(dep)
+            if not dep.startswith(graph.package + "/") or dep.startswith(graph.package + "/assets"):
+                kept.append(dep)  # data deps and non-code folders (assets) stay; code is recomputed
             i += 1
         code = graph.dvc_deps(stage)
         out += [f"        - {d}" for d in [*[k for k in kept if not k.startswith(graph.package)], *code,
