@@ -11,7 +11,6 @@ distribution of distinct pairs of natural training images (:mod:`~lwise_build.op
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from datasets import ClassLabel, Features, Image, Value
 
@@ -28,15 +26,16 @@ from ...errors import UserError
 from ...io.digests import json_digest
 from ...io.images import to_pngs, to_tensor
 from ...io.scratch import ScratchRows
-from ...io.tables import pngs_at, pngs_by_id, read_table, shard_paths, write_table
+from ...io.tables import pngs_at, pngs_by_id, read_table, write_table
 from ...models.inference import activations, logits
 from ...ops import metamer as M
 from ...ops import metamer_stats as MS
 from ...ops.augment import augment
 from ...ops.classmap import forced_choice
-from ...seeding import seeded_hex, seeded_int
+from ...seeding import seeded_int
 from ..units import Item, UnitStage, group_by
 from .figures import Synthesised, figures
+from .helpers import deterministic_gpu, generator_layers, locations, select_references
 from .key import KEY
 
 ROWS_PER_SHARD = 2000
@@ -86,7 +85,7 @@ class Metamers(UnitStage):
         if not p.generators:
             return
         self.models = {n: ctx.model(n) for n in dict.fromkeys([*p.generators, *self.judges])}
-        self.layers = {g: _layers(self.models[g], p.layers.get(g), f"{self.where}.layers.{g}") for g in p.generators}
+        self.layers = {g: generator_layers(self.models[g], p.layers.get(g), f"{self.where}.layers.{g}") for g in p.generators}
         t = read_table(ctx.dir("images"), ["id", "label", "split"])
         ids, labels = t.column("id").to_pylist(), np.asarray(t.column("label").to_pylist())
         split = np.asarray(t.column("split").to_pylist(), dtype=object)
@@ -98,7 +97,7 @@ class Metamers(UnitStage):
         used, pairs = np.unique(MS.null_pairs(len(pool), p.null_pairs, ctx.seed), return_inverse=True)
         self.pairs = pairs.reshape(-1, 2)  # decode only the images the null uses
         self.null_ids = [ids[pool[i]] for i in used]
-        self.null_at = _locations(ctx.dir("images"), self.null_ids)
+        self.null_at = locations(ctx.dir("images"), self.null_ids)
         found = pngs_by_id(ctx.dir("images"), [ids[i] for i in chosen])
         self.ref_ids, self.ref_labels = [ids[i] for i in chosen], labels[chosen]
         self.refs = to_tensor([found[i] for i in self.ref_ids])
@@ -188,7 +187,7 @@ class Metamers(UnitStage):
             return Synthesised({}, {}, self.judges, [], None, [], np.zeros(0, np.int64))
         cells = self.cell_items()
         self.ref_choice  # noqa: B018 - on the references before the deterministic kernels, as always
-        with _deterministic_gpu(self.ctx.device):
+        with deterministic_gpu(self.ctx.device):
             self.ensure([it for its in cells.values() for it in its], "metamers")
             rows = self.map_units(lambda c: self._rows(c, cells[c]), list(cells), "metamer stats")
         table = {k: [v for r in rows for v in r[k]] for k in rows[0]}
@@ -273,49 +272,3 @@ class Metamers(UnitStage):
         cells = sum(len(v) for v in self.layers.values())
         return (f"{n} metamers ({len(self.ref_ids)} references x {cells} generator layers), "
                 f"{int(sum(table['passes']))} passing the null check")
-
-
-@contextlib.contextmanager
-def _deterministic_gpu(device: torch.device) -> Iterator[None]:
-    """cuDNN's deterministic kernels on a GPU, so rebuilds give the same pixels."""
-    if device.type == "cpu":
-        yield
-        return
-    before = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before
-
-
-def _layers(model: Any, wanted: Sequence[str] | None, where: str) -> list[str]:
-    """The generator's layers to use (all its stages by default); unknown names are errors."""
-    stages = model.layers()
-    if not stages:
-        raise UserError(f"{where}: this model has no named stages to stop at (arch {model.arch!r})")
-    for name in wanted or ():
-        if name not in stages:
-            raise UserError(f"{where}: unknown layer {name!r} (stages: {', '.join(stages)})")
-    return sorted(wanted, key=stages.index) if wanted else stages
-
-
-def _locations(folder: Path, ids: Sequence[str]) -> list[tuple[str, int]]:
-    """(shard file name, row) of each of ``ids`` in a table (reading only its id column)."""
-    where = {}
-    wanted = set(ids)
-    for path in shard_paths(folder):
-        for row, i in enumerate(pq.read_table(path, columns=["id"]).column("id").to_pylist()):
-            if i in wanted:
-                where[i] = (path.name, row)
-    return [where[i] for i in ids]
-
-
-def select_references(ids: Sequence[str], labels: np.ndarray, mask: np.ndarray, per_class: int,
-                      seed: int) -> list[int]:
-    """``per_class`` rows per class among ``mask``, ranked by a hash of (seed, id): order-free."""
-    out: list[int] = []
-    for c in sorted(set(labels[mask].tolist())):
-        rows = list(np.flatnonzero(mask & (labels == c)))
-        out += sorted(rows, key=lambda i: seeded_hex(seed, ids[i]))[:per_class]
-    return out
