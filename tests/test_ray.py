@@ -129,12 +129,12 @@ CRASHING = textwrap.dedent('''
         """Two batches (the first image, the rest); the second computes only once the first's
         result is in the driver's cache, and gives up after 30 s."""
         def batches(self, items):
-            first = [it for it in items if it.payload[1] == items[0].payload[1]]
+            first = [it for it in items if it.payload.where == items[0].payload.where]
             return [first, [it for it in items if it not in first]]
 
         def compute(self, batch):
             cache, deadline = Path(os.environ["LWISE_TEST_CACHE_DIR"]), time.time() + 30
-            later = len({it.payload[1] for it in batch}) > 1
+            later = len({it.payload.where for it in batch}) > 1
             while later and not list(cache.rglob("*.parquet")):
                 if time.time() > deadline:
                     raise RuntimeError("the first batch never reached the cache")

@@ -35,6 +35,7 @@ def test_each_spec_agrees_with_its_stage_class(spec) -> None:
     assert (cls.name, cls.output) == (spec.name, spec.output)
     assert getattr(cls, "section", None) == spec.section
     assert cls.__module__ == f"lwise_build.stages.{spec.name}.stage"  # all of a stage in its folder
+    assert spec.key is getattr(cls, "cache_key", None)  # the unit key its spec declares (key.py)
 
 
 def test_enabled_follows_the_declared_key(params) -> None:

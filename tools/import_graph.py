@@ -1,7 +1,8 @@
 """The package's import graph, read from the source with ``ast`` (no module is imported).
 
-Every ``import`` counts, also the ones inside functions: they run when the function does, so a
-cycle or a dependency they hide is still real (only ``if TYPE_CHECKING:`` blocks never run).
+Every ``import`` counts, also the ones inside functions (they run when the function does) and
+the ones under ``if TYPE_CHECKING:`` (they never run, but a module that needs another's types to
+be read depends on it: a cycle through them is a cycle in the design, just hidden).
 Used by the layering test and by ``tools/dvc_yaml.py``, which lists in dvc.yaml every module a
 stage's command runs.
 """
@@ -17,19 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _is_type_checking(node: ast.AST) -> bool:
-    test = getattr(node, "test", None)
-    return isinstance(node, ast.If) and (
-        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
-        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
-
-
 def _walk(node: ast.AST) -> Iterator[ast.AST]:
-    """Every node except the bodies of ``if TYPE_CHECKING:`` (those imports never run)."""
+    """Every node below ``node``: imports in functions and in ``if TYPE_CHECKING:`` blocks too."""
     for child in ast.iter_child_nodes(node):
-        if not _is_type_checking(child):
-            yield child
-            yield from _walk(child)
+        yield child
+        yield from _walk(child)
 
 
 class ImportGraph:

@@ -8,7 +8,6 @@ how to load a pinned version, and how to cite it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -17,23 +16,10 @@ from ..config.curricula import expand_blocks, is_shuffled
 from ..config.responses import RESPONSE_COLUMNS
 from ..io.paths import public_source
 from . import datasheet
+from .card_context import CardContext
 from .card_text import COLUMNS, KIND_TEXT, SCORE_COLUMNS
-from .citation import DATA_HASH_TEXT, DatasetCitation
+from .citation import DATA_HASH_TEXT
 from .configs import ConfigInfo
-
-
-@dataclass
-class CardContext:
-    params: Any
-    corpus: str
-    configs: list[ConfigInfo]
-    figures: list[str]
-    models: dict[str, dict[str, Any]]
-    meta: DatasetCitation
-    build: dict[str, Any]
-    calibration: dict[str, Any] | None = None  # analysis/calibration.json, when analyze has run
-    experiment: dict[str, Any] | None = None  # experiment/manifest.json, when the experiment is built
-    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> metrics/details/<stage>.json
 
 
 def size_category(n: int) -> str:

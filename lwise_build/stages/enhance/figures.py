@@ -11,7 +11,6 @@ import csv
 import io
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -20,46 +19,44 @@ from ...io import figures as fig
 from ...io.images import decode_png
 from ...io.paths import budget_dir
 from ...io.tables import png_bytes
-
-if TYPE_CHECKING:
-    from .stage import Enhance
+from .metrics import Measured
 
 
-def figures(st: Enhance, plots: Path) -> None:
+def figures(m: Measured, plots: Path, norm: str, classes: list[str], grid_images: int) -> None:
     """Every picture of the stage plus ``gain-<guide>.csv`` into ``plots``."""
-    bs, transfer = st.budgets, st.transfer
-    for g, per_b in st.per_guide.items():
-        _grid(st, per_b, plots / ("grid.png" if g == st.p.model else f"grid_{g}.png"), g)
+    bs, transfer = m.budgets, m.transfer
+    rows = _grid_rows(m.sample, grid_images)
+    for g, per_b in m.per_guide.items():
+        _grid(m, per_b, rows, classes, plots / ("grid.png" if g == m.guide else f"grid_{g}.png"), g)
     series = {g: [t[budget_dir(b)]["mean_gain"] for b in bs] for g, t in transfer.items()}
     fig.lines(bs, series, plots / "gain_vs_budget.png", title="gt-logit gain of each guide",
-              xlabel=f"{st.p.norm.upper()} budget", ylabel="mean gt-logit gain", logx=True)
+              xlabel=f"{norm.upper()} budget", ylabel="mean gt-logit gain", logx=True)
     acc = {f"{o} on {g}-enhanced": [t[budget_dir(b)]["observers"][o]["all"] for b in [0.0, *bs]]
-           for g, t in transfer.items() for o in st.observers}
+           for g, t in transfer.items() for o in m.observers}
     if acc:
         fig.lines([0.0, *bs], acc, plots / "observer_accuracy.png", title="observer accuracy (sample)",
                   xlabel="budget (0 = original)", ylabel="accuracy")
-    write_gain_csvs(plots, transfer, bs, list(st.observers))
+    write_gain_csvs(plots, transfer, bs, list(m.observers))
 
 
-def _grid(st: Enhance, per_b: dict[float, pa.Table], path: Path, guide: str) -> None:
-    """Example images (rows) x [original, each budget] (columns)."""
-    sample = st.sample
-    rows = _grid_rows(st)
-    originals = png_bytes(sample)
+def _grid(m: Measured, per_b: dict[float, pa.Table], rows: list[int], classes: list[str], path: Path,
+          guide: str) -> None:
+    """Example images (``rows`` of the sample) x [original, each budget] (columns)."""
+    originals = png_bytes(m.sample)
     grid = np.asarray([[decode_png(originals[r])]
-                       + [decode_png(per_b[b].column("image")[r].as_py()) for b in st.budgets] for r in rows])
+                       + [decode_png(per_b[b].column("image")[r].as_py()) for b in m.budgets] for r in rows])
     fig.image_grid(grid[..., 0] if grid.shape[-1] == 1 else grid, path,
-                   row_labels=[st.ctx.classes[sample.column("label")[r].as_py()] for r in rows],
-                   col_labels=["original"] + [budget_dir(b) for b in st.budgets], title=f"enhanced by {guide}")
+                   row_labels=[classes[m.sample.column("label")[r].as_py()] for r in rows],
+                   col_labels=["original"] + [budget_dir(b) for b in m.budgets], title=f"enhanced by {guide}")
 
 
-def _grid_rows(st: Enhance) -> list[int]:
-    """Example rows for the grid: test split first, classes in turn."""
-    splits, labels = st.sample.column("split").to_pylist(), st.sample.column("label").to_pylist()
+def _grid_rows(sample: pa.Table, n: int) -> list[int]:
+    """Up to ``n`` example rows of the sample for the grid: test split first, classes in turn."""
+    splits, labels = sample.column("split").to_pylist(), sample.column("label").to_pylist()
     turn, seen = {}, Counter()
     for r in sorted(range(len(splits)), key=lambda r: (splits[r] != "test", r)):
         turn[r], seen[labels[r]] = (seen[labels[r]], labels[r]), seen[labels[r]] + 1
-    return sorted(turn, key=turn.__getitem__)[: st.p.grid_images]
+    return sorted(turn, key=turn.__getitem__)[:n]
 
 
 def write_gain_csvs(folder: Path, transfer: dict[str, dict], budgets: list[float], observers: list[str]) -> None:

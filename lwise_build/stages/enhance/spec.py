@@ -8,6 +8,7 @@ from typing import Any
 from ...config.params import Params
 from ..resolving import mapping, plain, section
 from ..spec import DvcPath, StageSpec
+from .key import KEY
 
 
 def resolved(params: Params, corpus: str) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def describe(params: Params, corpus: str) -> str:
 
 
 SPEC = StageSpec(
-    name="enhance", output="enhanced", section="enhance", stage="lwise_build.stages.enhance.stage:Enhance",
+    key=KEY, name="enhance", output="enhanced", section="enhance", stage="lwise_build.stages.enhance.stage:Enhance",
     help="Enhanced images at every budget into data/<corpus>/enhanced/.", describe=describe, resolved=resolved,
     enabled_by="enhance.model", splits=splits, executor=True,
     deps=("resolved/enhance.json", "images", "models"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -26,24 +26,16 @@ import torch
 from datasets import ClassLabel, Features, Image, Value
 
 from ...errors import UserError
-from ...io.digests import bytes_digest, json_digest
-from ...io.images import to_pngs, to_tensor
+from ...io.images import to_tensor
 from ...io.paths import budget_dir
 from ...io.tables import iter_shards, png_bytes, shard_paths, write_table
-from ...models.inference import logits
-from ...ops.enhance import default_steps, enhance, objective_value
-from ...ops.quantize import best_within_rows, change_sizes
+from ...ops.enhance import default_steps
 from ..units import Item, UnitStage, attach_pngs, chunks
+from .compute import enhance_images
 from .figures import figures
-from .metrics import (
-    budget_stats,
-    jpeg_survival,
-    judge,
-    mean_or_zero,
-    sample,
-)
+from .key import KEY
+from .metrics import Judge, Measured, budget_stats, jpeg_survival, judge, mean_or_zero, sample
 
-CACHE_VERSION = 4  # 3: stored images never score below the original after rounding; 4: channels-last batches
 NUMBERS = ["gt_logit_before", "gt_logit_after", "l2", "linf"]
 RESULT_COLUMNS = ["image", *NUMBERS]
 _TYPES = {"image": pa.binary(), **{c: pa.float64() for c in NUMBERS}}
@@ -57,12 +49,27 @@ def features(classes: Sequence[str]) -> Features:
                      "gt_logit_after": Value(f), "l2": Value(f), "linf": Value(f)})
 
 
+@dataclass(frozen=True)
+class EnhanceWork:
+    """One image at one budget by one guide: its id and target (head index); ``png`` once attached."""
+
+    guide: str
+    image_id: str
+    target: int
+    budget: float
+    png: bytes | None = None
+
+
+Shard = tuple[pa.Table, dict[float, list[Item]]]  # an images shard's enhanced rows, their items per budget
+
+
 class Enhance(UnitStage):
     """L2/Linf steps towards the true class at every budget, from one shared trajectory."""
 
     name, output, section, has_plots = "enhance", "enhanced", "enhance", True
     headline_rows = True  # metrics/enhance/eps=<b>.json, eps=0 = the originals
     work_unit = "step"  # progress counts steps of the shared trajectories: done / total and an ETA
+    cache_key = KEY
 
     def prepare(self) -> None:
         """Load and check the guide, observers, compare guides and splits before any work."""
@@ -114,15 +121,13 @@ class Enhance(UnitStage):
         """Per budget, one item per row (id, label) enhanced by ``guide``; the key hashes the
         image, its target class (scoring's class mapping), the guide's weights and every param
         that changes pixels."""
-        ep, model = self.p, self.ctx.model(guide)
-        prefix = json_digest({"v": CACHE_VERSION, "guide": model.model_hash, "objective": ep.objective,
-                              "norm": ep.norm, "step": ep.step_size, "steps": ep.steps, "batch": ep.batch_size,
-                              "diverge": self.diverge_heads(guide)})
+        prefix = self.key_prefix(model_hash=self.ctx.model(guide).model_hash, diverge=self.diverge_heads(guide),
+                                 device=self.ctx.device.type)
         col = self.ctx.spec.score.target_column
         ids, labels = rows.column("id").to_pylist(), rows.column("label").to_pylist()
-        heads = self.ctx.targets(guide, labels, rows.column(col).to_pylist() if col else None)
-        return {b: [Item(bytes_digest(f"{prefix}:{i}:{t}:{b!r}".encode()), (guide, i, int(t), b))
-                    for i, t in zip(ids, heads.tolist(), strict=True)] for b in self.budgets}
+        heads = self.ctx.targets(guide, labels, rows.column(col).to_pylist() if col else None).tolist()
+        return {b: [Item(self.cache_key.key(prefix, image_id=i, target=t, budget=b), EnhanceWork(guide, i, t, b))
+                    for i, t in zip(ids, heads, strict=True)] for b in self.budgets}
 
     def ensure_rows(self, rows: pa.Table, guide: str, desc: str) -> dict[float, list[Item]]:
         """Every budget of ``rows`` (id, label) enhanced by ``guide``, in the cache."""
@@ -137,45 +142,51 @@ class Enhance(UnitStage):
                 for row, i in enumerate(pq.read_table(p, columns=["id"]).column("id").to_pylist())}
 
     def attach(self, batch: list[Item]) -> list[Item]:
-        return attach_pngs(self.ctx.dir("images"), batch, lambda it: self.located[it.payload[1]])
+        return attach_pngs(self.ctx.dir("images"), batch, lambda it: self.located[it.payload.image_id])
 
     def batches(self, items: list[Item]) -> list[list[Item]]:
         """Images needing the same budgets of the same guide together, in fixed-size batches."""
         per_image: dict[tuple[str, str], list[Item]] = {}
         for it in items:
-            per_image.setdefault((it.payload[0], it.payload[1]), []).append(it)
+            per_image.setdefault((it.payload.guide, it.payload.image_id), []).append(it)
         groups: dict[tuple, list[tuple[str, str]]] = {}
         for (guide, image), its in per_image.items():
-            groups.setdefault((guide, tuple(sorted(it.payload[3] for it in its))), []).append((guide, image))
+            groups.setdefault((guide, tuple(sorted(it.payload.budget for it in its))), []).append((guide, image))
         return [[it for img in part for it in per_image[img]]
                 for imgs in groups.values() for part in chunks(imgs, self.p.batch_size)]
 
     def work_size(self, batch: list[Item]) -> int:
         """Steps of the batch's shared trajectory: its largest budget's, plus the final iterate."""
         ep = self.p
-        return max(default_steps(it.payload[3], ep.step_size, ep.steps) for it in batch) + 1
+        return max(default_steps(it.payload.budget, ep.step_size, ep.steps) for it in batch) + 1
 
     def compute(self, batch: list[Item]) -> pa.Table:
         """Enhance the batch's images with its guide at its budgets (one shared trajectory)."""
-        guide = self.ctx.model(batch[0].payload[0])
-        images = list(dict.fromkeys(it.payload[1] for it in batch))
-        first = {it.payload[1]: it for it in reversed(batch)}
-        budgets = sorted({it.payload[3] for it in batch})
-        ep = replace(self.p, diverge_from=self.diverge_heads(batch[0].payload[0]))
-        got = enhance_images(ep, guide, [first[i].payload[4] for i in images],
-                             [first[i].payload[2] for i in images], budgets, on_step=self.tick)
+        work: list[EnhanceWork] = [it.payload for it in batch]
+        guide = self.ctx.model(work[0].guide)
+        images = list(dict.fromkeys(w.image_id for w in work))
+        first = {w.image_id: w for w in reversed(work)}
+        budgets = sorted({w.budget for w in work})
+        ep = replace(self.p, diverge_from=self.diverge_heads(work[0].guide))
+        got = enhance_images(ep, guide, [first[i].png for i in images], [first[i].target for i in images],
+                             budgets, on_step=self.tick)
         pos = {i: n for n, i in enumerate(images)}
-        cols = {c: [got[it.payload[3]][c][pos[it.payload[1]]] for it in batch] for c in RESULT_COLUMNS}
+        cols = {c: [got[w.budget][c][pos[w.image_id]] for w in work] for c in RESULT_COLUMNS}
         return pa.table({"key": [it.key for it in batch], **{c: pa.array(v, _TYPES[c]) for c, v in cols.items()}})
 
     # ------------------------------------------------------------ output -----------------------
+    @cached_property
+    def shards(self) -> list[Shard]:
+        """Per images shard: its enhanced rows and their items per budget, every one in the cache."""
+        out = []
+        for path in shard_paths(self.ctx.dir("images")):
+            rows = self.selected(pq.read_table(path, columns=self.columns))
+            out.append((rows, self.ensure_rows(rows, self.p.model, f"shard {path.name}")))
+        return out
+
     def write(self, tmp: Path) -> None:
         if self.p.model is None:
             return  # disabled: an empty folder, no budgets
-        self.shards = []  # per images shard: its enhanced rows and their items per budget
-        for path in shard_paths(self.ctx.dir("images")):
-            rows = self.selected(pq.read_table(path, columns=self.columns))
-            self.shards.append((rows, self.ensure_rows(rows, self.p.model, f"shard {path.name}")))
         for b in self.budgets:
             write_table((_as_rows(self.budget_rows(rows, items[b])) for rows, items in self.shards),
                         features(self.ctx.classes), tmp / budget_dir(b))
@@ -184,37 +195,53 @@ class Enhance(UnitStage):
         """The output rows of one budget: the images' id, label and split with their cached results."""
         got = self.lookup([it.key for it in items], columns)
         out = rows.select(["id", "label", "split"]).append_column(
-            "budget", pa.array([it.payload[3] for it in items], pa.float64()))
+            "budget", pa.array([it.payload.budget for it in items], pa.float64()))
         for name in got.column_names:
             if name != "key":
                 out = out.append_column(name, got.column(name))
         return out
 
+    @cached_property
+    def measured(self) -> Measured:
+        """Gain and change sizes over every image; on the seeded sample, the transfer to observers
+        (and compare guides) and, for JPEG stimuli, what survives JPEG."""
+        ep, ctx = self.p, self.ctx
+        light = pa.concat_tables(rows.select(["id", "split"]) for rows, _ in self.shards)
+        images = (self.selected(t) for t in iter_shards(ctx.dir("images"), [*self.columns, "image"]))
+        picked_sample = sample(images, light, ctx.seed, ep.metrics_sample)
+        x0 = to_tensor(png_bytes(picked_sample))
+        stats = {budget_dir(b): budget_stats(pa.concat_tables(
+            [self.budget_rows(rows, items[b], ["key", *NUMBERS]) for rows, items in self.shards]), b, ep.norm)
+            for b in self.budgets}
+        per_guide = {ep.model: self._sampled(picked_sample, ep.model)}
+        for name in self.compare:
+            self.ensure_rows(picked_sample, name, f"sample for {name}")
+            per_guide[name] = self._sampled(picked_sample, name)
+        observers = {o: Judge(m, ctx.groups(o)) for o, m in self.observers.items()}
+        transfer = {g: judge(picked_sample, Judge(ctx.model(g), ctx.groups(g)), observers, x0, per_b, self.budgets,
+                             ep.batch_size) for g, per_b in per_guide.items()}
+        jpeg = None
+        if ctx.spec.export.stimulus_format == "jpeg":
+            col = ctx.spec.score.target_column
+            y = torch.from_numpy(ctx.targets(ep.model, picked_sample.column("label").to_pylist(),
+                                             picked_sample.column(col).to_pylist() if col else None))
+            jpeg = jpeg_survival(self.guide, picked_sample, y, x0, per_guide[ep.model],
+                                 ctx.spec.export.jpeg_quality, ep.batch_size)
+        return Measured(ep.model, self.budgets, list(self.observers), picked_sample, per_guide, transfer, stats,
+                        light.num_rows, jpeg)
+
     def metrics(self) -> dict[str, Any]:
         if self.p.model is None:
             return {"guide": None, "budgets": {}}
-        ep = self.p
-        light = pa.concat_tables(rows.select(["id", "split"]) for rows, _ in self.shards)
-        self.sample = sample(self, light)
-        x0 = to_tensor(png_bytes(self.sample))
-        stats, picked = {}, {}
-        for b in self.budgets:
-            parts = [self.budget_rows(rows, items[b], ["key", *NUMBERS]) for rows, items in self.shards]
-            stats[budget_dir(b)] = budget_stats(pa.concat_tables(parts), b, ep.norm)
-            picked[b] = self._sampled(self.sample, ep.model)[b]
-        self.per_guide = {ep.model: picked}
-        for name in self.compare:
-            self.ensure_rows(self.sample, name, f"sample for {name}")
-            self.per_guide[name] = self._sampled(self.sample, name)
-        self.transfer = {g: judge(self, g, x0, per_b) for g, per_b in self.per_guide.items()}
+        ep, m = self.p, self.measured
         out = {"guide": ep.model, "objective": ep.objective, "norm": ep.norm, "step_size": ep.step_size,
-               "steps": ep.steps, "splits": list(ep.splits), "images": light.num_rows, "budgets": stats,
-               "transfer": {"sample": dict(sorted(Counter(self.sample.column("split").to_pylist()).items())),
-                            "guides": self.transfer}}
+               "steps": ep.steps, "splits": list(ep.splits), "images": m.images, "budgets": m.stats,
+               "transfer": {"sample": dict(sorted(Counter(m.sample.column("split").to_pylist()).items())),
+                            "guides": m.transfer}}
         if ep.objective == "logit_diverge":
             out["diverge_from"] = self.diverge_classes()
-        if self.ctx.spec.export.stimulus_format == "jpeg":
-            out["jpeg"] = jpeg_survival(self, x0, picked)
+        if m.jpeg is not None:
+            out["jpeg"] = m.jpeg
         return out
 
     def _sampled(self, sample: pa.Table, guide: str) -> dict[float, pa.Table]:
@@ -246,63 +273,16 @@ class Enhance(UnitStage):
     def plots(self, folder: Path) -> None:
         if self.p.model is None:
             return  # no guide, no figures
-        figures(self, folder)
+        figures(self.measured, folder, self.p.norm, self.ctx.classes, self.p.grid_images)
 
     def summary(self) -> str:
         if self.p.model is None:
             return "disabled (no enhance.model)"
         computed = sum(c for _, _, c in self.counts)
         top = budget_dir(self.budgets[-1])
-        gain = self.transfer[self.p.model][top]["mean_gain"]
+        gain = self.measured.transfer[self.p.model][top]["mean_gain"]
         return (f"{len(self.shards)} shards x {len(self.budgets)} budgets ({', '.join(f'{b:g}' for b in self.budgets)}); "
                 f"{computed} images x budgets computed; mean gt-logit gain {gain:.2f} at {top} (sample)")
-
-
-def enhance_images(ep: Any, guide: Any, pngs: list[bytes], targets: list[int], budgets: Sequence[float],
-                   on_step: Any = None) -> dict[float, dict[str, list]]:
-    """Enhance canonical PNGs towards ``targets`` (guide head indices) at ``budgets``: per budget
-    the stored PNG, the gt logit before and after, and the L2 / Linf size of the stored change.
-    ``on_step(1)`` after every step of the shared trajectory (progress)."""
-    x0 = to_tensor(pngs)
-    y = torch.tensor(targets, dtype=torch.long)
-    out = enhance(guide, x0, y, budgets=budgets, objective=ep.objective, step_size=ep.step_size, norm=ep.norm,
-                  steps=ep.steps, diverge_from=ep.diverge_from, batch_size=ep.batch_size, on_step=on_step)
-    z0 = logits(guide, x0, ep.batch_size)
-    before = z0.gather(1, y[:, None])[:, 0].double()
-    base = objective_value(guide, z0, y, ep.objective, ep.diverge_from)
-    result = {}
-    for b in budgets:
-        stored, after = store_budget(guide, x0, out[b], y, b, base, before, ep)
-        l2, linf = change_sizes(x0, stored)
-        result[b] = {"image": to_pngs(stored), "gt_logit_before": before.tolist(),
-                     "gt_logit_after": after.tolist(), "l2": l2.tolist(), "linf": linf.tolist()}
-    return result
-
-
-def store_budget(guide: Any, x0: torch.Tensor, x: torch.Tensor, y: torch.Tensor, b: float,
-                 base: torch.Tensor, before: torch.Tensor, ep: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stored images of budget ``b`` and their gt logits: the best rounded candidate within
-    the budget, never scoring below the original on the guide's objective (then the original).
-
-    The logits of the rounded images come from the pass that judged them (at a fixed batch shape
-    an image's logits do not depend on its companions); only replaced rows are run again."""
-    seen: list[torch.Tensor] = []
-
-    def score(xs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        z = logits(guide, xs, ep.batch_size)
-        seen.append(z)
-        return objective_value(guide, z, y[rows], ep.objective, ep.diverge_from)
-
-    stored, replaced = best_within_rows(x0, x, b, ep.norm, score, base)
-    z = seen[0].clone()
-    if len(replaced):
-        z[replaced] = logits(guide, stored[replaced], ep.batch_size)
-    worse = objective_value(guide, z, y, ep.objective, ep.diverge_from) < base
-    stored[worse] = x0[worse]
-    after = z.gather(1, y[:, None])[:, 0].double()
-    same = (stored == x0).flatten(1).all(1)
-    after[same] = before[same]  # the original's own logit, not a re-computation in another batch
-    return stored, after
 
 
 def _as_rows(table: pa.Table) -> dict[str, list]:

@@ -8,6 +8,7 @@ from ...config.params import Params
 from ...config.schema import to_plain
 from ..resolving import plain
 from ..spec import DvcPath, StageSpec
+from .key import KEY
 
 
 def resolved(params: Params, corpus: str) -> dict[str, Any]:
@@ -21,7 +22,7 @@ def describe(params: Params, corpus: str) -> str:
 
 
 SPEC = StageSpec(
-    name="ingest", output="images", section="ingest", stage="lwise_build.stages.ingest.stage:Ingest",
+    key=KEY, name="ingest", output="images", section="ingest", stage="lwise_build.stages.ingest.stage:Ingest",
     help="Canonicalise a corpus's images into data/<corpus>/images/.", describe=describe, resolved=resolved,
     deps=("resolved/source.json", "resolved/ingest.json"),
     outs=("images", DvcPath("metrics/details/ingest.json", note="the bad-input report and per-class counts")),

@@ -12,6 +12,7 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,6 @@ from ... import console
 from ...config.constants import SPLITS
 from ...config.params import IngestParams
 from ...errors import UserError, quote
-from ...io.digests import bytes_digest, json_digest
 from ...io.fingerprint import files_fingerprint
 from ...io.images import BadImage, canonical_png, image_id
 from ...io.sources import RawItem, content_of, entry_problem, load_source, readable_files
@@ -31,10 +31,17 @@ from ...io.staging import write_json
 from ...io.tables import has_table, read_table, write_table
 from ...seeding import seeded_hex
 from ..units import Item, UnitStage, chunks
+from .key import KEY
 
-CACHE_VERSION = 1
 DECODE_BATCH = 256  # raw items per cached pack
 ERRORS_FILE = "ingest-errors.json"  # beside images/: the bad-input list of a run that failed on it
+
+
+@dataclass(frozen=True)
+class DecodeWork:
+    """One source file to decode: its index in the source's items."""
+
+    item: int
 
 
 class Ingest(UnitStage):
@@ -42,6 +49,7 @@ class Ingest(UnitStage):
 
     name, output, section = "ingest", "images", "ingest"
     remote = False  # decodes in worker processes here; the source files are local
+    cache_key = KEY
 
     def prepare(self) -> None:
         self.items = load_source(self.p, self.where)
@@ -71,14 +79,13 @@ class Ingest(UnitStage):
         runs, so a forced run sees any edit."""
         import PIL
 
-        prefix = json_digest({"v": CACHE_VERSION, "size": self.p.image_size, "gray": self.p.grayscale,
-                              "pillow": PIL.__version__})
+        prefix = self.key_prefix(pillow=PIL.__version__)
         content, _ = files_fingerprint(_root(self.p), readable_files(self.items), reread=True)
         digests = [content_of(it, content) for it in self.items]
-        self.keys = [None if d.startswith("bad:") else bytes_digest(f"{prefix}:{d}".encode()) for d in digests]
+        self.keys = [None if d.startswith("bad:") else self.cache_key.key(prefix, content=d) for d in digests]
         workers = self.p.workers or os.cpu_count() or 1
         with _pool(workers) as self.pool:
-            self.ensure([Item(k, i) for i, k in enumerate(self.keys) if k], "decode")
+            self.ensure([Item(k, DecodeWork(i)) for i, k in enumerate(self.keys) if k], "decode")
         good = [k for k in self.keys if k]
         found = self.lookup(good, ["id", "reason", "nbytes"]).to_pydict() if good else {}
         rows = zip(*(found.get(c, []) for c in ("id", "reason", "nbytes")), strict=True)
@@ -91,11 +98,12 @@ class Ingest(UnitStage):
     def compute(self, batch: list[Item]) -> pa.Table:
         """Decode and canonicalise a batch of raw items (in worker processes when there are several)."""
         p = self.p
-        jobs = [(it.data, it.meta.get("_path", ""), p.image_size, p.grayscale) for it in (self.items[b.payload] for b in batch)]
+        jobs = [(it.data, it.meta.get("_path", ""), p.image_size, p.grayscale)
+                for it in (self.items[b.payload.item] for b in batch)]
         results = list(self.pool.map(_canonicalise_one, jobs, chunksize=16) if self.pool else map(_canonicalise_one, jobs))
         for b, (_, reason, io_fault) in zip(batch, results, strict=True):
             if io_fault:  # not the content's fault: never cache it under the content's key
-                raise UserError(f"{self.items[b.payload].source}: changed while ingest read it ({reason}); rerun")
+                raise UserError(f"{self.items[b.payload.item].source}: changed while ingest read it ({reason}); rerun")
         pngs = [png for png, _, _ in results]
         return pa.table({"key": pa.array([it.key for it in batch], pa.string()), "png": pa.array(pngs, pa.binary()),
                          "id": pa.array([image_id(png) if png else None for png in pngs], pa.string()),

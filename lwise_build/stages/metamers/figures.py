@@ -9,29 +9,40 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from ...io import figures as fig
 from ...io.images import decode_png, to_pngs
 
-if TYPE_CHECKING:
-    from .stage import Metamers
+
+@dataclass(frozen=True)
+class Synthesised:
+    """The metamers stage's result: its rows, the judges' rates per cell and the references."""
+
+    table: dict[str, list]  # the written rows, column -> values
+    cells: dict[tuple[str, str], dict]  # (generator, layer) -> its judge rates (ops.metamer.judge_rates)
+    judges: list[str]
+    generators: list[str]
+    refs: Any  # the references as the models see them, (N, C, H, W) floats
+    ref_ids: list[str]
+    ref_labels: np.ndarray
 
 
-def figures(st: Metamers, plots: Path) -> None:
+def figures(r: Synthesised, plots: Path, classes: list[str]) -> None:
     """recognisability.csv, recognisability.png and gallery.png into ``plots``."""
-    cells = st.cells
+    cells = r.cells
     _write_csv(plots / "recognisability.csv", cells)
-    names = list(dict.fromkeys([*st.judges, *st.p.generators]))
+    names = list(dict.fromkeys([*r.judges, *r.generators]))
     mat = np.array([[np.nan if (v := c["recognisability"].get(j)) is None else v for j in names]
                     for c in cells.values()], dtype=float)
     rows = [f"{g} / {layer} ({c['pass_rate']:.0%} pass)" for (g, layer), c in cells.items()]
     fig.heatmap(mat, rows, names, plots / "recognisability.png", xlabel="judge", ylabel="generator / layer",
                 title="Metamer recognisability (passing metamers judged correct)", missing="none passed")
-    _gallery(st, list(cells), plots / "gallery.png")
+    _gallery(r, list(cells), classes, plots / "gallery.png")
 
 
 def _write_csv(path: Path, cells: dict[tuple[str, str], dict]) -> None:
@@ -48,19 +59,19 @@ def _write_csv(path: Path, cells: dict[tuple[str, str], dict]) -> None:
     path.write_text(buf.getvalue())
 
 
-def _gallery(st: Metamers, cells: list[tuple[str, str]], path: Path) -> None:
+def _gallery(r: Synthesised, cells: list[tuple[str, str]], classes: list[str], path: Path) -> None:
     """One reference per class (up to 10): the reference, then its metamer per generator/layer."""
     first = {}
-    for i, c in enumerate(st.ref_labels.tolist()):
+    for i, c in enumerate(r.ref_labels.tolist()):
         first.setdefault(c, i)
     picks = list(first.values())[:10]
-    table = st.table
+    table = r.table
     at = {(r, g, layer): i for i, (r, g, layer) in
           enumerate(zip(table["reference_id"], table["generator"], table["layer"], strict=True))}
-    refs = [_as_image(to_pngs(st.refs[i:i + 1])[0]) for i in picks]
-    grid = [[refs[k], *[_as_image(table["metamer"][at[(st.ref_ids[i], g, layer)]]["bytes"])
+    refs = [_as_image(to_pngs(r.refs[i:i + 1])[0]) for i in picks]
+    grid = [[refs[k], *[_as_image(table["metamer"][at[(r.ref_ids[i], g, layer)]]["bytes"])
                         for g, layer in cells]] for k, i in enumerate(picks)]
-    fig.image_grid(np.asarray(grid), path, row_labels=[st.ctx.classes[st.ref_labels[i]] for i in picks],
+    fig.image_grid(np.asarray(grid), path, row_labels=[classes[r.ref_labels[i]] for i in picks],
                        col_labels=["reference", *[f"{g}\n{layer}" for g, layer in cells]],
                        title="Model metamers")
 

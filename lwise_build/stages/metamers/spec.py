@@ -8,6 +8,7 @@ from typing import Any
 from ...config.params import Params
 from ..resolving import mapping, section
 from ..spec import DvcPath, StageSpec
+from .key import KEY
 
 
 def resolved(params: Params, corpus: str) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def describe(params: Params, corpus: str) -> str:
 
 
 SPEC = StageSpec(
-    name="metamers", output="metamers", section="metamers", stage="lwise_build.stages.metamers.stage:Metamers",
+    key=KEY, name="metamers", output="metamers", section="metamers", stage="lwise_build.stages.metamers.stage:Metamers",
     help="Model metamers and their recognisability into data/<corpus>/metamers/.", describe=describe,
     resolved=resolved, enabled_by="metamers.generators", splits=splits, executor=True,
     deps=("resolved/metamers.json", "images", "models"),

@@ -11,33 +11,33 @@ distribution of distinct pairs of natural training images (:mod:`~lwise_build.op
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from datasets import ClassLabel, Features, Image, Value
 
 from ...errors import UserError
-from ...io.digests import bytes_digest, json_digest
+from ...io.digests import json_digest
 from ...io.images import to_pngs, to_tensor
 from ...io.scratch import ScratchRows
-from ...io.tables import pngs_at, pngs_by_id, read_table, shard_paths, write_table
+from ...io.tables import pngs_at, pngs_by_id, read_table, write_table
 from ...models.inference import activations, logits
 from ...ops import metamer as M
 from ...ops import metamer_stats as MS
 from ...ops.augment import augment
 from ...ops.classmap import forced_choice
-from ...seeding import seeded_hex, seeded_int
+from ...seeding import seeded_int
 from ..units import Item, UnitStage, group_by
-from .figures import figures
+from .figures import Synthesised, figures
+from .helpers import deterministic_gpu, generator_layers, locations, select_references
+from .key import KEY
 
-CACHE_VERSION = 4  # 3: channels-last batches (models/inference.padded); 4: BN folded in ResNet blocks
 ROWS_PER_SHARD = 2000
 STATS = MS.STATS
 #: Decoded null images kept in memory at most (floats); more are decoded per use.
@@ -60,6 +60,15 @@ def features(classes: Sequence[str], judges: Sequence[str]) -> Features:
     return Features(cols)
 
 
+@dataclass(frozen=True)
+class MetamerWork:
+    """One reference (its row in the stage's references) at one generator layer."""
+
+    generator: str
+    layer: str
+    ref: int
+
+
 class Metamers(UnitStage):
     """Metamers per generator and layer, their match statistics against a null, and judges."""
 
@@ -67,6 +76,7 @@ class Metamers(UnitStage):
     headline_rows = True  # metrics/metamers/<generator>.json
     parallel_units = True
     work_unit = "step"  # progress counts synthesis steps: done / total and an ETA
+    cache_key = KEY
 
     def prepare(self) -> None:
         """Load models, check layers, pick references and null pairs (seeded) before any work."""
@@ -75,7 +85,7 @@ class Metamers(UnitStage):
         if not p.generators:
             return
         self.models = {n: ctx.model(n) for n in dict.fromkeys([*p.generators, *self.judges])}
-        self.layers = {g: _layers(self.models[g], p.layers.get(g), f"{self.where}.layers.{g}") for g in p.generators}
+        self.layers = {g: generator_layers(self.models[g], p.layers.get(g), f"{self.where}.layers.{g}") for g in p.generators}
         t = read_table(ctx.dir("images"), ["id", "label", "split"])
         ids, labels = t.column("id").to_pylist(), np.asarray(t.column("label").to_pylist())
         split = np.asarray(t.column("split").to_pylist(), dtype=object)
@@ -87,7 +97,7 @@ class Metamers(UnitStage):
         used, pairs = np.unique(MS.null_pairs(len(pool), p.null_pairs, ctx.seed), return_inverse=True)
         self.pairs = pairs.reshape(-1, 2)  # decode only the images the null uses
         self.null_ids = [ids[pool[i]] for i in used]
-        self.null_at = _locations(ctx.dir("images"), self.null_ids)
+        self.null_at = locations(ctx.dir("images"), self.null_ids)
         found = pngs_by_id(ctx.dir("images"), [ids[i] for i in chosen])
         self.ref_ids, self.ref_labels = [ids[i] for i in chosen], labels[chosen]
         self.refs = to_tensor([found[i] for i in self.ref_ids])
@@ -124,24 +134,25 @@ class Metamers(UnitStage):
 
     def cell_items(self) -> dict[tuple[str, str], list[Item]]:
         """Per (generator, layer), one item per reference, keyed by the generator's weights, the
-        layer, the reference, the schedule, the noise, the seed and the batch size."""
+        layer, the reference, the schedule's steps as run and the params :data:`.key.KEY` names."""
         p = self.p
-        lrs = M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps)
+        lrs = json_digest(M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps))
         out = {}
         for g in p.generators:
             for layer in self.layers[g]:
-                prefix = json_digest({"v": CACHE_VERSION, "model": self.models[g].model_hash, "layer": layer,
-                                      "lrs": json_digest(lrs), "noise": p.init_noise, "seed": self.ctx.seed,
-                                      "batch": p.batch_size, **({"fake_relu": True} if p.fake_relu else {})})
-                out[(g, layer)] = [Item(bytes_digest(f"{prefix}:{i}".encode()), (g, layer, r))
+                prefix = self.key_prefix(model_hash=self.models[g].model_hash, layer=layer, step_sizes=lrs,
+                                         device=self.ctx.device.type)
+                out[(g, layer)] = [Item(self.cache_key.key(prefix, reference_id=i), MetamerWork(g, layer, r))
                                    for r, i in enumerate(self.ref_ids)]
         return out
 
     def batches(self, items: list[Item]) -> list[list[Item]]:
         """References of one (generator, layer) together, deepest layers first (they take longest)."""
-        depth = {(g, layer): -self.models[g].layers().index(layer) for g, layer, _ in (it.payload for it in items)}
-        ordered = sorted(items, key=lambda it: depth[it.payload[:2]])
-        return group_by(ordered, lambda it: it.payload[:2], self.p.batch_size)
+        def cell(it: Item) -> tuple[str, str]:
+            return it.payload.generator, it.payload.layer
+
+        depth = {(g, layer): -self.models[g].layers().index(layer) for g, layer in map(cell, items)}
+        return group_by(sorted(items, key=lambda it: depth[cell(it)]), cell, self.p.batch_size)
 
     @cached_property
     def synthesis_models(self) -> dict[str, Any]:
@@ -155,27 +166,41 @@ class Metamers(UnitStage):
         return len(M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps))
 
     def compute(self, batch: list[Item]) -> pa.Table:
-        gen, layer = batch[0].payload[:2]
-        rows = [it.payload[2] for it in batch]
+        gen, layer = batch[0].payload.generator, batch[0].payload.layer
+        rows = [it.payload.ref for it in batch]
         p = self.p
         x = M.metamers(self.synthesis_models[gen], layer, self.refs[rows], [self.ref_ids[r] for r in rows], steps=p.steps,
                        schedule=p.schedule, init_noise=p.init_noise, seed=self.ctx.seed, step_size=p.step_size,
                        batch_size=p.batch_size, fake_relu=p.fake_relu, on_step=self.tick)
         return pa.table({"key": [it.key for it in batch], "png": pa.array(to_pngs(x), pa.binary())})
 
-    def write(self, tmp: Path) -> None:
-        self.table: dict[str, list] = {}
+    @cached_property
+    def ref_choice(self) -> dict[str, np.ndarray]:
+        """Each generator's forced choice on the references (what its metamers must match)."""
+        return {g: self.choices(g, self.refs) for g in self.p.generators}
+
+    @cached_property
+    def result(self) -> Synthesised:
+        """Every metamer from the cache or synthesised, its rows (statistics against the null,
+        the judges' choices) and the judges' rates per (generator, layer)."""
         if not self.p.generators:
-            write_table([], features(self.ctx.classes, []), tmp)
-            return
+            return Synthesised({}, {}, self.judges, [], None, [], np.zeros(0, np.int64))
         cells = self.cell_items()
-        self.ref_choice = {g: self.choices(g, self.refs) for g in self.p.generators}
-        with _deterministic_gpu(self.ctx.device):
+        self.ref_choice  # noqa: B018 - on the references before the deterministic kernels, as always
+        with deterministic_gpu(self.ctx.device):
             self.ensure([it for its in cells.values() for it in its], "metamers")
             rows = self.map_units(lambda c: self._rows(c, cells[c]), list(cells), "metamer stats")
-        self.table = {k: [v for r in rows for v in r[k]] for k in rows[0]}
-        n = len(self.table["reference_id"])
-        shards = [{k: v[i:i + ROWS_PER_SHARD] for k, v in self.table.items()} for i in range(0, n, ROWS_PER_SHARD)]
+        table = {k: [v for r in rows for v in r[k]] for k in rows[0]}
+        rates = M.judge_rates(table, {j: judge_column(j) for j in self.judges})
+        return Synthesised(table, rates, self.judges, list(self.p.generators), self.refs, self.ref_ids, self.ref_labels)
+
+    def write(self, tmp: Path) -> None:
+        table = self.result.table
+        if not table:
+            write_table([], features(self.ctx.classes, []), tmp)
+            return
+        n = len(table["reference_id"])
+        shards = [{k: v[i:i + ROWS_PER_SHARD] for k, v in table.items()} for i in range(0, n, ROWS_PER_SHARD)]
         write_table(shards, features(self.ctx.classes, self.judges), tmp)
 
     def _rows(self, cell: tuple[str, str], items: list[Item]) -> dict[str, list]:
@@ -204,16 +229,15 @@ class Metamers(UnitStage):
     def metrics(self) -> dict[str, Any]:
         if not self.p.generators:
             return {"counts": {"metamers": 0}, "generators": {}}
-        p = self.p
-        self.cells = M.judge_rates(self.table, {j: judge_column(j) for j in self.judges})
+        p, r = self.p, self.result
         steps = len(M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps))
-        return {"counts": {"references": len(self.ref_ids), "metamers": len(self.table["passes"]),
-                           "passing": int(sum(self.table["passes"])), "null_pairs": int(len(self.pairs)),
+        return {"counts": {"references": len(r.ref_ids), "metamers": len(r.table["passes"]),
+                           "passing": int(sum(r.table["passes"])), "null_pairs": int(len(self.pairs)),
                            "null_images": len(self.null_ids)},
                 "schedule": p.schedule, "steps": steps, "null_split": p.null_split,
                 "null_augment": list(p.null_augment), "fake_relu": p.fake_relu,
                 "null_rule": "every statistic >= its maximum over the null pairs",
-                "generators": {g: {layer: self.cells[(g, layer)] for layer in self.layers[g]} for g in p.generators}}
+                "generators": {g: {layer: r.cells[(g, layer)] for layer in self.layers[g]} for g in p.generators}}
 
     def headline(self, d: dict[str, Any]) -> dict[str, Any]:
         """Per generator over its layers: metamers, passing, and how often other models recognise them."""
@@ -238,58 +262,13 @@ class Metamers(UnitStage):
 
     def plots(self, folder: Path) -> None:
         if self.p.generators:
-            figures(self, folder)
+            figures(self.result, folder, self.ctx.classes)
 
     def summary(self) -> str:
-        n = len(self.table.get("passes", []))
+        table = self.result.table
+        n = len(table.get("passes", []))
         if not n:
             return "no generators configured (metamers.generators is empty)"
         cells = sum(len(v) for v in self.layers.values())
         return (f"{n} metamers ({len(self.ref_ids)} references x {cells} generator layers), "
-                f"{int(sum(self.table['passes']))} passing the null check")
-
-
-@contextlib.contextmanager
-def _deterministic_gpu(device: torch.device) -> Iterator[None]:
-    """cuDNN's deterministic kernels on a GPU, so rebuilds give the same pixels."""
-    if device.type == "cpu":
-        yield
-        return
-    before = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before
-
-
-def _layers(model: Any, wanted: Sequence[str] | None, where: str) -> list[str]:
-    """The generator's layers to use (all its stages by default); unknown names are errors."""
-    stages = model.layers()
-    if not stages:
-        raise UserError(f"{where}: this model has no named stages to stop at (arch {model.arch!r})")
-    for name in wanted or ():
-        if name not in stages:
-            raise UserError(f"{where}: unknown layer {name!r} (stages: {', '.join(stages)})")
-    return sorted(wanted, key=stages.index) if wanted else stages
-
-
-def _locations(folder: Path, ids: Sequence[str]) -> list[tuple[str, int]]:
-    """(shard file name, row) of each of ``ids`` in a table (reading only its id column)."""
-    where = {}
-    wanted = set(ids)
-    for path in shard_paths(folder):
-        for row, i in enumerate(pq.read_table(path, columns=["id"]).column("id").to_pylist()):
-            if i in wanted:
-                where[i] = (path.name, row)
-    return [where[i] for i in ids]
-
-
-def select_references(ids: Sequence[str], labels: np.ndarray, mask: np.ndarray, per_class: int,
-                      seed: int) -> list[int]:
-    """``per_class`` rows per class among ``mask``, ranked by a hash of (seed, id): order-free."""
-    out: list[int] = []
-    for c in sorted(set(labels[mask].tolist())):
-        rows = list(np.flatnonzero(mask & (labels == c)))
-        out += sorted(rows, key=lambda i: seeded_hex(seed, ids[i]))[:per_class]
-    return out
+                f"{int(sum(table['passes']))} passing the null check")

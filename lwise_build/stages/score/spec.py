@@ -7,6 +7,7 @@ from typing import Any
 from ...config.params import Params
 from ..resolving import section
 from ..spec import DvcPath, StageSpec
+from .key import KEY
 
 
 def resolved(params: Params, corpus: str) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def describe(params: Params, corpus: str) -> str:
 
 
 SPEC = StageSpec(
-    name="score", output="scores", section="score", stage="lwise_build.stages.score.stage:Score",
+    key=KEY, name="score", output="scores", section="score", stage="lwise_build.stages.score.stage:Score",
     help="Difficulty columns from each scoring model into data/<corpus>/scores/.", describe=describe,
     resolved=resolved, enabled_by="score.models", executor=True,
     deps=("resolved/score.json", "images", "models"),

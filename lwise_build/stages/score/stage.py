@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from datasets import ClassLabel, Features, Value
 
 from ...errors import UserError
 from ...io import figures
-from ...io.digests import bytes_digest, file_digest, json_digest
+from ...io.digests import file_digest
 from ...io.tables import column_names, read_table, shard_paths, shard_sizes, write_table
 from ...models.cfg import WEIGHTS_FILE
 from ...models.inference import STATS, resolve_precision, score_pngs
@@ -31,10 +32,10 @@ from ...models.store import built_dir
 from ...ops.difficulty import COLUMNS, with_difficulty
 from ...ops.recognisability import score_report
 from ..units import Item, UnitStage, attach_pngs, chunks
+from .key import KEY
 
 HUMAN_COLUMNS = ("human_accuracy", "human_correct", "human_trials")
 MAX_PANELS = 30
-CACHE_VERSION = 3  # 3: channels-last batches (models/inference.padded)
 IMAGE_BATCHES_PER_CALL = 8  # fixed-size batches per compute call: decoding runs ahead within it
 _TYPES = {"gt_logit": pa.float32(), "pred": pa.int64(), "prob": pa.float32(), "margin": pa.float32()}
 
@@ -43,11 +44,28 @@ def _stats_of(table: pa.Table) -> dict[str, np.ndarray]:
     return {s: table.column(s).to_numpy() for s in STATS}
 
 
+@dataclass(frozen=True)
+class ScoreWork:
+    """One image under one model: where the image is and its target (head index); ``png`` once attached."""
+
+    model: str
+    shard: str
+    row: int
+    target: int
+    png: bytes | None = None
+
+    @property
+    def where(self) -> tuple[str, int]:
+        """(images shard file name, row)."""
+        return self.shard, self.row
+
+
 class Score(UnitStage):
     """Ground-truth logits, difficulty and recognisability of every scoring model."""
 
     name, output, section, has_plots = "score", "scores", "score", True
     headline_rows = True  # metrics/score/<alias>.json
+    cache_key = KEY
 
     def prepare(self) -> None:
         sp, src = self.p, self.ctx.dir("images")
@@ -65,8 +83,8 @@ class Score(UnitStage):
     def write(self, tmp: Path) -> None:
         """Every (image, model) result from the cache or computed, then the score columns."""
         images = self.ctx.dir("images")
-        prefix = {m: json_digest([CACHE_VERSION, model.model_hash or file_digest(built_dir(self.ctx.params, m) / WEIGHTS_FILE),
-                                  self.precision, self.ctx.device.type, self.p.batch_size])
+        prefix = {m: self.key_prefix(model_hash=model.model_hash or file_digest(built_dir(self.ctx.params, m) / WEIGHTS_FILE),
+                                     precision=self.precision, device=self.ctx.device.type)
                   for m, model in self.models.items()}
         keys: dict[str, list[str]] = {m: [] for m in self.models}
         start = 0
@@ -75,9 +93,9 @@ class Score(UnitStage):
             items = []
             for m in self.models:
                 tg = self.targets[m][start:start + n].tolist()
-                ks = [bytes_digest(f"{prefix[m]}:{i}:{t}".encode()) for i, t in zip(ids, tg, strict=True)]
+                ks = [self.cache_key.key(prefix[m], image_id=i, target=t) for i, t in zip(ids, tg, strict=True)]
                 keys[m] += ks
-                items += [Item(k, (m, (path.name, row), t)) for row, (k, t) in enumerate(zip(ks, tg, strict=True))]
+                items += [Item(k, ScoreWork(m, path.name, row, t)) for row, (k, t) in enumerate(zip(ks, tg, strict=True))]
             self.ensure(items, f"shard {path.name}")
             start += n
         self.stats = {m: _stats_of(self.lookup(keys[m], list(STATS))) for m in self.models}
@@ -86,30 +104,31 @@ class Score(UnitStage):
 
     def attach(self, batch: list[Item]) -> list[Item]:
         """Each item with its image's PNG bytes, read from just the row groups holding them."""
-        return attach_pngs(self.ctx.dir("images"), batch, lambda it: it.payload[1])
+        return attach_pngs(self.ctx.dir("images"), batch, lambda it: it.payload.where)
 
     def batches(self, items: list[Item]) -> list[list[Item]]:
         """Images needing the same models together, several fixed-size batches per call."""
-        rows: dict[int, list[Item]] = {}
+        rows: dict[tuple[str, int], list[Item]] = {}
         for it in items:
-            rows.setdefault(it.payload[1], []).append(it)
-        by_models: dict[tuple[str, ...], list[int]] = {}
+            rows.setdefault(it.payload.where, []).append(it)
+        by_models: dict[tuple[str, ...], list[tuple[str, int]]] = {}
         for row, its in rows.items():
-            by_models.setdefault(tuple(sorted(it.payload[0] for it in its)), []).append(row)
+            by_models.setdefault(tuple(sorted(it.payload.model for it in its)), []).append(row)
         per_call = self.p.batch_size * IMAGE_BATCHES_PER_CALL
         return [[it for r in part for it in rows[r]] for group in by_models.values() for part in chunks(group, per_call)]
 
     def compute(self, batch: list[Item]) -> pa.Table:
         """Decode the batch's images once and run each of its models on them."""
-        rows = list(dict.fromkeys(it.payload[1] for it in batch))
-        pngs = {it.payload[1]: it.payload[3] for it in batch}
-        models = sorted({it.payload[0] for it in batch})
-        target = {(it.payload[0], it.payload[1]): it.payload[2] for it in batch}
+        work = [it.payload for it in batch]
+        rows = list(dict.fromkeys(w.where for w in work))
+        pngs = {w.where: w.png for w in work}
+        models = sorted({w.model for w in work})
+        target = {(w.model, w.where): w.target for w in work}
         got = score_pngs({m: self.models[m] for m in models}, [pngs[r] for r in rows],
                          {m: np.asarray([target[(m, r)] for r in rows]) for m in models}, self.ctx.device,
                          batch_size=self.p.batch_size, workers=self.p.decode_workers, precision=self.precision)
         pos = {r: i for i, r in enumerate(rows)}
-        cols = {s: np.asarray([got[it.payload[0]][s][pos[it.payload[1]]] for it in batch]) for s in STATS}
+        cols = {s: np.asarray([got[w.model][s][pos[w.where]] for w in work]) for s in STATS}
         return pa.table({"key": [it.key for it in batch], **{s: pa.array(cols[s], _TYPES[s]) for s in STATS}})
 
     def metrics(self) -> dict[str, Any]:
