@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from support.experiment_tiny import CLASSES, make_corpus, make_curricula
 from support.params import toy_params
+from support.reference import assign, fnv1a
 
 from lwise_build.config.experiment import DEFAULT_ALIASES, JSPSYCH_PACKAGES, ExperimentParams
 from lwise_build.errors import UserError
 from lwise_build.io.tables import pngs_by_id, read_table, write_table
-from lwise_build.ops.experiment_design import assign, condition_weights, design, fnv1a
+from lwise_build.ops.experiment_design import condition_weights, design
 from lwise_build.stages.curriculum.stage import table_features
 from lwise_build.stages.experiment.stage import Experiment
 

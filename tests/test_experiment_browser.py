@@ -30,10 +30,11 @@ from support.experiment_browser import (
 )
 from support.experiment_tiny import B0, B1, CLASSES, make_corpus, make_curricula, p_correct
 from support.params import toy_params
+from support.reference import assign
 
 from lwise_build.config.curricula import participant_condition
 from lwise_build.io.responses import read_responses
-from lwise_build.ops.experiment_design import SHAPES, assign
+from lwise_build.ops.experiment_design import SHAPES
 from lwise_build.stages.analyze.stage import Analyze
 from lwise_build.stages.experiment.stage import Experiment
 
