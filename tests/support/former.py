@@ -1,9 +1,15 @@
-"""The statistics lwise-build computed by hand before it used scipy, scikit-learn and statsmodels:
-kept here only as the reference the library versions are tested equal to (same definitions)."""
+"""What lwise-build computed by hand before it used a library (scipy, scikit-learn, statsmodels,
+pyarrow, PIL, huggingface_hub): kept only as the references the library versions are tested
+equal to (same definitions, same inputs)."""
 
 from __future__ import annotations
 
+import bisect
+from pathlib import Path
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from scipy.stats import rankdata
 
 NAN = float("nan")
@@ -73,3 +79,66 @@ def row_pearson(a, b) -> np.ndarray:
     denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, (a * b).sum(axis=1) / np.where(denom > 0, denom, 1), 0.0)
+
+
+def read_rows(path: Path, rows: list[int], columns: list[str]) -> pa.Table:
+    """io.tables.read_rows by bisect over the row groups' first rows."""
+    pf = pq.ParquetFile(path)
+    starts, n = [], 0
+    for g in range(pf.num_row_groups):
+        starts.append(n)
+        n += pf.metadata.row_group(g).num_rows
+    groups = sorted({bisect.bisect_right(starts, r) - 1 for r in rows})
+    table = pf.read_row_groups(groups, columns=columns)
+    offset = {g: sum(pf.metadata.row_group(h).num_rows for h in groups[:i]) for i, g in enumerate(groups)}
+    local = [offset[bisect.bisect_right(starts, r) - 1] + r - starts[bisect.bisect_right(starts, r) - 1] for r in rows]
+    return table.take(pa.array(local, pa.int64()))
+
+
+def card_header(ctx) -> dict:
+    """hub.card.header with the features' YAML from the private ``Features._to_yaml_list``."""
+    from lwise_build.hub.card import size_category
+
+    ep = ctx.params.corpus(ctx.corpus).export
+    images = next((c.total for c in ctx.configs if c.name == "default"), 0)
+    return {
+        "pretty_name": ctx.meta.title,
+        "license": ep.license,
+        "version": ctx.meta.version,
+        "tags": list(ep.tags),
+        "task_categories": ["image-classification"],
+        "size_categories": [size_category(images)],
+        "configs": [{"config_name": c.name, "data_files": c.data_files(), **({"default": True} if c.name == "default" else {})}
+                    for c in ctx.configs],
+        "dataset_info": [{"config_name": c.name, "features": c.features._to_yaml_list(),
+                          "download_size": c.nbytes} for c in ctx.configs],
+    }
+
+
+def small(pngs: dict[str, bytes]) -> bool:
+    """report's tiny-image test from the PNG header's width field (bytes 16:20)."""
+    first = next(iter(pngs.values()), b"")
+    return len(first) > 24 and int.from_bytes(first[16:20], "big") < 96
+
+
+def cached_tags(cache: Path, repo: str) -> dict[str, str]:
+    """hub.pull.cached_tags from the cache layout: ``datasets--org--name/refs/<tag>`` files."""
+    refs = cache / f"datasets--{repo.replace('/', '--')}" / "refs"
+    if not refs.is_dir():
+        return {}
+    return {p.name: p.read_text().strip() for p in refs.iterdir() if p.is_file() and p.name.startswith("v")}
+
+
+def lr_factor(schedule: str, total_steps: int):
+    """train's LambdaLR factor per step (the schedule the train stage uses today)."""
+    import math
+
+    def factor(step: int) -> float:
+        t = step / max(1, total_steps)
+        if schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * t))
+        if schedule == "step":
+            return 0.1 ** ((t >= 0.5) + (t >= 0.75))
+        return 1.0
+
+    return factor
