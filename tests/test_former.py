@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from datasets import ClassLabel, Features, Image, Value
+from huggingface_hub import scan_cache_dir  # noqa: F401 - loaded before a test moves the cache, as in a long run
 from support import former
 
 from lwise_build.config.model_params import TrainParams

@@ -35,10 +35,10 @@ META_FILES = ("README.md", "provenance.json", "CITATION.cff")
 def cached_tags(repo: str) -> dict[str, str]:
     """tag -> commit SHA for the versions of ``repo`` already in the local Hub cache
     (``huggingface_hub.scan_cache_dir``; a cached repository it calls corrupted has none)."""
-    from huggingface_hub import CacheNotFound, scan_cache_dir
+    from huggingface_hub import CacheNotFound, constants, scan_cache_dir
 
-    try:
-        cache = scan_cache_dir()
+    try:  # the cache folder as configured now (scan_cache_dir's default is fixed at its import)
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)
     except CacheNotFound:
         return {}
     return {ref: rev.commit_hash for cached in cache.repos if (cached.repo_id, cached.repo_type) == (repo, REPO_TYPE)
