@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from croissant_rows import croissant_records, parquet_records
-from hub_tiny import CORPUS, make_tiny_build, tiny_params
+from support.croissant_rows import croissant_records, parquet_records
+from support.hub_tiny import CORPUS, make_tiny_build, tiny_params
 
 from lwise_build.config.datasheet import unwritten
 from lwise_build.errors import UserError

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_images_table
 from datasets import ClassLabel, Features, Image, Value
+from support.params import toy_params
+from support.tables import write_images_table
 
 from lwise_build.config.curricula import (
     LWISE_BUDGETS,
@@ -16,7 +17,6 @@ from lwise_build.config.curricula import (
     expand_blocks,
     is_shuffled,
 )
-from lwise_build.config.load import parse_params
 from lwise_build.config.params import BlockParams, CurriculumParams, Params
 from lwise_build.config.schema import build
 from lwise_build.errors import UserError
@@ -60,11 +60,9 @@ def write_enhanced(root: Path, budget: float, ids, labels, splits, arrays) -> No
 
 
 def make_params(curricula: dict, budgets: list[float] = BUDGETS) -> Params:
-    return parse_params({
-        "models": {"guide": {"arch": "smallcnn", "corpus": "toy", "checkpoint": "guide.safetensors"}},
-        "corpora": {"toy": {"ingest": {"source": "builtin:digits"}, "score": {"models": {"robust": "guide"}},
-                            "enhance": {"model": "guide", "budgets": budgets}, "curricula": curricula}},
-    })
+    return toy_params({"score": {"models": {"robust": "guide"}}, "enhance": {"model": "guide", "budgets": budgets},
+                       "curricula": curricula},
+                      models={"guide": {"arch": "smallcnn", "corpus": "toy", "checkpoint": "guide.safetensors"}})
 
 
 LWISE = {"preset": "lwise", "budgets": [2, 2, 1, 1, 0.5, 0.5], "train_trials_per_class": 2,

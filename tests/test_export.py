@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from datasets import Image, load_dataset
-from hub_tiny import CORPUS, make_tiny_build, tiny_params
+from support.hub_tiny import CORPUS, make_tiny_build, tiny_params
 
 from lwise_build.config.schema import to_plain
 from lwise_build.errors import UserError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from datasets import load_dataset
-from hub_tiny import CORPUS, REPO, make_tiny_build, tiny_params
+from support.hub_tiny import CORPUS, REPO, make_tiny_build, tiny_params
 
 from lwise_build.errors import UserError
 from lwise_build.hub import pull
@@ -81,7 +81,7 @@ def test_pull_the_experiment_artefact(with_experiment: Path, tmp_path: Path, mon
 
 
 def test_opt_in_responses_config_carries_the_deidentified_trials(with_experiment: Path, tmp_path: Path) -> None:
-    from experiment_tiny import fake_session
+    from support.experiment_tiny import fake_session
 
     from lwise_build.stages.analyze.stage import Analyze
 

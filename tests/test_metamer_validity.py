@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from test_metamers import toy_images, toy_model
+from support.toy_models import toy_images, toy_model
 
 from lwise_build.config.load import load_params
 from lwise_build.io.paths import stage_dir

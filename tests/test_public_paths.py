@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from hub_tiny import CORPUS, make_tiny_build, tiny_params
-from test_ingest import run_ingest, save_img
+from support.folders import save_img
+from support.hub_tiny import CORPUS, make_tiny_build, tiny_params
+from support.ingest import run_ingest
 
 from lwise_build.config.load import parse_params
 from lwise_build.config.schema import to_plain

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import write_images_table
+from support.tables import write_images_table
 
 from lwise_build.config.load import parse_params
 from lwise_build.stages.curriculum.stage import Curriculum

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hub_tiny import CORPUS, make_tiny_build
+from support.hub_tiny import CORPUS, make_tiny_build
 
 from lwise_build.errors import UserError
 from lwise_build.hub.provenance import read_provenance
@@ -17,7 +17,7 @@ from lwise_build.io.digests import file_digest
 from lwise_build.io.staging import staged_output, write_json
 
 TESTS = Path(__file__).resolve().parent
-EXPORT = "from hub_tiny import CORPUS, tiny_params; from lwise_build import console; console.setup(); " \
+EXPORT = "from support.hub_tiny import CORPUS, tiny_params; from lwise_build import console; console.setup(); " \
          "from lwise_build.stages.export.stage import Export; Export(tiny_params(), CORPUS).run()"
 
 

@@ -28,22 +28,38 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "n>100M")
 
 
+#: The header's keys in the order the card writes them.
+HEADER_KEYS = ("pretty_name", "license", "version", "tags", "task_categories", "size_categories", "configs",
+               "dataset_info")
+
+
 def header(ctx: CardContext) -> dict[str, Any]:
-    """The YAML metadata block (configs with data_files, dataset_info with features)."""
+    """The YAML metadata block (configs with data_files, dataset_info with features): a
+    ``huggingface_hub.DatasetCardData`` filled by ``datasets``' own ``DatasetInfosDict``."""
+    from datasets import DatasetInfo
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCardData
+
     ep = ctx.params.corpus(ctx.corpus).export
     images = next((c.total for c in ctx.configs if c.name == "default"), 0)
-    return {
-        "pretty_name": ctx.meta.title,
-        "license": ep.license,
-        "version": ctx.meta.version,
-        "tags": list(ep.tags),
-        "task_categories": ["image-classification"],
-        "size_categories": [size_category(images)],
-        "configs": [{"config_name": c.name, "data_files": c.data_files(), **({"default": True} if c.name == "default" else {})}
-                    for c in ctx.configs],
-        "dataset_info": [{"config_name": c.name, "features": c.features._to_yaml_list(),
-                          "download_size": c.nbytes} for c in ctx.configs],
-    }
+    card = DatasetCardData(
+        pretty_name=ctx.meta.title, license=ep.license, version=ctx.meta.version, tags=list(ep.tags),
+        task_categories=["image-classification"], size_categories=[size_category(images)],
+        configs=[{"config_name": c.name, "data_files": c.data_files(), **({"default": True} if c.name == "default" else {})}
+                 for c in ctx.configs])
+    DatasetInfosDict({c.name: DatasetInfo(features=c.features, download_size=c.nbytes) for c in ctx.configs}
+                     ).to_dataset_card_data(card)
+    data = card.to_dict()
+    data["dataset_info"] = _info_list(data.get("dataset_info", []), [c.name for c in ctx.configs])
+    return {k: data.get(k) for k in HEADER_KEYS}  # to_dict drops None values; the card keeps them
+
+
+def _info_list(info: dict | list, names: list[str]) -> list[dict]:
+    """``dataset_info`` as a list in the configs' order, each entry led by its ``config_name``
+    (``datasets`` writes one config as a bare mapping and sorts several by name)."""
+    entries = [info] if isinstance(info, dict) else info
+    by_name = {e.get("config_name", "default"): e for e in entries}
+    return [{"config_name": n, **{k: v for k, v in by_name[n].items() if k != "config_name"}} for n in names]
 
 
 def render(ctx: CardContext) -> str:

@@ -267,8 +267,15 @@ def split_counts(splits: list[str]) -> list[list]:
 
 def small(pngs: dict[str, bytes]) -> bool:
     """Whether images are tiny (then the page upscales them with crisp pixels)."""
+    from io import BytesIO
+
+    from PIL import Image
+
     first = next(iter(pngs.values()), b"")
-    return len(first) > 24 and int.from_bytes(first[16:20], "big") < 96
+    if not first:
+        return False
+    with Image.open(BytesIO(first)) as im:  # reads the header only: no pixels decoded
+        return im.width < 96
 
 
 def render(data: dict[str, Any]) -> str:

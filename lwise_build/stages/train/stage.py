@@ -114,6 +114,8 @@ def optimiser(model: Classifier, tp: TrainParams, total_steps: int):
             return 0.1 ** ((t >= 0.5) + (t >= 0.75))
         return 1.0
 
+    # Not CosineAnnealingLR/MultiStepLR: their recursive updates move rates in the last bits
+    # (tests/test_former.py), and so the trained weights' bytes.
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 

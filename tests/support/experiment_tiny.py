@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from conftest import write_images_table
+
+from .tables import write_images_table
 
 CLASSES = ["bar", "dot", "ring"]
 #: The simulated policy: logit P(correct) = B0 + B1 * score on natural images; enhanced: P_ENHANCED.

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from headless import skip_or_fail
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from lwise_build.config.experiment import JSPSYCH_PACKAGES
+
+from .headless import skip_or_fail
 
 
 def npm_install(folder: Path) -> Path:
