@@ -62,7 +62,7 @@ def stage_params(fn: Callable[..., Any]) -> Callable[..., Any]:
     @OUT_OPTION
     @with_params
     @functools.wraps(fn)
-    def wrapper(out: str | None, **kwargs: Any) -> Any:
+    def wrapper(out: str | None, **kwargs: Any) -> Any:  # noqa: ARG001 - with_params applied it
         return fn(**kwargs)
 
     return wrapper

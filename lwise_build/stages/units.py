@@ -55,7 +55,7 @@ class UnitStage(Stage):
         self.executor = executor  # "local" or "ray"; None: the corpus's, else the global setting
         self.tick: Callable[[int], Any] = _ignore  # advances the running local progress (LocalExecutor)
 
-    def work_size(self, batch: list[Item]) -> int:
+    def work_size(self, batch: list[Item]) -> int:  # noqa: ARG002 - a hook: subclasses use it
         """How much progress one batch is, in :attr:`work_unit` (steps for long syntheses)."""
         return 1
 

@@ -260,7 +260,7 @@ class Enhance(UnitStage):
             rows[key] = {"gain": b["mean_gain"], "observer_accuracy": mean_or_zero(obs) if obs else None}
         return rows
 
-    def brief_reason(self, key: str) -> str:
+    def brief_reason(self, key: str) -> str:  # noqa: ARG002 - the hook's signature
         return "no enhance.observers"
 
     def null_reason(self, path: tuple[str, ...]) -> str:

@@ -160,7 +160,7 @@ class Metamers(UnitStage):
         shared by every batch and thread (not one copy per batch)."""
         return {g: M.synthesis_model(self.models[g]) for g in self.p.generators}
 
-    def work_size(self, batch: list[Item]) -> int:
+    def work_size(self, batch: list[Item]) -> int:  # noqa: ARG002 - the hook's signature
         """Synthesis steps of one batch (its references go together)."""
         p = self.p
         return len(M.get_schedule(p.schedule).step_sizes(p.step_size, p.steps))
@@ -248,7 +248,7 @@ class Metamers(UnitStage):
             rows[g] = {"pass_rate": passing / n if n else 0.0, "recognised": float(np.mean(cross)) if cross else None}
         return rows
 
-    def brief_reason(self, key: str) -> str:
+    def brief_reason(self, key: str) -> str:  # noqa: ARG002 - the hook's signature
         return "no passing metamers"
 
     def null_reason(self, path: tuple[str, ...]) -> str:

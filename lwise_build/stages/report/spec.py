@@ -15,7 +15,7 @@ def resolved(params: Params, corpus: str) -> dict[str, Any]:
     return plain({"seed": params.seed, "report": to_plain(params.corpus(corpus).report)})
 
 
-def describe(params: Params, corpus: str) -> str:
+def describe(params: Params, corpus: str) -> str:  # noqa: ARG001 - StageSpec.describe's signature
     return ""
 
 

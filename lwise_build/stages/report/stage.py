@@ -122,7 +122,7 @@ def load_enhanced(corpus: str, wanted: dict[str, set[str]], px: int) -> dict[str
     return out
 
 
-def load_curricula(corpus: str, classes: list[str], cap: int) -> dict[str, Any] | None:
+def load_curricula(corpus: str, cap: int) -> dict[str, Any] | None:
     """All trial rows per curriculum and sequence, in order; images only for ``cap`` sequences."""
     folder = stage_dir(corpus, "curricula")
     if not has_table(folder):
@@ -151,7 +151,7 @@ def curriculum_needs(cur: dict[str, Any] | None) -> set[tuple[str, str]]:
             if seq["embedded"] for row in seq["trials"]}
 
 
-def load_metamers(corpus: str, classes: list[str], n: int, seed: int, px: int) -> dict[str, Any] | None:
+def load_metamers(corpus: str, n: int, seed: int, px: int) -> dict[str, Any] | None:
     """Recognisability matrix over all metamers plus a gallery of ``n`` sampled references."""
     folder = stage_dir(corpus, "metamers")
     if not has_table(folder):
@@ -225,12 +225,12 @@ def collect(params: Any, corpus: str) -> dict[str, Any]:
     picked = stratified_sample(ids, labels, rp.sample, params.seed)
     sample = [ids[i] for i in picked]
     aliases, diffs = load_scores(corpus, sample)
-    cur = load_curricula(corpus, classes, rp.curriculum_sequences)
+    cur = load_curricula(corpus, rp.curriculum_sequences)
     needs = curriculum_needs(cur)
     budgets = enhanced_budgets(corpus)
     px = rp.thumbnail_px
     enh = load_enhanced(corpus, {b: {*sample, *(i for bb, i in needs if bb == b)} for b in budgets}, px)
-    met = load_metamers(corpus, classes, rp.metamer_sample, params.seed, px)
+    met = load_metamers(corpus, rp.metamer_sample, params.seed, px)
     originals = set(sample) | {i for b, i in needs if i not in enh.get(b, {})}
     originals |= {r["id"] for r in met["refs"]} if met else set()
     pngs = pngs_by_id(folder, originals)

@@ -7,7 +7,7 @@ from ...config.params import Params
 from ..spec import DvcPath, StageSpec
 
 
-def describe(params: Params, corpus: str) -> str:
+def describe(params: Params, corpus: str) -> str:  # noqa: ARG001 - StageSpec.describe's signature
     return "source fingerprint, resolved params"
 
 

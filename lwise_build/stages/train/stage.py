@@ -261,10 +261,10 @@ class Train(Stage):
     def headline(self, d: dict[str, Any]) -> dict[str, Any]:
         return {"accuracy": d["val_accuracy"], "robust_accuracy": d["val_robust_accuracy"]}  # validation split
 
-    def null_reason(self, path: tuple[str, ...]) -> str:
+    def null_reason(self, path: tuple[str, ...]) -> str:  # noqa: ARG002 - the hook's signature
         return f"no validation images of the model's classes in corpus {self.ctx.corpus!r}"
 
-    def brief_reason(self, key: str) -> str:
+    def brief_reason(self, key: str) -> str:  # noqa: ARG002 - the hook's signature
         return "no validation images"
 
     def run(self) -> Path:
