@@ -94,3 +94,17 @@ def test_check_reads_the_splits_each_enabled_stage_declares(params) -> None:
     assert texts == ["corpora.full.enhance.splits: the validation split will have 0 images; enhance needs at least 1",
                      "corpora.full.metamers.split: the test split will have 1 images; metamers needs at least 2"]
     assert BY_NAME["enhance"].splits and not _use_findings(params, "bare", counts, ["0", "1"])
+
+
+def test_an_unknown_executor_kind_from_the_python_api_is_one_line(params) -> None:
+    """The kinds are declared once (config/executor.py); the executor refuses others by that list."""
+    from types import SimpleNamespace
+
+    from lwise_build.config.executor import EXECUTOR_KINDS
+    from lwise_build.errors import UserError
+    from lwise_build.stages.executors import LocalExecutor, executor_for
+
+    ctx = SimpleNamespace(spec=params.corpus("full"), params=params)
+    assert isinstance(executor_for(SimpleNamespace(ctx=ctx, executor="local", remote=True)), LocalExecutor)
+    with pytest.raises(UserError, match=f"executor: must be one of {', '.join(EXECUTOR_KINDS)}, got 'dask'"):
+        executor_for(SimpleNamespace(ctx=ctx, executor="dask", remote=True))

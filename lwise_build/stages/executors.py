@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import pyarrow as pa
 
 from .. import console
+from ..config.executor import EXECUTOR_KINDS
 from ..config.schema import to_plain
 from ..errors import UserError
 from ..io.paths import data_root
@@ -59,8 +60,8 @@ def executor_for(stage: Units) -> LocalExecutor | RayExecutor:
     """The stage's executor: its CLI choice, else the corpus's setting, else the global one."""
     spec = stage.ctx.spec.executor or stage.ctx.params.executor
     kind = (stage.executor or spec.kind) if stage.remote else "local"
-    if kind not in ("local", "ray"):
-        raise UserError(f"--executor: must be local or ray, got {kind!r}")
+    if kind not in EXECUTOR_KINDS:  # the CLI and the schema check it too; this guards the Python API
+        raise UserError(f"executor: must be one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}")
     return RayExecutor(stage, spec.ray) if kind == "ray" else LocalExecutor(stage)
 
 
