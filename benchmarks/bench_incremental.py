@@ -26,9 +26,9 @@ from lwise_build.config.load import parse_params  # noqa: E402
 from lwise_build.models.classifier import Classifier  # noqa: E402
 from lwise_build.models.registry import create_net  # noqa: E402
 from lwise_build.models.store import save_model  # noqa: E402
-from lwise_build.stages.enhance import Enhance  # noqa: E402
-from lwise_build.stages.ingest import Ingest  # noqa: E402
-from lwise_build.stages.score import Score  # noqa: E402
+from lwise_build.stages.enhance.stage import Enhance  # noqa: E402
+from lwise_build.stages.ingest.stage import Ingest  # noqa: E402
+from lwise_build.stages.score.stage import Score  # noqa: E402
 
 OUTPUTS = ("scores", "enhanced", "metrics")
 

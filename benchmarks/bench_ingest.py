@@ -38,7 +38,7 @@ def one_run(folder: str, workers: int, work: str) -> None:
 
     configure_process()  # as `lwise-build ingest` runs
     from lwise_build.config.load import load_params
-    from lwise_build.stages.ingest import Ingest
+    from lwise_build.stages.ingest.stage import Ingest
 
     params = Path(work) / "params.yaml"
     params.write_text(yaml.safe_dump({"corpora": {"bench": {"ingest": {

@@ -43,8 +43,8 @@ from lwise_build.io.tables import shard_paths  # noqa: E402
 from lwise_build.models.classifier import Classifier  # noqa: E402
 from lwise_build.models.registry import create_net  # noqa: E402
 from lwise_build.models.store import save_model  # noqa: E402
-from lwise_build.stages.enhance import Enhance  # noqa: E402
-from lwise_build.stages.ingest import Ingest  # noqa: E402
+from lwise_build.stages.enhance.stage import Enhance  # noqa: E402
+from lwise_build.stages.ingest.stage import Ingest  # noqa: E402
 
 
 def params(raw: Path, budgets: list[float], actors: int):

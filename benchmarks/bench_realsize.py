@@ -49,7 +49,7 @@ from lwise_build.models.checkpoints import classifier_from_checkpoint
 from lwise_build.models.inference import channels_last, score_pngs
 from lwise_build.ops.enhance import enhance
 from lwise_build.ops.metamer import metamers, normalised_distance, synthesis_model
-from lwise_build.stages.enhance import enhance_images
+from lwise_build.stages.enhance.stage import enhance_images
 
 STAGES = [("resolve", []), ("ingest", []), ("train", ["robust"]), ("score", []), ("enhance", []), ("metamers", [])]
 BASELINE = """import resource, sys

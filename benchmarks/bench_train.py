@@ -21,7 +21,7 @@ import torch
 
 from lwise_build.config.model_params import AdversarialParams, TrainParams
 from lwise_build.device import pick_device
-from lwise_build.stages.train import Split, optimiser, run_epoch
+from lwise_build.stages.train.stage import Split, optimiser, run_epoch
 
 
 def time_epoch(arch: str, data: Split, tp: TrainParams, device: torch.device) -> float:

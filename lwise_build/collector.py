@@ -50,7 +50,7 @@ def make_app(experiment: Path, store: CollectorStore, node_modules: Path | None 
     """The collector: the API under ``/api/``, the experiment folder at ``/``."""
     manifest = store.manifest
 
-    async def hello(request: Request) -> JSONResponse:
+    async def hello(_request: Request) -> JSONResponse:
         return JSONResponse({"collector": "lwise-build", "build": manifest.get("build"), "corpus": manifest.get("corpus")})
 
     async def assign(request: Request) -> JSONResponse:
@@ -63,10 +63,10 @@ def make_app(experiment: Path, store: CollectorStore, node_modules: Path | None 
         data = await _body(request)
         return JSONResponse(await run_in_threadpool(store.append, str(data.get("participant", "")), data.get("rows")))
 
-    async def no_icon(request: Request) -> Response:  # pages without an icon link (the redirect target)
+    async def no_icon(_request: Request) -> Response:  # pages without an icon link (the redirect target)
         return Response(status_code=204)
 
-    async def refused(request: Request, exc: Exception) -> JSONResponse:
+    async def refused(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=getattr(exc, "status", 400))
 
     routes = [Route("/api/hello", hello), Route("/api/assign", assign, methods=["POST"]),

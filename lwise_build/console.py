@@ -95,7 +95,7 @@ class LogProgress:
                 self.last, self.wrote = now, True
                 info(self.line(now))
 
-    def set_postfix(self, refresh: bool = False, **values: Any) -> None:
+    def set_postfix(self, refresh: bool = False, **values: Any) -> None:  # noqa: ARG002 - tqdm's signature
         self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
 
     def close(self) -> None:

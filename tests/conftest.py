@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.tables import TINY_CLASSES, write_images_table
+
+#: Fixtures shared by several test files: the git ``project`` and the exported ``built`` tiny build.
+pytest_plugins = ["support.hub_server"]
 
 
 @pytest.fixture
@@ -17,33 +21,11 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def write_images_table(folder: Path, arrays: np.ndarray, labels: list[int], splits: list[str],
-                       class_names: list[str], extra: dict | None = None) -> list[str]:
-    """Write ``arrays`` (N, H, W[, C] uint8) as an images table (the ingest schema); return ids."""
-    from datasets import ClassLabel, Features, Image, Value
-
-    from lwise_build.io.images import encode_png, image_id
-    from lwise_build.io.tables import write_table
-
-    pngs = [encode_png(a) for a in arrays]
-    ids = [image_id(p) for p in pngs]
-    rows = {
-        "id": ids, "image": [{"bytes": p, "path": None} for p in pngs], "label": list(labels),
-        "split": list(splits), "source": [f"array:{i}" for i in range(len(pngs))], **(extra or {}),
-    }
-    feats = {"id": Value("string"), "image": Image(), "label": ClassLabel(names=class_names),
-             "split": Value("string"), "source": Value("string")}
-    for key, values in (extra or {}).items():
-        feats[key] = Value("float64" if isinstance(values[0], float) else "string")
-    write_table([rows], Features(feats), Path(folder))
-    return ids
-
-
 @pytest.fixture
 def tiny_images(data_root: Path):
     """A 3-class, 8-px-per-class-pattern grayscale corpus of 60 images at data/toy/images."""
     rng = np.random.default_rng(0)
-    n_per, size, names = 20, 16, ["bar", "dot", "ring"]
+    n_per, size, names = 20, 16, list(TINY_CLASSES)
     arrays, labels, splits = [], [], []
     yy, xx = np.mgrid[:size, :size]
     for c in range(3):
@@ -69,7 +51,7 @@ def _one_torch_thread():
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium through Playwright (skipped, or failed in CI, when either is missing)."""
-    from headless import CHROMIUM, launch, skip_or_fail
+    from support.headless import CHROMIUM, launch, skip_or_fail
 
     missing = None if Path(CHROMIUM).exists() else "chromium not installed (apt-get install -y chromium)"
     try:

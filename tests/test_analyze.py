@@ -7,14 +7,14 @@ import csv
 import json
 from pathlib import Path
 
-import former_stats as former
 import numpy as np
 import pytest
-from experiment_tiny import built_sequence, fake_session, make_corpus, make_curricula
 from scipy import stats
+from support import former
+from support.experiment_tiny import built_sequence, fake_session, make_corpus, make_curricula
+from support.params import toy_params
 
 from lwise_build.cli import main
-from lwise_build.config.load import parse_params
 from lwise_build.errors import UserError
 from lwise_build.io.responses import read_responses, typed
 from lwise_build.ops.human_analysis import (
@@ -26,15 +26,13 @@ from lwise_build.ops.human_analysis import (
     training_time_reference,
     training_time_screens,
 )
-from lwise_build.stages.analyze import Analyze
-from lwise_build.stages.experiment import Experiment
+from lwise_build.stages.analyze.stage import Analyze
+from lwise_build.stages.experiment.stage import Experiment
 
 
 def params(experiment: dict | None = None, **analysis):
-    corpus = {"ingest": {"source": "builtin:digits"}, "score": {"models": {"robust": "m"}},
-              "experiment": experiment or {}, "analysis": analysis}
-    return parse_params({"corpora": {"toy": corpus},
-                         "models": {"m": {"arch": "smallcnn-tiny", "corpus": "toy", "checkpoint": "x.pt"}}})
+    return toy_params({"score": {"models": {"robust": "m"}}, "experiment": experiment or {}, "analysis": analysis},
+                      models={"m": {"arch": "smallcnn-tiny", "corpus": "toy", "checkpoint": "x.pt"}})
 
 
 @pytest.fixture

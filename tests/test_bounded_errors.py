@@ -62,7 +62,7 @@ def test_check_knows_the_image_size_bound(tmp_path, monkeypatch, capsys) -> None
 
 
 def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys) -> None:
-    from lwise_build.stages import ingest
+    from lwise_build.stages.ingest import stage as ingest
 
     def exhausted(self) -> None:
         raise MemoryError

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from croissant_rows import croissant_records, parquet_records
-from hub_tiny import CORPUS, make_tiny_build, tiny_params
+from support.croissant_rows import croissant_records, parquet_records
+from support.hub_tiny import CORPUS, make_tiny_build, tiny_params
 
 from lwise_build.config.datasheet import unwritten
 from lwise_build.errors import UserError
@@ -15,7 +15,7 @@ from lwise_build.hub import croissant
 from lwise_build.hub.datasheet import MARK, TITLES
 from lwise_build.hub.provenance import data_digest
 from lwise_build.io.digests import file_digest
-from lwise_build.stages.export import Export
+from lwise_build.stages.export.stage import Export
 
 SHEET = {"motivation": "Teach novices digit classes", "funding": "Grant ABC-1", "ethics_review": "IRB 2024-17",
          "contact": "lab@example.org", "source_description": "Scanned by the lab",

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_images_table
 from datasets import ClassLabel, Features, Image, Value
+from support.params import toy_params
+from support.tables import write_images_table
 
 from lwise_build.config.curricula import (
     LWISE_BUDGETS,
@@ -16,7 +17,6 @@ from lwise_build.config.curricula import (
     expand_blocks,
     is_shuffled,
 )
-from lwise_build.config.load import parse_params
 from lwise_build.config.params import BlockParams, CurriculumParams, Params
 from lwise_build.config.schema import build
 from lwise_build.errors import UserError
@@ -24,7 +24,7 @@ from lwise_build.io.digests import file_digest
 from lwise_build.io.images import encode_png
 from lwise_build.io.tables import read_features, read_table, write_table
 from lwise_build.ops.curriculum_draw import build_sequence
-from lwise_build.stages.curriculum import Curriculum, load_pools
+from lwise_build.stages.curriculum.stage import Curriculum, load_pools
 
 CLASSES = ["a", "b", "c"]
 N_TRAIN, N_TEST, N_VAL = 30, 8, 2
@@ -60,11 +60,9 @@ def write_enhanced(root: Path, budget: float, ids, labels, splits, arrays) -> No
 
 
 def make_params(curricula: dict, budgets: list[float] = BUDGETS) -> Params:
-    return parse_params({
-        "models": {"guide": {"arch": "smallcnn", "corpus": "toy", "checkpoint": "guide.safetensors"}},
-        "corpora": {"toy": {"ingest": {"source": "builtin:digits"}, "score": {"models": {"robust": "guide"}},
-                            "enhance": {"model": "guide", "budgets": budgets}, "curricula": curricula}},
-    })
+    return toy_params({"score": {"models": {"robust": "guide"}}, "enhance": {"model": "guide", "budgets": budgets},
+                       "curricula": curricula},
+                      models={"guide": {"arch": "smallcnn", "corpus": "toy", "checkpoint": "guide.safetensors"}})
 
 
 LWISE = {"preset": "lwise", "budgets": [2, 2, 1, 1, 0.5, 0.5], "train_trials_per_class": 2,

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from support.reference import participants_covered
 
 from lwise_build.config.curricula import (
     LWISE_BUDGETS,
@@ -20,7 +21,6 @@ from lwise_build.config.curricula import (
     expand_blocks,
     is_shuffled,
     participant_condition,
-    participants_covered,
 )
 from lwise_build.config.load import load_params
 from lwise_build.config.params import CurriculumParams

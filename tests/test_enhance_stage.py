@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.params import DIGITS_16, toy_models, toy_params
+from support.tables import TINY_CLASSES as CLASSES
+from support.toy_models import save_smallcnns
 
 from lwise_build.config.load import parse_params
 from lwise_build.config.params import Params
@@ -19,30 +22,23 @@ from lwise_build.models.classifier import Classifier
 from lwise_build.models.registry import create_net
 from lwise_build.models.store import load_named, save_model
 from lwise_build.ops.quantize import best_within, change_sizes, quantize_within
-from lwise_build.stages import enhance as enhance_stage
-from lwise_build.stages.enhance import Enhance
+from lwise_build.stages.enhance import stage as enhance_stage
+from lwise_build.stages.enhance.stage import Enhance
 
-CLASSES = ["bar", "dot", "ring"]
 BUDGETS = [0.25, 1.0, 3.0]
 
 
 
 def make_params(**enhance) -> Params:
-    model = {"arch": "smallcnn-tiny", "corpus": "toy", "in_channels": 1, "checkpoint": "unused.pt"}
     section = {"model": "guide", "budgets": BUDGETS, "splits": ["train", "test"], "batch_size": 16,
                "observers": ["observer"], "compare_guides": ["other"], "metrics_sample": 8, "grid_images": 3,
                **enhance}
-    data = {"seed": 0, "device": "cpu", "models": {n: dict(model) for n in ("guide", "other", "observer")},
-            "corpora": {"toy": {"ingest": {"source": "builtin:digits", "image_size": 16, "grayscale": True},
-                                "enhance": section}}}
-    return parse_params(data)
+    return toy_params({"enhance": section}, ingest=DIGITS_16, models=toy_models("guide", "other", "observer"),
+                      seed=0, device="cpu")
 
 
 def save_models(root: Path, names=("guide", "other", "observer")) -> None:
-    for seed, name in enumerate(names):
-        torch.manual_seed(seed)
-        net, stages = create_net("smallcnn-tiny", len(CLASSES), 1)
-        save_model(Classifier(net, stages, [0.3], [0.3], CLASSES, "smallcnn-tiny"), root / "toy" / "models" / name)
+    save_smallcnns(root / "toy" / "models", names, CLASSES)
 
 
 def two_shard_images(root: Path, n: int = 24) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support.reference import enhance_reference
 from torch import nn
 
 from lwise_build.errors import UserError
 from lwise_build.models.classifier import Classifier
 from lwise_build.models.registry import create_net
-from lwise_build.ops.enhance import default_steps, enhance, enhance_reference, objective_loss
+from lwise_build.ops.enhance import default_steps, enhance, objective_loss
 
 BUDGETS = [0.25, 0.5, 1, 2, 4, 8]
 

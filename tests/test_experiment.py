@@ -10,19 +10,20 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from experiment_tiny import CLASSES, make_corpus, make_curricula
+from support.experiment_tiny import CLASSES, make_corpus, make_curricula
+from support.params import toy_params
+from support.reference import assign, fnv1a
 
 from lwise_build.config.experiment import DEFAULT_ALIASES, JSPSYCH_PACKAGES, ExperimentParams
-from lwise_build.config.load import parse_params
 from lwise_build.errors import UserError
 from lwise_build.io.tables import pngs_by_id, read_table, write_table
-from lwise_build.ops.experiment_design import assign, condition_weights, design, fnv1a
-from lwise_build.stages.curriculum import table_features
-from lwise_build.stages.experiment import Experiment
+from lwise_build.ops.experiment_design import condition_weights, design
+from lwise_build.stages.curriculum.stage import table_features
+from lwise_build.stages.experiment.stage import Experiment
 
 
 def params(**experiment):
-    return parse_params({"corpora": {"toy": {"ingest": {"source": "builtin:digits"}, "experiment": experiment}}})
+    return toy_params({"experiment": experiment})
 
 
 def rows(blocks: int = 2, per_block: int = 6) -> list[dict]:

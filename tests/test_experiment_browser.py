@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-from experiment_browser import (
+from support.experiment_browser import (
     FEEDBACK_CLOCK,
     STATE,
     Collector,
@@ -28,14 +28,15 @@ from experiment_browser import (
     npm_install,
     run_side_by_side,
 )
-from experiment_tiny import B0, B1, CLASSES, make_corpus, make_curricula, p_correct
+from support.experiment_tiny import B0, B1, CLASSES, make_corpus, make_curricula, p_correct
+from support.params import toy_params
+from support.reference import assign
 
 from lwise_build.config.curricula import participant_condition
-from lwise_build.config.load import parse_params
 from lwise_build.io.responses import read_responses
-from lwise_build.ops.experiment_design import SHAPES, assign
-from lwise_build.stages.analyze import Analyze
-from lwise_build.stages.experiment import Experiment
+from lwise_build.ops.experiment_design import SHAPES
+from lwise_build.stages.analyze.stage import Analyze
+from lwise_build.stages.experiment.stage import Experiment
 
 pytestmark = pytest.mark.browser
 
@@ -59,11 +60,10 @@ SEQUENCES = 8  # per condition; participants 0..9 fill control 0-6 and lwise 0-2
 
 def params(experiment: dict, **analysis):
     cur = {"train_trials_per_class": 1, "test_trials_per_class": 10, "sequences": SEQUENCES}
-    corpus = {"ingest": {"source": "builtin:digits"}, "experiment": experiment, "analysis": analysis,
-              "score": {"models": {"robust": "m"}}, "enhance": {"model": "m", "budgets": [0.25, 0.5, 1, 2, 4, 8]},
-              "curricula": {"control": {"preset": "control", "weight": 2, **cur}, "lwise": {"preset": "lwise", **cur}}}
-    models = {"m": {"arch": "smallcnn-tiny", "corpus": "toy", "checkpoint": "x.pt"}}
-    return parse_params({"corpora": {"toy": corpus}, "models": models})
+    sections = {"experiment": experiment, "analysis": analysis, "score": {"models": {"robust": "m"}},
+                "enhance": {"model": "m", "budgets": [0.25, 0.5, 1, 2, 4, 8]},
+                "curricula": {"control": {"preset": "control", "weight": 2, **cur}, "lwise": {"preset": "lwise", **cur}}}
+    return toy_params(sections, models={"m": {"arch": "smallcnn-tiny", "corpus": "toy", "checkpoint": "x.pt"}})
 
 
 def p_answer(condition: str, trial: dict, scores: dict) -> float:

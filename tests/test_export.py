@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from datasets import Image, load_dataset
-from hub_tiny import CORPUS, make_tiny_build, tiny_params
+from support.hub_tiny import CORPUS, make_tiny_build, tiny_params
 
 from lwise_build.config.schema import to_plain
 from lwise_build.errors import UserError
@@ -20,7 +20,7 @@ from lwise_build.hub.configs import write_default
 from lwise_build.hub.provenance import data_digest, git_state
 from lwise_build.io.digests import file_digest
 from lwise_build.io.tables import read_table
-from lwise_build.stages.export import Export
+from lwise_build.stages.export.stage import Export
 
 CONFIGS = {"default", "enhanced-0.5", "pairs-0.5", "curriculum-lwise", "curriculum-control", "metamers"}
 

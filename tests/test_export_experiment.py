@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 from datasets import load_dataset
-from hub_tiny import CORPUS, REPO, make_tiny_build, tiny_params
+from support.hub_tiny import CORPUS, REPO, make_tiny_build, tiny_params
 
 from lwise_build.errors import UserError
 from lwise_build.hub import pull
 from lwise_build.io.digests import file_digest
 from lwise_build.io.tables import read_table
-from lwise_build.stages import resolved
-from lwise_build.stages.experiment import Experiment
-from lwise_build.stages.export import Export
+from lwise_build.stages.experiment.stage import Experiment
+from lwise_build.stages.export.spec import resolved
+from lwise_build.stages.export.stage import Export
 
 CALIBRATION = {"score": "robust_gt_logit", "slope": 1.25, "intercept": -0.5, "lr_auc_in_sample": 0.71,
                "lr_auc_cv": 0.69, "conditions": ["control"], "trials": 480, "participants": 12, "folds": 5,
@@ -40,11 +40,11 @@ def test_export_carries_the_experiment_and_the_calibration(with_experiment: Path
     ds = load_dataset(str(plain), "default", cache_dir=str(tmp_path / "c1"))
     assert "predicted_accuracy" not in ds["train"].column_names  # no analysis, no column
 
-    before = resolved.export(tiny_params(), CORPUS)
+    before = resolved(tiny_params(), CORPUS)
     assert "calibration_sha256" not in before  # the resolved params dvc tracks: as without analyze
     (with_experiment / CORPUS / "analysis").mkdir()
     (with_experiment / CORPUS / "analysis" / "calibration.json").write_text(json.dumps(CALIBRATION))
-    assert resolved.export(tiny_params(), CORPUS) == {**before, "calibration_sha256": file_digest(
+    assert resolved(tiny_params(), CORPUS) == {**before, "calibration_sha256": file_digest(
         with_experiment / CORPUS / "analysis" / "calibration.json")}  # so dvc repro reruns export
     folder = Export(tiny_params(), CORPUS).run()
     rows = load_dataset(str(folder), "default", cache_dir=str(tmp_path / "c2"))["train"].to_list()
@@ -81,9 +81,9 @@ def test_pull_the_experiment_artefact(with_experiment: Path, tmp_path: Path, mon
 
 
 def test_opt_in_responses_config_carries_the_deidentified_trials(with_experiment: Path, tmp_path: Path) -> None:
-    from experiment_tiny import fake_session
+    from support.experiment_tiny import fake_session
 
-    from lwise_build.stages.analyze import Analyze
+    from lwise_build.stages.analyze.stage import Analyze
 
     with pytest.raises(UserError, match=r"export.responses: .*psychds/data/study-toy_data.csv does not exist; "
                                         r"run `lwise-build analyze toy"):
@@ -96,8 +96,8 @@ def test_opt_in_responses_config_carries_the_deidentified_trials(with_experiment
                             corpus=CORPUS)
         (folder / f"s{k}.json").write_text(json.dumps(rows))
     Analyze(tiny_params(), CORPUS, folder).run()
-    before = resolved.export(tiny_params(responses=True), CORPUS)
-    assert before["responses_sha256"] and "responses_sha256" not in resolved.export(tiny_params(), CORPUS)
+    before = resolved(tiny_params(responses=True), CORPUS)
+    assert before["responses_sha256"] and "responses_sha256" not in resolved(tiny_params(), CORPUS)
     plain = Export(tiny_params(), CORPUS).run()
     assert not (plain / "data" / "responses").exists()  # opt-in only
     out = Export(tiny_params(responses=True), CORPUS).run()

@@ -14,42 +14,17 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-import torch
-from test_ingest import make_folder, save_img
+from support.folders import COLORS, make_folder, save_img, snapshot
+from support.params import folder_corpus_params as params
+from support.toy_models import save_smallcnns
 
-from lwise_build.config.load import parse_params
 from lwise_build.io.cache import ItemCache
-from lwise_build.models.classifier import Classifier
-from lwise_build.models.registry import create_net
-from lwise_build.models.store import save_model
-from lwise_build.stages.enhance import Enhance
-from lwise_build.stages.ingest import Ingest
-from lwise_build.stages.metamers import Metamers
-from lwise_build.stages.score import Score
+from lwise_build.stages.enhance.stage import Enhance
+from lwise_build.stages.ingest.stage import Ingest
+from lwise_build.stages.metamers.stage import Metamers
+from lwise_build.stages.score.stage import Score
 
-CLASSES = ["cat", "dög", "猫"]  # test_ingest's folder
-OUTPUTS = ("images", "scores", "enhanced", "metamers", "metrics", "plots")
-
-
-def params(raw: Path, aliases: dict[str, str] | None = None, rgb: bool = False):
-    model = {"arch": "smallcnn-tiny", "corpus": "toy", "in_channels": 3 if rgb else 1, "checkpoint": "unused.pt"}
-    corpus = {"ingest": {"source": f"imagefolder:{raw}", "image_size": 16, "grayscale": not rgb,
-                         "splits": {"train": 0.5, "validation": 0.25, "test": 0.25}},
-              "score": {"models": aliases or {"robust": "guide", "standard": "observer"}, "batch_size": 16},
-              "enhance": {"model": "guide", "budgets": [0.5, 1.0], "batch_size": 16, "observers": ["observer"],
-                          "metrics_sample": 6, "grid_images": 2},
-              "metamers": {"generators": ["guide"], "layers": {"guide": ["block1"]}, "judges": ["observer"],
-                           "per_class": 2, "split": "train", "schedule": "test", "null_pairs": 20, "batch_size": 16}}
-    return parse_params({"seed": 0, "device": "cpu", "corpora": {"toy": corpus},
-                         "models": {n: dict(model) for n in ("guide", "observer", "extra")}})
-
-
-def save_models(data: Path, channels: int) -> None:
-    for seed, name in enumerate(("guide", "observer", "extra")):
-        torch.manual_seed(seed)
-        net, stages = create_net("smallcnn-tiny", len(CLASSES), channels)
-        save_model(Classifier(net, stages, [0.3] * channels, [0.3] * channels, CLASSES, "smallcnn-tiny"),
-                   data / "toy" / "models" / name)
+CLASSES = list(COLORS)  # the image folder's classes
 
 
 def build(monkeypatch, root: Path, raw: Path, **kw) -> dict[str, int]:
@@ -57,19 +32,14 @@ def build(monkeypatch, root: Path, raw: Path, **kw) -> dict[str, int]:
     monkeypatch.setenv("LWISE_DATA", str(root / "data"))
     monkeypatch.setenv("LWISE_CACHE", str(root / "cache"))
     if not (root / "data" / "toy" / "models").is_dir():
-        save_models(root / "data", 3 if kw.get("rgb") else 1)
+        save_smallcnns(root / "data" / "toy" / "models", ("guide", "observer", "extra"), CLASSES,
+                       3 if kw.get("rgb") else 1)
     computed = {}
     for cls in (Ingest, Score, Enhance, Metamers):
         stage = cls(params(raw, **kw), "toy")
         stage.run()
         computed[cls.name] = sum(c for _, _, c in stage.counts)
     return computed
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    data = root / "data" / "toy"
-    return {str(p.relative_to(data)): p.read_bytes() for d in OUTPUTS for p in sorted((data / d).rglob("*"))
-            if p.is_file()}
 
 
 def references(root: Path) -> list[str]:

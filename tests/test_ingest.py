@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from PIL import Image
+from support.folders import COLORS, make_folder, save_img
+from support.ingest import run_ingest, write_params
 
 from lwise_build.config.load import load_params
 from lwise_build.errors import UserError
-from lwise_build.io.tables import read_features, read_table
-from lwise_build.stages.ingest import Ingest
-
-COLORS = {"cat": (200, 30, 30), "dög": (30, 200, 30), "猫": (30, 30, 200)}
-
-
-def save_img(path: Path, color, size=(40, 30), mode="RGB", fmt=None, **kw) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(abs(hash(str(path))) % 2**32)
-    arr = np.clip(np.array(color)[None, None] + rng.integers(-20, 20, (size[1], size[0], 3)), 0, 255)
-    Image.fromarray(arr.astype(np.uint8)).convert(mode).save(path, format=fmt, **kw)
-    return path
-
-
-def make_folder(root: Path, per_class: int = 6, splits: bool = False) -> Path:
-    for c, color in COLORS.items():
-        for i in range(per_class):
-            sub = root / (["train", "val", "test"][i % 3] if splits else "") / c
-            save_img(sub / f"{i}.png", (color[0] + i * 3, color[1], color[2]))
-    return root
 
 
 def png16(arr: np.ndarray) -> bytes:
@@ -49,19 +29,6 @@ def png16(arr: np.ndarray) -> bytes:
 
     head = struct.pack(">IIBBBBB", w, h, 16, 0 if arr.ndim == 2 else 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-
-
-def write_params(tmp_path: Path, ingest_params: dict, seed: int = 0) -> Path:
-    p = tmp_path / "params.yaml"
-    p.write_text(yaml.safe_dump({"seed": seed, "corpora": {"c": {"ingest": ingest_params}}}, allow_unicode=True))
-    return p
-
-
-def run_ingest(tmp_path: Path, **ingest_params):
-    ingest_params.setdefault("image_size", 16)
-    Ingest(load_params(write_params(tmp_path, ingest_params)), "c").run()
-    folder = tmp_path / "data" / "c" / "images"
-    return read_table(folder).to_pylist(), read_features(folder), json.loads((folder.parent / "metrics" / "details" / "ingest.json").read_text())
 
 
 def test_builtin_digits(data_root, tmp_path):

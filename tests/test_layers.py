@@ -1,7 +1,7 @@
 """The package is layered (docs/architecture.md): imports go only downward, and never in a cycle.
 
-Read from the source (``tests/import_graph.py``), so a function-local import cannot hide a
-cycle. Each test of the rule also checks it fires on a small package that breaks it.
+Read from the source (``tools/import_graph.py``), so neither a function-local import nor one
+under ``if TYPE_CHECKING:`` can hide a cycle. Each test of the rule also checks it fires on a small package that breaks it.
 """
 
 from __future__ import annotations
@@ -65,10 +65,20 @@ def test_a_cycle_hidden_in_a_function_is_found(tmp_path: Path) -> None:
         "__init__.py": "", "io/__init__.py": "",
         "io/a.py": "from .b import x\n",
         "io/b.py": "def x():\n    from .a import y\n",  # local import: still a cycle
-        "io/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .d import T\n",
-        "io/d.py": "from .c import TYPE_CHECKING\n",  # type-only imports never run: no cycle
+        "io/c.py": "from .d import z\n",  # no way back to c: no cycle
+        "io/d.py": "z = 1\n",
     })
     assert graph.cycles() == [["lwise_build.io.a", "lwise_build.io.b"]]
+
+
+def test_a_cycle_through_type_checking_imports_only_is_found(tmp_path: Path) -> None:
+    graph = make_package(tmp_path, {
+        "__init__.py": "", "io/__init__.py": "",
+        "io/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .d import T\n",
+        "io/d.py": "import typing\nif typing.TYPE_CHECKING:\n    from . import c\n",  # never runs, still a cycle
+        "io/e.py": "from .c import TYPE_CHECKING\n",
+    })
+    assert graph.cycles() == [["lwise_build.io.c", "lwise_build.io.d"]]
 
 
 @pytest.mark.parametrize(("files", "expected"), [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from test_metamers import toy_images, toy_model
+from support.toy_models import toy_images, toy_model
 
 from lwise_build.config.load import load_params
 from lwise_build.io.paths import stage_dir
@@ -19,7 +19,7 @@ from lwise_build.ops import metamer as M
 from lwise_build.ops import metamer_stats as MS
 from lwise_build.ops.classmap import choice_groups, forced_choice, model_targets
 from lwise_build.ops.fake_relu import FakeReLUBlock, fake_relu, with_fake_relu
-from lwise_build.stages.metamers import Metamers
+from lwise_build.stages.metamers.stage import Metamers
 
 PARAMS = """
 seed: 0

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.reference import null_thresholds
+from support.toy_models import toy_images, toy_model
 
 from lwise_build.api import metamers
 from lwise_build.errors import UserError
@@ -22,34 +24,6 @@ from lwise_build.models.registry import create_net
 from lwise_build.models.store import save_model
 from lwise_build.ops import metamer as M
 from lwise_build.ops import metamer_stats as MS
-
-
-def toy_model(seed: int = 0, arch: str = "smallcnn-tiny", classes=("bar", "dot", "ring")) -> Classifier:
-    """Random conv weights, batch-norm statistics calibrated on toy images (like a trained net's)."""
-    torch.manual_seed(seed)
-    net, stages = create_net(arch, len(classes), 1)
-    model = Classifier(net, stages, [0.3], [0.3], list(classes), arch=arch)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None  # cumulative average over the calibration batch
-    model.train()
-    with torch.no_grad():
-        model(toy_images(64, seed=100 + seed))
-    model.eval().requires_grad_(False)
-    return model
-
-
-def toy_images(n: int = 6, size: int = 16, seed: int = 0) -> torch.Tensor:
-    """Bars, blobs and rings with noise: structured natural-ish images in [0, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    out = []
-    for i in range(n):
-        cy, cx = torch.randint(4, size - 4, (2,), generator=g).tolist()
-        r = torch.hypot((yy - cy).float(), (xx - cx).float())
-        base = [(xx == cx).float(), (r < 3).float(), ((r - 4).abs() < 1.2).float()][i % 3]
-        out.append((0.1 + 0.8 * base + 0.1 * torch.rand(size, size, generator=g)).clamp(0, 1))
-    return torch.stack(out)[:, None]
 
 
 # ---------------------------------------------------------------- schedules -------------------
@@ -97,7 +71,7 @@ def test_metamers_match_far_better_than_null_while_differing_in_pixels():
     ref = activations(model, layer, x)
     stats = MS.match_stats(ref, activations(model, layer, out))
     pool = toy_images(30, seed=1)
-    null = MS.null_thresholds(activations(model, layer, pool), MS.null_pairs(len(pool), 100, 0))
+    null = null_thresholds(activations(model, layer, pool), MS.null_pairs(len(pool), 100, 0))
     for key in ("spearman", "pearson", "snr_db"):
         assert (stats[key] > null[key]).all(), (key, stats[key], null[key])
     assert stats["snr_db"].min() > null["snr_db"] + 3  # far better (2x closer), not just better
@@ -319,7 +293,7 @@ def _stage_params(tmp_path: Path, root: Path, classes: list[str]):
 def _run_stage(params) -> dict:
     from lwise_build.io.paths import stage_dir
     from lwise_build.io.tables import read_table
-    from lwise_build.stages.metamers import Metamers
+    from lwise_build.stages.metamers.stage import Metamers
 
     Metamers(params, "toy").run()
     folder = stage_dir("toy", "metamers")
@@ -381,7 +355,7 @@ def _check_loss_on_stored_image(rows: list[dict], classes: list[str]) -> None:
 
 def test_stage_rejects_an_unknown_layer(tiny_images, tmp_path):
     from lwise_build.config.load import load_params
-    from lwise_build.stages.metamers import Metamers
+    from lwise_build.stages.metamers.stage import Metamers
 
     _stage_params(tmp_path, tiny_images["root"], tiny_images["classes"])
     path = tmp_path / "params.yaml"
@@ -407,7 +381,7 @@ def test_stage_without_generators_writes_empty_outputs(tiny_images, tmp_path):
     from lwise_build.config.load import load_params
     from lwise_build.io.paths import stage_dir
     from lwise_build.io.tables import read_table
-    from lwise_build.stages.metamers import Metamers
+    from lwise_build.stages.metamers.stage import Metamers
 
     path = tmp_path / "params.yaml"
     path.write_text("corpora:\n  toy:\n    ingest: {source: 'builtin:digits'}\n")

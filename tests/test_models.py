@@ -66,8 +66,8 @@ def test_default_robust_model_resists_pgd_far_better(data_root: Path) -> None:
     from lwise_build.io.paths import stage_dir
     from lwise_build.io.tables import read_table
     from lwise_build.ops.attacks import accuracy
-    from lwise_build.stages.ingest import Ingest
-    from lwise_build.stages.train import Train
+    from lwise_build.stages.ingest.stage import Ingest
+    from lwise_build.stages.train.stage import Train
 
     params = load_params(ROOT / "params.yaml")
     Ingest(params, "digits").run()

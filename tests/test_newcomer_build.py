@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_newcomer import (
+from support.newcomer import (
     assert_plain_parquet,
     declared_plots,
     lwise,

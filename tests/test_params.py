@@ -39,7 +39,8 @@ def test_default_params_validate_and_are_frozen():
 
 @pytest.mark.parametrize("recipe", sorted((ROOT / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
 def test_recipes_validate(recipe):
-    load_params(recipe)
+    """Each recipe loads (load_params raises a UserError on any problem) and names a corpus."""
+    assert load_params(recipe).corpora
 
 
 @pytest.mark.parametrize(

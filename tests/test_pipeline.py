@@ -88,7 +88,7 @@ def test_dvc_repro_builds_everything(tmp_path, monkeypatch):
 def assert_hub_documents(hub: Path) -> None:
     """croissant.json: mlcroissant reads every record set and each equals its config's Parquet rows;
     the datasheet quotes the build's own reports; CITATION.cff is valid CFF 1.2.0."""
-    from croissant_rows import croissant_records, parquet_records
+    from support.croissant_rows import croissant_records, parquet_records
 
     from lwise_build.hub.citation import validate_cff
 
@@ -123,7 +123,7 @@ def ran(res: subprocess.CompletedProcess) -> set[str]:
 def test_source_changes_rebuild_ingest_and_optional_sections(tmp_path, monkeypatch):
     """An image folder corpus with only ingest + score builds; adding, editing and removing an
     image each show in `lwise-build status` and rebuild ingest; no change rebuilds nothing."""
-    from test_ingest import make_folder, save_img
+    from support.folders import make_folder, save_img
 
     raw = make_folder(tmp_path / "raw", per_class=6)
     model = {"arch": "smallcnn-tiny", "corpus": "shapes", "input_size": 16,

@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from hub_tiny import CORPUS, make_tiny_build, tiny_params
-from test_ingest import run_ingest, save_img
+from support.folders import save_img
+from support.hub_tiny import CORPUS, make_tiny_build, tiny_params
+from support.ingest import run_ingest
 
 from lwise_build.config.load import parse_params
 from lwise_build.config.schema import to_plain
 from lwise_build.errors import UserError
 from lwise_build.io.paths import public_path, public_source
-from lwise_build.stages.export import Export
+from lwise_build.stages.export.stage import Export
 
 
 def test_public_paths_keep_relative_paths_and_drop_machine_folders() -> None:

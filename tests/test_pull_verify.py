@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hub_tiny import CORPUS, REPO, tiny_params
-from test_hub import _cli, _git, built, olah_server, project  # noqa: F401 - fixtures and helpers
+from support.hub_server import _cli, _git, olah_server
+from support.hub_tiny import CORPUS, REPO, tiny_params
 
 from lwise_build.hub import publish as hub
 from lwise_build.io.digests import json_digest

@@ -16,23 +16,23 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # localhost sta
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ray = pytest.importorskip("ray")
 
-from test_incremental import params as corpus_params  # noqa: E402
-from test_incremental import save_models, snapshot  # noqa: E402
-from test_ingest import make_folder  # noqa: E402
+from support.folders import COLORS, make_folder, snapshot  # noqa: E402
+from support.params import folder_corpus_params  # noqa: E402
+from support.toy_models import save_smallcnns  # noqa: E402
 
 from lwise_build.config.load import parse_params  # noqa: E402
 from lwise_build.config.schema import to_plain  # noqa: E402
 from lwise_build.errors import UserError  # noqa: E402
-from lwise_build.stages.enhance import Enhance  # noqa: E402
-from lwise_build.stages.ingest import Ingest  # noqa: E402
-from lwise_build.stages.metamers import Metamers  # noqa: E402
-from lwise_build.stages.score import Score  # noqa: E402
+from lwise_build.stages.enhance.stage import Enhance  # noqa: E402
+from lwise_build.stages.ingest.stage import Ingest  # noqa: E402
+from lwise_build.stages.metamers.stage import Metamers  # noqa: E402
+from lwise_build.stages.score.stage import Score  # noqa: E402
 
 RAY_INIT = {"include_dashboard": False, "log_to_driver": False, "object_store_memory": 100 * 2**20}
 
 
 def params(raw: Path, **ray):
-    plain = json.loads(json.dumps(to_plain(corpus_params(raw)), default=str))
+    plain = json.loads(json.dumps(to_plain(folder_corpus_params(raw)), default=str))
     plain["executor"] = {"kind": "ray", "ray": {"actors": 2, **ray}}
     return parse_params(plain)
 
@@ -40,7 +40,7 @@ def params(raw: Path, **ray):
 def build(monkeypatch, root: Path, raw: Path, executor: str, stages=(Score, Enhance, Metamers), **ray) -> dict:
     monkeypatch.setenv("LWISE_DATA", str(root / "data"))
     monkeypatch.setenv("LWISE_CACHE", str(root / "cache"))
-    save_models(root / "data", 1)
+    save_smallcnns(root / "data" / "toy" / "models", ("guide", "observer", "extra"), list(COLORS))
     p = params(raw, **ray)
     Ingest(p, "toy").run()
     used = {}
@@ -110,7 +110,7 @@ CRASHING = textwrap.dedent('''
     import os
     import time
     from pathlib import Path
-    from lwise_build.stages.score import Score
+    from lwise_build.stages.score.stage import Score
 
     class CrashOnce(Score):
         """Kills its actor's process the first time it computes (the marker file says when)."""
@@ -127,18 +127,21 @@ CRASHING = textwrap.dedent('''
 
     class WaitsForTheFirst(Score):
         """Two batches (the first image, the rest); the second computes only once the first's
-        result is in the driver's cache, and gives up after 30 s."""
+        result is in the driver's cache, and gives up after 30 s; it writes how many cached
+        results it saw to LWISE_TEST_SEEN."""
         def batches(self, items):
-            first = [it for it in items if it.payload[1] == items[0].payload[1]]
+            first = [it for it in items if it.payload.where == items[0].payload.where]
             return [first, [it for it in items if it not in first]]
 
         def compute(self, batch):
             cache, deadline = Path(os.environ["LWISE_TEST_CACHE_DIR"]), time.time() + 30
-            later = len({it.payload[1] for it in batch}) > 1
+            later = len({it.payload.where for it in batch}) > 1
             while later and not list(cache.rglob("*.parquet")):
                 if time.time() > deadline:
                     raise RuntimeError("the first batch never reached the cache")
                 time.sleep(0.1)
+            if later:
+                Path(os.environ["LWISE_TEST_SEEN"]).write_text(str(len(list(cache.rglob("*.parquet")))))
             return super().compute(batch)
 ''')
 
@@ -181,6 +184,8 @@ def test_a_unit_that_keeps_failing_fails_the_stage_naming_it(tmp_path, monkeypat
 def test_each_result_reaches_the_cache_while_later_batches_run(tmp_path, monkeypatch, raw):
     (tmp_path / "crashmod.py").write_text(CRASHING)
     monkeypatch.setenv("LWISE_TEST_CACHE_DIR", str(tmp_path / "ray" / "cache" / "score"))
+    seen = tmp_path / "seen"
+    monkeypatch.setenv("LWISE_TEST_SEEN", str(seen))
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     monkeypatch.syspath_prepend(str(tmp_path))
     import crashmod
@@ -190,6 +195,8 @@ def test_each_result_reaches_the_cache_while_later_batches_run(tmp_path, monkeyp
         build(monkeypatch, tmp_path / "ray", raw, "ray", stages=(crashmod.WaitsForTheFirst,))
     finally:
         ray.shutdown()
+    # the second batch ran only after the first batch's result was in the driver's cache
+    assert seen.exists() and int(seen.read_text()) >= 1
 
 
 def test_an_unreachable_cluster_is_one_line(tmp_path, monkeypatch, raw):

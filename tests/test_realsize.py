@@ -19,11 +19,11 @@ from lwise_build.io.tables import read_table
 from lwise_build.models.registry import create_net
 from lwise_build.models.store import load_named
 from lwise_build.stages.check import check_project
-from lwise_build.stages.enhance import Enhance
-from lwise_build.stages.ingest import Ingest
-from lwise_build.stages.metamers import Metamers
-from lwise_build.stages.score import Score
-from lwise_build.stages.train import Train
+from lwise_build.stages.enhance.stage import Enhance
+from lwise_build.stages.ingest.stage import Ingest
+from lwise_build.stages.metamers.stage import Metamers
+from lwise_build.stages.score.stage import Score
+from lwise_build.stages.train.stage import Train
 
 CLASS_MAP = {"astronaut": "812", "cat": "285", "fish": "1", "bird": "15"}
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import write_images_table
+from support.tables import write_images_table
 
 from lwise_build.config.load import parse_params
-from lwise_build.stages.curriculum import Curriculum
-from lwise_build.stages.experiment import Experiment
+from lwise_build.stages.curriculum.stage import Curriculum
+from lwise_build.stages.experiment.stage import Experiment
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 #: recipe -> (its classes, the split the curricula draw from, images per class)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
-import former_stats as former
 import numpy as np
 import pytest
 from scipy import stats as st
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from support import former
 
 from lwise_build.ops import recognisability as rc
 

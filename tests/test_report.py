@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.params import toy_params
 
-from lwise_build.config.load import parse_params
 from lwise_build.config.params import Params
 from lwise_build.errors import UserError
 from lwise_build.io.images import decode_png, encode_png
 from lwise_build.io.tables import read_table, write_table
-from lwise_build.stages.report import Report, stratified_sample
+from lwise_build.stages.report.stage import Report, stratified_sample
 
 
 def uri(png: bytes) -> str:
@@ -23,8 +23,7 @@ def uri(png: bytes) -> str:
 
 
 def make_params(**report) -> Params:
-    corpus = {"ingest": {"source": "builtin:digits"}, "report": report}
-    return parse_params({"corpora": {"toy": corpus}})
+    return toy_params({"report": report})
 
 
 # ------------------------------------------------------------------ tiny stage tables ---------
@@ -279,7 +278,7 @@ LONG_NAMES = ["golden_retriever", "great_white_shark", "red-breasted_merganser",
 def photo_corpus(root: Path, n: int = 12, size: int = 224) -> int:
     """224-px RGB noise images (incompressible, as photos at PNG are) with long class names;
     returns the bytes of their PNGs."""
-    from conftest import write_images_table
+    from support.tables import write_images_table
 
     rng = np.random.default_rng(3)
     arrays = (rng.random((n, size, size, 3)) * 255).astype(np.uint8)

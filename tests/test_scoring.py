@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_images_table
 from scipy import stats as st
+from support.params import toy_params
+from support.tables import write_images_table
 from torch import nn
 
 from lwise_build.api import score
-from lwise_build.config.load import parse_params
 from lwise_build.config.params import Params
 from lwise_build.errors import UserError
 from lwise_build.io import paths, tables
@@ -22,7 +22,7 @@ from lwise_build.models.classifier import Classifier
 from lwise_build.models.registry import register
 from lwise_build.models.store import load_model_dir, save_model
 from lwise_build.ops.difficulty import difficulty
-from lwise_build.stages.score import Score
+from lwise_build.stages.score.stage import Score
 
 MEAN, STD = 0.2, 0.5
 
@@ -67,8 +67,7 @@ def make_params(score: dict, names=("toy-a", "toy-b", "toy-c"), classes=None) ->
     for n in names:
         save_model(make_toy(n, classes or ["bar", "dot", "ring"]), paths.stage_dir("toy", "models") / n)
     model_defs = {n: {"arch": "toy-mean", "corpus": "toy", "checkpoint": "built", "in_channels": 1} for n in names}
-    corpora = {"toy": {"ingest": {"source": "builtin:toy", "image_size": 16}, "score": score}}
-    return parse_params({"device": "cpu", "models": model_defs, "corpora": corpora})
+    return toy_params({"score": score}, ingest={"source": "builtin:toy", "image_size": 16}, models=model_defs, device="cpu")
 
 
 ALIASES = {"robust": "toy-a", "standard": "toy-b", "blur": "toy-c"}
@@ -242,7 +241,7 @@ def test_stage_reuses_cached_shards(tiny_images, monkeypatch):
     params = make_params({"models": {"robust": "toy-a"}}, names=("toy-a",))
     Score(params, "toy").run()
     first = read_scores()
-    import lwise_build.stages.score as score_stage
+    import lwise_build.stages.score.stage as score_stage
 
     monkeypatch.setattr(score_stage, "score_pngs", lambda *a, **k: pytest.fail("recomputed a cached shard"))
     Score(params, "toy").run()

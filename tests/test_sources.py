@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_ingest import make_folder, save_img
+from support.folders import make_folder, save_img
 
 from lwise_build.config.params import IngestParams
 from lwise_build.io.fingerprint import files_fingerprint

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hub_tiny import CORPUS, make_tiny_build
+from support.hub_tiny import CORPUS, make_tiny_build
 
 from lwise_build.errors import UserError
 from lwise_build.hub.provenance import read_provenance
@@ -17,8 +17,8 @@ from lwise_build.io.digests import file_digest
 from lwise_build.io.staging import staged_output, write_json
 
 TESTS = Path(__file__).resolve().parent
-EXPORT = "from hub_tiny import CORPUS, tiny_params; from lwise_build import console; console.setup(); " \
-         "from lwise_build.stages.export import Export; Export(tiny_params(), CORPUS).run()"
+EXPORT = "from support.hub_tiny import CORPUS, tiny_params; from lwise_build import console; console.setup(); " \
+         "from lwise_build.stages.export.stage import Export; Export(tiny_params(), CORPUS).run()"
 
 
 def litter(folder: Path) -> list[str]:
@@ -99,7 +99,7 @@ def test_a_full_cache_disk_names_the_cache_and_the_space_a_pack_needs(tmp_path: 
 
 def test_a_full_disk_anywhere_else_is_still_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
     from lwise_build.cli import main
-    from lwise_build.stages import resolve
+    from lwise_build.stages.resolve import stage as resolve
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("corpora: {c: {ingest: {source: 'builtin:digits'}}}\n")

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Image, load_dataset
-from hub_tiny import CORPUS, make_tiny_build, tiny_params
 from PIL import Image as PILImage
-from test_enhance_stage import CLASSES
+from support.hub_tiny import CORPUS, make_tiny_build, tiny_params
+from support.params import DIGITS_16, toy_models, toy_params
+from support.tables import TINY_CLASSES as CLASSES
 
-from lwise_build.config.load import parse_params
 from lwise_build.io.images import png_to_jpeg, to_tensor
 from lwise_build.io.paths import stage_dir
 from lwise_build.io.tables import read_table
@@ -23,20 +23,17 @@ from lwise_build.models.registry import create_net
 from lwise_build.models.store import load_named, save_model
 from lwise_build.ops.enhance import enhance
 from lwise_build.ops.quantize import surviving_fraction
-from lwise_build.stages.enhance import Enhance
-from lwise_build.stages.export import Export
+from lwise_build.stages.enhance.stage import Enhance
+from lwise_build.stages.export.stage import Export
 
 WIDE = [*CLASSES, "extra1", "extra2"]
 
 
 def _params(export: dict | None = None, **enhance_kw):
-    model = {"arch": "smallcnn-tiny", "corpus": "toy", "in_channels": 1, "checkpoint": "unused.pt"}
     section = {"model": "guide", "budgets": [0.5, 2.0], "splits": ["test"], "batch_size": 16, "metrics_sample": 6,
                "grid_images": 2, **enhance_kw}
-    corpus = {"ingest": {"source": "builtin:digits", "image_size": 16, "grayscale": True}, "enhance": section}
-    if export:
-        corpus["export"] = export
-    return parse_params({"seed": 0, "device": "cpu", "models": {"guide": model}, "corpora": {"toy": corpus}})
+    return toy_params({"enhance": section, **({"export": export} if export else {})}, ingest=DIGITS_16,
+                      models=toy_models("guide"), seed=0, device="cpu")
 
 
 def _wide_guide(root: Path) -> None:

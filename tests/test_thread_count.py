@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from lwise_build.config.load import parse_params
-from lwise_build.stages.train import Train
+from lwise_build.stages.train.stage import Train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ from lwise_build.ops.blur import (
     gaussian_kernel,
     kernel_size,
 )
-from lwise_build.stages.train import Train
+from lwise_build.stages.train.stage import Train
 
 TINY = {"arch": "smallcnn-tiny", "corpus": "toy", "in_channels": 1, "mean": [0.2], "std": [0.3]}
 RECIPE = {"epochs": 2, "batch_size": 16, "optimizer": "adam", "lr": 0.01, "eval_steps": 2}
@@ -182,7 +182,7 @@ def test_imported_model_is_validated_through_the_class_map_once_per_weights_and_
     metrics = json.loads((tiny_images["root"] / "toy" / "models" / "imp" / "metrics.json").read_text())
     assert metrics["val_images"] == 12 and metrics["val_accuracy"] is not None and not stage.reused
     calls = []
-    monkeypatch.setattr("lwise_build.stages.train.evaluate", lambda *a: calls.append(a) or (0.0, 0.0))
+    monkeypatch.setattr("lwise_build.stages.train.stage.evaluate", lambda *a: calls.append(a) or (0.0, 0.0))
     again = Train(_load(tmp_path, data), "toy", "imp")
     again.run()  # same weights, same validation images: the attack is not run again
     assert again.reused and not calls
@@ -195,13 +195,14 @@ def test_imported_model_is_validated_through_the_class_map_once_per_weights_and_
 def test_replacing_a_checkpoint_file_changes_what_train_depends_on(tiny_images, tmp_path: Path, monkeypatch) -> None:
     """The resolved train params (the train stage's DVC dep) carry the checkpoint's sha256, so
     overwriting the file with other weights rebuilds the model and everything built from it."""
-    from lwise_build.stages import resolved
+    from lwise_build.io.digests import file_digest
+    from lwise_build.stages.train.spec import resolved
 
     monkeypatch.setenv("LWISE_CACHE", str(tmp_path / "cache"))
     ckpt, data = _imported(tmp_path, None, seed=0)
-    first = resolved.train(_load(tmp_path, data), "imp")
-    assert first["checkpoint_sha256"] == resolved.file_digest(ckpt)
-    assert resolved.train(_load(tmp_path, data), "imp") == first
+    first = resolved(_load(tmp_path, data), "imp")
+    assert first["checkpoint_sha256"] == file_digest(ckpt)
+    assert resolved(_load(tmp_path, data), "imp") == first
     _imported(tmp_path, None, seed=1)  # the same path, other weights
-    assert resolved.train(_load(tmp_path, data), "imp")["checkpoint_sha256"] == resolved.file_digest(ckpt) != \
+    assert resolved(_load(tmp_path, data), "imp")["checkpoint_sha256"] == file_digest(ckpt) != \
         first["checkpoint_sha256"]

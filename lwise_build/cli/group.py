@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from .. import console
+from ..config.executor import EXECUTOR_KINDS
 from ..device import configure_process
 from ..errors import UserError
 
@@ -25,7 +26,7 @@ PARAMS_OPTION = click.option(
 
 
 EXECUTOR_OPTION = click.option(
-    "--executor", type=click.Choice(["local", "ray"]), default=None,
+    "--executor", type=click.Choice(EXECUTOR_KINDS), default=None,
     help="Where the heavy work runs (default: the params' executor); the outputs are the same.")
 
 
@@ -61,7 +62,7 @@ def stage_params(fn: Callable[..., Any]) -> Callable[..., Any]:
     @OUT_OPTION
     @with_params
     @functools.wraps(fn)
-    def wrapper(out: str | None, **kwargs: Any) -> Any:
+    def wrapper(out: str | None, **kwargs: Any) -> Any:  # noqa: ARG001 - with_params applied it
         return fn(**kwargs)
 
     return wrapper

@@ -1,4 +1,5 @@
-"""The pipeline's commands: one per DVC stage (``lwise-build <stage> <corpus>``), plus analyze."""
+"""The pipeline's commands: one per DVC stage (``lwise-build <stage> <corpus>``), generated from
+the stage registry, plus analyze and serve (not DVC stages)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 import click
 
+from ..stages.registry import SPECS
+from ..stages.spec import StageSpec
 from .group import (
     EXECUTOR_OPTION,
     cli,
@@ -14,108 +17,22 @@ from .group import (
 )
 
 
-@cli.command()
-@click.argument("corpus")
-@stage_params
-def resolve(params: Any, corpus: str) -> None:
-    """Fingerprint the source and resolve every stage's params into data/<corpus>/resolved/."""
-    from ..stages.resolve import Resolve
+def stage_command(spec: StageSpec) -> click.Command:
+    """``lwise-build <name> CORPUS [MODEL]`` (``--executor`` when the spec takes it): runs the spec's
+    stage class, imported only then (stage modules load torch)."""
 
-    Resolve(params, corpus).run()
+    def run(params: Any, corpus: str, model: str | None = None, executor: str | None = None) -> None:
+        args = (params, corpus) if model is None else (params, corpus, model)
+        spec.load()(*args, **({"executor": executor} if spec.executor else {})).run()
 
-
-@cli.command()
-@click.argument("corpus")
-@stage_params
-def ingest(params: Any, corpus: str) -> None:
-    """Canonicalise a corpus's images into data/<corpus>/images/."""
-    from ..stages.ingest import Ingest
-
-    Ingest(params, corpus).run()
+    fn = stage_params(run)
+    fn = EXECUTOR_OPTION(fn) if spec.executor else fn
+    fn = click.argument("model")(fn) if spec.per == "model" else fn
+    return cli.command(spec.name, help=spec.help)(click.argument("corpus")(fn))
 
 
-@cli.command()
-@click.argument("corpus")
-@click.argument("model")
-@stage_params
-def train(params: Any, corpus: str, model: str) -> None:
-    """Train (or import) MODEL on CORPUS into data/<corpus>/models/<model>/."""
-    from ..stages.train import Train
-
-    Train(params, corpus, model).run()
-
-
-@cli.command()
-@click.argument("corpus")
-@EXECUTOR_OPTION
-@stage_params
-def score(params: Any, corpus: str, executor: str | None) -> None:
-    """Difficulty columns from each scoring model into data/<corpus>/scores/."""
-    from ..stages.score import Score
-
-    Score(params, corpus, executor=executor).run()
-
-
-@cli.command()
-@click.argument("corpus")
-@EXECUTOR_OPTION
-@stage_params
-def enhance(params: Any, corpus: str, executor: str | None) -> None:
-    """Enhanced images at every budget into data/<corpus>/enhanced/."""
-    from ..stages.enhance import Enhance
-
-    Enhance(params, corpus, executor=executor).run()
-
-
-@cli.command()
-@click.argument("corpus")
-@stage_params
-def curriculum(params: Any, corpus: str) -> None:
-    """Trial sequences for every curriculum into data/<corpus>/curricula/."""
-    from ..stages.curriculum import Curriculum
-
-    Curriculum(params, corpus).run()
-
-
-@cli.command()
-@click.argument("corpus")
-@EXECUTOR_OPTION
-@stage_params
-def metamers(params: Any, corpus: str, executor: str | None) -> None:
-    """Model metamers and their recognisability into data/<corpus>/metamers/."""
-    from ..stages.metamers import Metamers
-
-    Metamers(params, corpus, executor=executor).run()
-
-
-@cli.command()
-@click.argument("corpus")
-@stage_params
-def export(params: Any, corpus: str) -> None:
-    """The Hugging Face dataset folder into data/<corpus>/hub/."""
-    from ..stages.export import Export
-
-    Export(params, corpus).run()
-
-
-@cli.command()
-@click.argument("corpus")
-@stage_params
-def report(params: Any, corpus: str) -> None:
-    """The self-contained HTML explorer into data/<corpus>/report/."""
-    from ..stages.report import Report
-
-    Report(params, corpus).run()
-
-
-@cli.command()
-@click.argument("corpus")
-@stage_params
-def experiment(params: Any, corpus: str) -> None:
-    """Run-ready jsPsych experiments for every curriculum into data/<corpus>/experiment/."""
-    from ..stages.experiment import Experiment
-
-    Experiment(params, corpus).run()
+for _spec in SPECS:
+    stage_command(_spec)
 
 
 @cli.command()
@@ -128,7 +45,7 @@ def experiment(params: Any, corpus: str) -> None:
 @with_params
 def analyze(params: Any, corpus: str, responses: str, allow_build_mismatch: bool) -> None:
     """Accuracy per participant and condition, L-WISE gains and the difficulty calibration."""
-    from ..stages.analyze import Analyze
+    from ..stages.analyze.stage import Analyze
 
     Analyze(params, corpus, responses, allow_build_mismatch).run()
 

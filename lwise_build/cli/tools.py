@@ -21,7 +21,7 @@ from .group import (
 def check(params: Any) -> None:
     """Validate params and sources without running a stage; list the stages that would run."""
     from ..stages.check import check_project
-    from ..stages.plan import planned_stages
+    from ..stages.registry import plan
 
     findings = check_project(params)
     for f in findings:
@@ -32,7 +32,7 @@ def check(params: Any) -> None:
         sys.exit(2)
     warned = len(findings)
     click.echo("params OK" + (f" ({warned} warning{'s' * (warned != 1)})" if warned else ""))
-    for line in planned_stages(params):
+    for line in plan(params):
         click.echo(f"  {line}")
 
 
@@ -72,7 +72,7 @@ def models() -> None:
               type=click.Path(dir_okay=False), help="The params file to read.")
 def status(params_path: str) -> None:
     """Refresh every corpus's source fingerprint, then show `dvc status` (what a repro would run)."""
-    from ..stages.plan import pipeline_status
+    from ..stages.status import pipeline_status
 
     click.echo(pipeline_status(params_path))
 

@@ -108,16 +108,3 @@ def participant_condition(curricula: Mapping[str, CurriculumParams], participant
     rounds, k = divmod(participant, len(slots))
     name = slots[k]
     return name, rounds * curricula[name].weight + slots[:k].count(name)
-
-
-def participants_covered(curricula: Mapping[str, CurriculumParams]) -> int:
-    """How many participants (0 .. n-1) get a sequence before some curriculum runs out of them."""
-    slots = condition_slots(curricula)
-    if not slots:
-        return 0
-    first_short = []
-    for name, cur in curricula.items():
-        at = [k for k, s in enumerate(slots) if s == name]
-        rounds, j = divmod(cur.sequences, cur.weight)
-        first_short.append(rounds * len(slots) + at[j])
-    return min(first_short)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from .schema import non_negative, param, positive
+
+ExecutorKind = Literal["local", "ray"]
+#: What may run the heavy stages' units: checked here (params) and by the CLI's ``--executor``.
+EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
 
 
 @dataclass(frozen=True)
@@ -25,5 +29,5 @@ class RayParams:
 class ExecutorParams:
     """What runs the heavy stages' units: this process, or a Ray cluster. Outputs are the same."""
 
-    kind: Literal["local", "ray"] = param("local", doc="local: this process; ray: a Ray Data actor pool")
+    kind: ExecutorKind = param("local", doc="local: this process; ray: a Ray Data actor pool")
     ray: RayParams = param(RayParams(), doc="the Ray cluster and actors (kind: ray)")

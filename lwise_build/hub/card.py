@@ -8,7 +8,6 @@ how to load a pinned version, and how to cite it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -17,23 +16,10 @@ from ..config.curricula import expand_blocks, is_shuffled
 from ..config.responses import RESPONSE_COLUMNS
 from ..io.paths import public_source
 from . import datasheet
+from .card_context import CardContext
 from .card_text import COLUMNS, KIND_TEXT, SCORE_COLUMNS
-from .citation import DATA_HASH_TEXT, DatasetCitation
+from .citation import DATA_HASH_TEXT
 from .configs import ConfigInfo
-
-
-@dataclass
-class CardContext:
-    params: Any
-    corpus: str
-    configs: list[ConfigInfo]
-    figures: list[str]
-    models: dict[str, dict[str, Any]]
-    meta: DatasetCitation
-    build: dict[str, Any]
-    calibration: dict[str, Any] | None = None  # analysis/calibration.json, when analyze has run
-    experiment: dict[str, Any] | None = None  # experiment/manifest.json, when the experiment is built
-    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> metrics/details/<stage>.json
 
 
 def size_category(n: int) -> str:
@@ -42,22 +28,38 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "n>100M")
 
 
+#: The header's keys in the order the card writes them.
+HEADER_KEYS = ("pretty_name", "license", "version", "tags", "task_categories", "size_categories", "configs",
+               "dataset_info")
+
+
 def header(ctx: CardContext) -> dict[str, Any]:
-    """The YAML metadata block (configs with data_files, dataset_info with features)."""
+    """The YAML metadata block (configs with data_files, dataset_info with features): a
+    ``huggingface_hub.DatasetCardData`` filled by ``datasets``' own ``DatasetInfosDict``."""
+    from datasets import DatasetInfo
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCardData
+
     ep = ctx.params.corpus(ctx.corpus).export
     images = next((c.total for c in ctx.configs if c.name == "default"), 0)
-    return {
-        "pretty_name": ctx.meta.title,
-        "license": ep.license,
-        "version": ctx.meta.version,
-        "tags": list(ep.tags),
-        "task_categories": ["image-classification"],
-        "size_categories": [size_category(images)],
-        "configs": [{"config_name": c.name, "data_files": c.data_files(), **({"default": True} if c.name == "default" else {})}
-                    for c in ctx.configs],
-        "dataset_info": [{"config_name": c.name, "features": c.features._to_yaml_list(),
-                          "download_size": c.nbytes} for c in ctx.configs],
-    }
+    card = DatasetCardData(
+        pretty_name=ctx.meta.title, license=ep.license, version=ctx.meta.version, tags=list(ep.tags),
+        task_categories=["image-classification"], size_categories=[size_category(images)],
+        configs=[{"config_name": c.name, "data_files": c.data_files(), **({"default": True} if c.name == "default" else {})}
+                 for c in ctx.configs])
+    DatasetInfosDict({c.name: DatasetInfo(features=c.features, download_size=c.nbytes) for c in ctx.configs}
+                     ).to_dataset_card_data(card)
+    data = card.to_dict()
+    data["dataset_info"] = _info_list(data.get("dataset_info", []), [c.name for c in ctx.configs])
+    return {k: data.get(k) for k in HEADER_KEYS}  # to_dict drops None values; the card keeps them
+
+
+def _info_list(info: dict | list, names: list[str]) -> list[dict]:
+    """``dataset_info`` as a list in the configs' order, each entry led by its ``config_name``
+    (``datasets`` writes one config as a bare mapping and sorts several by name)."""
+    entries = [info] if isinstance(info, dict) else info
+    by_name = {e.get("config_name", "default"): e for e in entries}
+    return [{"config_name": n, **{k: v for k, v in by_name[n].items() if k != "config_name"}} for n in names]
 
 
 def render(ctx: CardContext) -> str:

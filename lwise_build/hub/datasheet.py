@@ -15,7 +15,7 @@ from ..config.datasheet import source_facts, unwritten
 from ..io.paths import public_source
 
 if TYPE_CHECKING:
-    from .card import CardContext
+    from .card_context import CardContext
 
 #: How the card marks a part only the authors can write.
 MARK = "**[to be written by the authors]**"

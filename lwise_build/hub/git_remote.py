@@ -79,13 +79,6 @@ def _init(tmp: Path) -> Path:
     return git_dir
 
 
-def remote_tag(remote: str, tag: str) -> str | None:
-    """The commit ``refs/tags/<tag>`` points at on ``remote`` (None when absent)."""
-    with tempfile.TemporaryDirectory(prefix="lwise-git-") as tmp:
-        git = _Git(_init(Path(tmp)), Path(tmp), remote, "")
-        return git.remote_ref(f"refs/tags/{tag}")
-
-
 def _content(git: _Git, treeish: str) -> list[str]:
     """The files of a tree and their blob ids, except ``provenance.json`` (whose git state is
     not content: re-publishing the same files after another commit is a no-op)."""

@@ -85,7 +85,7 @@ def make_plan(params: Any, corpus: str, repo: str | None, version: str | None, t
 
 
 # ---------------------------------------------------------------- refusals --------------------
-def project_problems(corpus: str, prov: dict[str, Any]) -> list[str]:
+def project_problems(corpus: str) -> list[str]:
     """Why publishing now would not be reproducible: a stale dvc.lock (sources refreshed first),
     or a dirty git tree (the published provenance names the current commit)."""
     problems = []
@@ -135,7 +135,7 @@ def publish(params: Any, corpus: str, *, repo: str | None = None, version: str |
     """Upload the folder and tag ``v<version>`` (to the Hub, or to the git remote ``to``);
     returns the lines to show (the plan for ``dry_run``)."""
     plan = make_plan(params, corpus, repo, version, to)
-    problems = [] if allow_dirty else project_problems(corpus, plan.prov)
+    problems = [] if allow_dirty else project_problems(corpus)
     if dry_run:
         c = params.corpus(corpus)
         gaps = unwritten(c.ingest.source, c.export.datasheet, c.export.authors)

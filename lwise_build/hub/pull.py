@@ -32,19 +32,17 @@ from .verify import check_content, check_listing, present, refetch, verify
 META_FILES = ("README.md", "provenance.json", "CITATION.cff")
 
 
-def _cache_dir(repo: str) -> Path:
-    from huggingface_hub import constants
-    from huggingface_hub.file_download import repo_folder_name
-
-    return Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo, repo_type=REPO_TYPE)
-
-
 def cached_tags(repo: str) -> dict[str, str]:
-    """tag -> commit SHA for the versions of ``repo`` already in the local Hub cache."""
-    refs = _cache_dir(repo) / "refs"
-    if not refs.is_dir():
+    """tag -> commit SHA for the versions of ``repo`` already in the local Hub cache
+    (``huggingface_hub.scan_cache_dir``; a cached repository it calls corrupted has none)."""
+    from huggingface_hub import CacheNotFound, constants, scan_cache_dir
+
+    try:  # the cache folder as configured now (scan_cache_dir's default is fixed at its import)
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)
+    except CacheNotFound:
         return {}
-    return {p.name: p.read_text().strip() for p in refs.iterdir() if p.is_file() and p.name.startswith("v")}
+    return {ref: rev.commit_hash for cached in cache.repos if (cached.repo_id, cached.repo_type) == (repo, REPO_TYPE)
+            for rev in cached.revisions for ref in rev.refs if ref.startswith("v")}
 
 
 def remote_tags(repo: str) -> dict[str, str] | None:

@@ -116,7 +116,7 @@ def normalize_split(name: str, where: str) -> str:
 
 
 # ---------------------------------------------------------------- builtin ---------------------
-def _builtin(name: str, p: IngestParams, where: str) -> list[RawItem]:
+def _builtin(name: str, p: IngestParams, where: str) -> list[RawItem]:  # noqa: ARG001 - a reader's signature
     if name != "digits":
         raise UserError(f"{where}: unknown builtin corpus {name!r} (known: digits)")
     from sklearn.datasets import load_digits
@@ -132,7 +132,7 @@ def _builtin(name: str, p: IngestParams, where: str) -> list[RawItem]:
 
 
 # ---------------------------------------------------------------- image folder ----------------
-def _imagefolder(root: str, p: IngestParams, where: str) -> list[RawItem]:
+def _imagefolder(root: str, p: IngestParams, where: str) -> list[RawItem]:  # noqa: ARG001 - a reader's signature
     base = Path(root).expanduser()
     if not base.is_dir():
         raise UserError(f"{where}: folder {str(base)!r} not found")
@@ -211,7 +211,7 @@ def _manifest(path: str, p: IngestParams, where: str) -> list[RawItem]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"{where}: manifest {str(file)!r} not found")
-    table = _read_manifest(file, where)
+    table = _read_manifest(file)
     columns = table.column_names
     problem = column_problem(p, columns, where.removesuffix(".source"), f"manifest {file}")
     if problem:
@@ -293,7 +293,7 @@ def _likely_column(key: str, columns: list[str]) -> str | None:
     return close[0] if close else None
 
 
-def _read_manifest(file: Path, where: str):
+def _read_manifest(file: Path):
     import pyarrow as pa
 
     try:

@@ -1,8 +1,8 @@
 """Batched inference: every stage's forward passes over images go through here.
 
 PNG batches are decoded ahead of the model (a background thread, or worker processes on a GPU);
-``forward_stats`` runs several models on each decoded batch once; ``logits``, ``predictions``
-and ``activations`` are the plain batched loops (no gradients, results on the CPU).
+``forward_stats`` runs several models on each decoded batch once; ``logits`` and
+``activations`` are the plain batched loops (no gradients, results on the CPU).
 
 Every batch runs at the full batch size, the last one padded: at a fixed shape a sample's
 numbers do not depend on the other samples, so results are exact per image whatever it was
@@ -187,11 +187,6 @@ def logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> to
             chunk = x[lo:lo + batch_size]
             out.append(model(padded(chunk, batch_size).to(dev))[: len(chunk)].cpu())
     return torch.cat(out) if out else torch.empty(0, getattr(model, "num_classes", 0))
-
-
-def predictions(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """Argmax class index (of the model's head) per image."""
-    return logits(model, x, batch_size).argmax(1).numpy().astype(np.int64)
 
 
 def activations(model: Any, layer: str, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:

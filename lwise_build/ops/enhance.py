@@ -7,7 +7,7 @@ clamp to [0, 1]; return the iterate with the lowest loss among ``x0..xT`` (``x0`
 All budgets share one trajectory (docs/methods.md, "One trajectory for all budgets"): while a budget's
 projection does not bind, its iterates are a prefix of the largest budget's, so one run serves
 every budget; a budget branches off (and continues on its own rows) only at the step where its
-projection binds for an image. :func:`enhance_reference` is the plain per-budget loop it equals.
+projection binds for an image. ``enhance(..., shared=False)`` is the plain per-budget loop it equals.
 """
 
 from __future__ import annotations
@@ -308,8 +308,3 @@ def enhance(model: nn.Module, images: Tensor, labels: Tensor | Sequence[int], *,
             for e, r in zip(eps, res, strict=True):
                 out[e][lo:lo + batch_size] = r.to(images.device, images.dtype)
     return {float(b): out[float(b)] for b in dict.fromkeys(budgets)}
-
-
-def enhance_reference(model: nn.Module, images: Tensor, labels: Tensor | Sequence[int], **kwargs) -> dict[float, Tensor]:
-    """The plain independent loop, one full run per budget (tests and benchmarks compare against it)."""
-    return enhance(model, images, labels, shared=False, **kwargs)

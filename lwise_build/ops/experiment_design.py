@@ -149,28 +149,6 @@ def _with_repeats(trials: list[dict[str, Any]], before: list[dict[str, Any]], n:
 
 
 # ---------------------------------------------------------------- assignment -----------------
-def fnv1a(text: str) -> int:
-    """32-bit FNV-1a of the UTF-8 bytes: the page's hash (experiment.js), kept identical here."""
-    h = 0x811C9DC5
-    for byte in text.encode("utf-8"):
-        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-def assign(participant: str, weights: Mapping[str, float], sequences: Mapping[str, int],
-           seed: int) -> tuple[str, int]:
-    """The condition (by weight) and sequence a participant id gets, as the page computes them."""
-    total = sum(weights.values())
-    u = fnv1a(f"{seed}:{participant}:condition") / 2**32
-    acc, pick = 0.0, next(iter(weights))
-    for name, w in weights.items():
-        acc += w / total
-        pick = name
-        if u < acc:
-            break
-    return pick, fnv1a(f"{seed}:{participant}:sequence:{pick}") % sequences[pick]
-
-
 def condition_weights(curricula: Mapping[str, Any], names: Sequence[str]) -> dict[str, float]:
     """Assignment weight per condition: the curriculum's ``weight`` (its condition slots), 1 for a
     curriculum the params do not name."""

@@ -248,12 +248,6 @@ def thresholds(stats: dict[str, np.ndarray]) -> dict[str, float]:
     return {s: float(np.max(v)) if len(v) else -np.inf for s, v in stats.items()}
 
 
-def null_thresholds(acts: np.ndarray, pairs: np.ndarray) -> dict[str, float]:
-    """:func:`thresholds` of the null pairs of ``acts`` (one row per natural image)."""
-    acts = np.asarray(acts)
-    return thresholds(null_stats([acts], pairs, len(acts)))
-
-
 def passes(stats: dict[str, np.ndarray], null: dict[str, float], same_choice: np.ndarray) -> np.ndarray:
     """Valid: the generator chooses for the metamer what it chooses for the reference, and all three
     statistics beat the null.

@@ -1,1 +1,1 @@
-"""One module per DVC stage, named as the stage; :mod:`.base` holds what they share."""
+"""One package per DVC stage, named as the stage (``spec.py`` declares it, ``stage.py`` does the work), listed in :mod:`.registry`; :mod:`.spec`, :mod:`.resolving`, :mod:`.base`, :mod:`.units` and :mod:`.executors` hold what they share."""

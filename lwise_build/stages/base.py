@@ -147,11 +147,11 @@ class Stage:
         ``headline_rows`` a mapping row -> flat dict); the default: all of ``details``."""
         return details
 
-    def null_reason(self, path: tuple[str, ...]) -> str:
+    def null_reason(self, path: tuple[str, ...]) -> str:  # noqa: ARG002 - a hook: subclasses use it
         """Why the metric at ``path`` of the details is null (stages say more where they know more)."""
         return "undefined for this build (a constant input, or too few values)"
 
-    def brief_reason(self, key: str) -> str:
+    def brief_reason(self, key: str) -> str:  # noqa: ARG002 - a hook: subclasses use it
         """Why a headline figure is null, in a few words (it is a column of `dvc metrics show`)."""
         return "undefined: see metrics/details"
 

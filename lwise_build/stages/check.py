@@ -21,8 +21,9 @@ from ..errors import UserError, quote
 from ..io.sources import RawItem, column_problem, load_source, manifest_columns
 from ..models.registry import check_arch, fixed_channels, input_rule
 from ..ops.classmap import model_targets
-from .ingest import assign_splits
-from .resolved import is_local
+from .ingest.stage import assign_splits
+from .registry import SPECS
+from .resolving import is_local
 
 Counts = dict[str, Counter]  # split -> label -> images
 
@@ -116,7 +117,7 @@ def source_findings(params: Params, cname: str, c: CorpusParams) -> list[Finding
         counts[s][it.label] += 1
     labels = sorted({it.label for it in items})
     return found + _split_findings(c, sec, counts, labels, all(it.split for it in items)) + \
-        _use_findings(cname, c, counts, labels) + _mapping_findings(params, cname, c, labels)
+        _use_findings(params, cname, counts, labels) + _mapping_findings(params, cname, c, labels)
 
 
 def _source_layout(c: CorpusParams, sec: str) -> list[Finding]:
@@ -179,17 +180,15 @@ def _split_findings(c: CorpusParams, sec: str, counts: Counts, labels: list[str]
     return out
 
 
-def _use_findings(cname: str, c: CorpusParams, counts: Counts, labels: list[str]) -> list[Finding]:
+def _use_findings(params: Params, cname: str, counts: Counts, labels: list[str]) -> list[Finding]:
     """Splits the stages read must hold images; curricula need enough images of every class."""
-    base, out = f"corpora.{cname}", []
+    base, out, c = f"corpora.{cname}", [], params.corpus(cname)
     total = {s: sum(counts[s].values()) for s in SPLITS}
-    if c.enhance.model:
-        for s in c.enhance.splits:
-            if not total.get(s):
-                out.append(error(f"{base}.enhance.splits: the {s} split will have no images"))
-    if c.metamers.generators and total.get(c.metamers.split, 0) < 2:
-        out.append(error(f"{base}.metamers.split: the {c.metamers.split} split will have "
-                         f"{total.get(c.metamers.split, 0)} images; metamers need at least 2"))
+    for spec in (s for s in SPECS if s.splits and s.enabled(params, cname)):
+        for key, split, least in spec.splits(params, cname):
+            if total.get(split, 0) < least:
+                out.append(error(f"{base}.{key}: the {split} split will have {total.get(split, 0)} images; "
+                                 f"{spec.name} needs at least {least}"))
     for name, cur in c.curricula.items():
         train_need, test_need = class_needs(expand_blocks(cur, f"{base}.curricula.{name}"))
         if cur.train_split == cur.test_split:

@@ -14,40 +14,64 @@ import os
 import pickle
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pyarrow as pa
 
 from .. import console
+from ..config.executor import EXECUTOR_KINDS
 from ..config.schema import to_plain
 from ..errors import UserError
 from ..io.paths import data_root
 
 if TYPE_CHECKING:
     from ..config.executor import RayParams
-    from .units import Item, UnitStage
+    from .base import StageContext
 
 RAY_EXTRA = "pip install 'lwise-build[ray]'"
+T = TypeVar("T")
+Batch = Sequence[Any]  # the items of one unit of work (stages/units.Item)
 
 
-def executor_for(stage: UnitStage) -> LocalExecutor | RayExecutor:
+class Units(Protocol):
+    """What an executor needs of a heavy stage (:class:`~.units.UnitStage` is one): where it
+    runs, how to compute one batch, and where progress and Ray's timings go."""
+
+    name: str
+    ctx: StageContext
+    executor: str | None
+    remote: bool
+    work_unit: str
+    tick: Callable[[int], Any]
+
+    @property
+    def ray_units(self) -> list[UnitRun]: ...
+
+    def work_size(self, batch: Batch) -> int: ...
+
+    def work(self, batch: Batch) -> pa.Table: ...
+
+    def imap_units(self, fn: Callable[[Any], T], items: list[Any], desc: str, show: bool = True) -> Iterator[T]: ...
+
+
+def executor_for(stage: Units) -> LocalExecutor | RayExecutor:
     """The stage's executor: its CLI choice, else the corpus's setting, else the global one."""
     spec = stage.ctx.spec.executor or stage.ctx.params.executor
     kind = (stage.executor or spec.kind) if stage.remote else "local"
-    if kind not in ("local", "ray"):
-        raise UserError(f"--executor: must be local or ray, got {kind!r}")
+    if kind not in EXECUTOR_KINDS:  # the CLI and the schema check it too; this guards the Python API
+        raise UserError(f"executor: must be one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}")
     return RayExecutor(stage, spec.ray) if kind == "ray" else LocalExecutor(stage)
 
 
 class LocalExecutor:
     """Batches in this process, each result handed back as soon as it is done."""
 
-    def __init__(self, stage: UnitStage):
+    def __init__(self, stage: Units):
         self.stage = stage
 
-    def run(self, batches: list[list[Item]], desc: str) -> Iterator[pa.Table]:
+    def run(self, batches: list[Batch], desc: str) -> Iterator[pa.Table]:
         """One progress over the batches' work (steps for long syntheses: done, total and an ETA)."""
         st = self.stage
         total = sum(st.work_size(b) for b in batches)
@@ -73,10 +97,10 @@ class UnitRun:
 class RayExecutor:
     """Batches on a Ray Data actor pool (``map_batches`` with a callable class)."""
 
-    def __init__(self, stage: UnitStage, rp: RayParams):
+    def __init__(self, stage: Units, rp: RayParams):
         self.stage, self.rp = stage, rp
 
-    def run(self, batches: list[list[Item]], desc: str) -> Iterator[pa.Table]:
+    def run(self, batches: list[Batch], desc: str) -> Iterator[pa.Table]:
         ray = _import_ray(self.rp.address)
         connect(ray, self.rp.address)
         rp, st = self.rp, self.stage
@@ -113,7 +137,7 @@ def utilisation(runs: list[UnitRun], submitted: float) -> str:
             f"start-up {max(first - submitted, 0.0):.1f} s, then actors busy {min(busy, 1.0):.0%}")
 
 
-def describe(batch: list[Item]) -> str:
+def describe(batch: Batch) -> str:
     """A batch in a few words, for error messages (its size and first item)."""
     return f"the unit of {len(batch)} items starting with {batch[0].payload!r:.80}"
 

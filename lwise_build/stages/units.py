@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pyarrow as pa
 
@@ -22,16 +22,16 @@ from ..errors import UserError
 from ..io.cache import ItemCache
 from ..io.tables import pngs_at
 from .base import Stage
-
-if TYPE_CHECKING:
-    from .executors import UnitRun
+from .executors import UnitRun, executor_for
+from .keys import CacheKey
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Item:
-    """One item of a heavy stage's work; its result depends only on what ``key`` hashes."""
+    """One item of a heavy stage's work; its result depends only on what ``key`` hashes.
+    ``payload``: what computing it needs, a small frozen dataclass of the stage (``ScoreWork``)."""
 
     key: str
     payload: Any = None
@@ -48,19 +48,31 @@ class UnitStage(Stage):
     parallel_units: ClassVar[bool] = False  # CPU: run batches side by side, one thread each
     remote: ClassVar[bool] = True  # may run on Ray (ingest reads local source files: it may not)
     work_unit: ClassVar[str] = "batch"  # what local progress counts; "step": compute calls tick per step
+    cache_key: ClassVar[CacheKey]  # what a unit's result depends on (the stage's key.py)
 
     def __init__(self, params: Params, corpus: str, executor: str | None = None):
         super().__init__(params, corpus)
         self.executor = executor  # "local" or "ray"; None: the corpus's, else the global setting
         self.tick: Callable[[int], Any] = _ignore  # advances the running local progress (LocalExecutor)
 
-    def work_size(self, batch: list[Item]) -> int:
+    def work_size(self, batch: list[Item]) -> int:  # noqa: ARG002 - a hook: subclasses use it
         """How much progress one batch is, in :attr:`work_unit` (steps for long syntheses)."""
         return 1
 
     @cached_property
     def cache(self) -> ItemCache:
         return ItemCache(self.name)
+
+    @cached_property
+    def resolved(self) -> dict[str, Any]:
+        """The stage's resolved params (what ``resolve`` writes for it): what keys hash."""
+        from .registry import BY_NAME  # the specs are light; imported here, not at module load
+
+        return BY_NAME[self.name].resolved(self.ctx.params, self.ctx.corpus)
+
+    def key_prefix(self, **run: Any) -> str:
+        """The part of this run's unit keys that its units share (:class:`~.keys.CacheKey`)."""
+        return self.cache_key.prefix(self.resolved, **run)
 
     def batches(self, items: list[Item]) -> list[list[Item]]:
         """How missing items are grouped for computing (any grouping gives the same results)."""
@@ -84,8 +96,6 @@ class UnitStage(Stage):
         todo = list({it.key: it for it in items if it.key in missing}.values())
         total = len({it.key for it in items})
         if todo:
-            from .executors import executor_for
-
             for table in executor_for(self).run(self.batches(todo), f"{self.name} {desc}"):
                 self.cache.put(table)
         self.counts.append((desc, total - len(todo), len(todo)))
@@ -133,10 +143,10 @@ class UnitStage(Stage):
 
 
 def attach_pngs(images: Path, batch: list[Item], where: Callable[[Item], tuple[str, int]]) -> list[Item]:
-    """``batch`` with each item's PNG bytes appended to its payload; ``where`` gives the item's
-    (shard file name, row) in the ``images`` table. Reads only the row groups holding them."""
+    """``batch`` with each item's PNG bytes set as its payload's ``png``; ``where`` gives the
+    item's (shard file name, row) in the ``images`` table. Reads only the row groups holding them."""
     pngs = pngs_at(images, [where(it) for it in batch])
-    return [Item(it.key, (*it.payload, png)) for it, png in zip(batch, pngs, strict=True)]
+    return [Item(it.key, replace(it.payload, png=png)) for it, png in zip(batch, pngs, strict=True)]
 
 
 def chunks(items: list[Any], size: int) -> list[list[Any]]:

@@ -1,0 +1,1 @@
+"""The ``analyze``  stage (docs/architecture.md, "Stages"): kept empty so the light spec imports alone."""

@@ -1,0 +1,1 @@
+"""The ``experiment``  stage (docs/architecture.md, "Stages"): kept empty so the light spec imports alone."""

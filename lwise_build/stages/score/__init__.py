@@ -1,0 +1,1 @@
+"""The ``score``  stage (docs/architecture.md, "Stages"): kept empty so the light spec imports alone."""

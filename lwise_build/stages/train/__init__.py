@@ -1,0 +1,1 @@
+"""The ``train``  stage (docs/architecture.md, "Stages"): kept empty so the light spec imports alone."""
