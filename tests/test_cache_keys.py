@@ -259,3 +259,18 @@ def test_a_key_declares_each_param_once_and_hashes_exactly_its_fields() -> None:
         key.key(prefix, image_id="i", budget=1.0)
     with pytest.raises(KeyError, match="s.z"):
         replace(key, params=("s.z",)).prefix({"s": {"x": 1}}, model_hash="m")
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_a_model_s_normalisation_is_part_of_its_key(project: Project, stage: str) -> None:
+    """A built model's mean and std live in config.json, outside the weights, yet change every
+    forward: with them changed (a re-imported checkpoint, say), a warm cache gives a cold build."""
+    cfg = project.root / "data" / "toy" / "models" / "guide" / "config.json"
+    before = cfg.read_text()
+    try:
+        cfg.write_text(json.dumps({**json.loads(before), "mean": [0.6], "std": [0.1]}))
+        differs, _, cold = project.stale(stage, {})
+        assert not differs, f"{stage}: the guide's normalisation changed results but not the cache key"
+        assert cold != project.base[stage]  # the change does reach the output
+    finally:
+        cfg.write_text(before)

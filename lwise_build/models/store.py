@@ -15,7 +15,7 @@ import torch
 from ..config.load import load_params
 from ..config.params import Params
 from ..errors import UserError, first_line
-from ..io.digests import bytes_digest, file_digest
+from ..io.digests import bytes_digest, file_digest, json_digest
 from ..io.paths import model_dir
 from .cfg import WEIGHTS_FILE, is_built, read_config, write_config
 from .checkpoints import classifier_from_checkpoint
@@ -32,6 +32,15 @@ def weights_digest(model: Classifier) -> str:
     from safetensors.torch import save
 
     return bytes_digest(save(_weights(model), metadata={"format": "pt"}))
+
+
+def model_digest(model: Classifier) -> str:
+    """What every forward of ``model`` depends on, hashed: its weights' sha256 plus what lives
+    outside the weights (architecture, input normalisation, head classes); unit cache keys use it
+    (docs/architecture.md, "Units and the cache"), so a changed ``mean`` or ``std`` recomputes."""
+    return json_digest({"weights": model.model_hash or weights_digest(model), "arch": model.arch,
+                        "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
+                        "classes": list(model.classes)})
 
 
 def save_model(model: Classifier, folder: Path, extra: dict[str, Any] | None = None) -> str:

@@ -7,7 +7,8 @@ key, and the named content fields its units supply (input content id, model hash
 targets). Every other resolved param is listed with how it reaches the results without entering
 the key (``derived``: through a content field, by choosing which units exist, or only in what is
 recomputed every run) or why it cannot change them (``excluded``); tests/test_cache_keys.py
-perturbs each one on a warm cache. Keys hash the same serialisation as the resolved files (plain
+perturbs each one on a warm cache for score, enhance and metamers (ingest's is checked for
+its declarations only). Keys hash the same serialisation as the resolved files (plain
 JSON with sorted keys), so a key changes exactly when a declared value does.
 """
 

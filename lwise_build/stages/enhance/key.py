@@ -14,7 +14,7 @@ KEY = CacheKey(
     derived={
         "seed": "chooses the metrics sample (" + METRICS_ONLY + ")",
         "device": "the device field: the device type it picks",
-        "enhance.model": "the model_hash field (the guide's weights)",
+        "enhance.model": "the model_hash field (the guide's weights, normalisation and head: models/store.model_digest)",
         "enhance.compare_guides": "chooses which guides' units exist (the model_hash field)",
         "enhance.diverge_from": "the diverge field: the head outputs it maps to",
         "enhance.budgets": "the budget field",

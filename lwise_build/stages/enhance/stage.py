@@ -29,6 +29,7 @@ from ...errors import UserError
 from ...io.images import to_tensor
 from ...io.paths import budget_dir
 from ...io.tables import iter_shards, png_bytes, shard_paths, write_table
+from ...models.store import model_digest
 from ...ops.enhance import default_steps
 from ..units import Item, UnitStage, attach_pngs, chunks
 from .compute import enhance_images
@@ -121,7 +122,7 @@ class Enhance(UnitStage):
         """Per budget, one item per row (id, label) enhanced by ``guide``; the key hashes the
         image, its target class (scoring's class mapping), the guide's weights and every param
         that changes pixels."""
-        prefix = self.key_prefix(model_hash=self.ctx.model(guide).model_hash, diverge=self.diverge_heads(guide),
+        prefix = self.key_prefix(model_hash=model_digest(self.ctx.model(guide)), diverge=self.diverge_heads(guide),
                                  device=self.ctx.device.type)
         col = self.ctx.spec.score.target_column
         ids, labels = rows.column("id").to_pylist(), rows.column("label").to_pylist()

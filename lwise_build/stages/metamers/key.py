@@ -13,7 +13,7 @@ KEY = CacheKey(
     unit_fields=("reference_id",),
     derived={
         "device": "the device field: the device type it picks",
-        "metamers.generators": "the model_hash field (the generator's weights)",
+        "metamers.generators": "the model_hash field (the generator's weights, normalisation and head)",
         "metamers.layers": "the layer field",
         "metamers.schedule": "the step_sizes field (the schedule's steps as run)",
         "metamers.steps": "the step_sizes field (the schedule's steps as run)",

@@ -28,6 +28,7 @@ from ...io.images import to_pngs, to_tensor
 from ...io.scratch import ScratchRows
 from ...io.tables import pngs_at, pngs_by_id, read_table, write_table
 from ...models.inference import activations, logits
+from ...models.store import model_digest
 from ...ops import metamer as M
 from ...ops import metamer_stats as MS
 from ...ops.augment import augment
@@ -140,7 +141,7 @@ class Metamers(UnitStage):
         out = {}
         for g in p.generators:
             for layer in self.layers[g]:
-                prefix = self.key_prefix(model_hash=self.models[g].model_hash, layer=layer, step_sizes=lrs,
+                prefix = self.key_prefix(model_hash=model_digest(self.models[g]), layer=layer, step_sizes=lrs,
                                          device=self.ctx.device.type)
                 out[(g, layer)] = [Item(self.cache_key.key(prefix, reference_id=i), MetamerWork(g, layer, r))
                                    for r, i in enumerate(self.ref_ids)]

@@ -24,11 +24,9 @@ from datasets import ClassLabel, Features, Value
 
 from ...errors import UserError
 from ...io import figures
-from ...io.digests import file_digest
 from ...io.tables import column_names, read_table, shard_paths, shard_sizes, write_table
-from ...models.cfg import WEIGHTS_FILE
 from ...models.inference import STATS, resolve_precision, score_pngs
-from ...models.store import built_dir
+from ...models.store import model_digest
 from ...ops.difficulty import COLUMNS, with_difficulty
 from ...ops.recognisability import score_report
 from ..units import Item, UnitStage, attach_pngs, chunks
@@ -83,7 +81,7 @@ class Score(UnitStage):
     def write(self, tmp: Path) -> None:
         """Every (image, model) result from the cache or computed, then the score columns."""
         images = self.ctx.dir("images")
-        prefix = {m: self.key_prefix(model_hash=model.model_hash or file_digest(built_dir(self.ctx.params, m) / WEIGHTS_FILE),
+        prefix = {m: self.key_prefix(model_hash=model_digest(model),
                                      precision=self.precision, device=self.ctx.device.type)
                   for m, model in self.models.items()}
         keys: dict[str, list[str]] = {m: [] for m in self.models}

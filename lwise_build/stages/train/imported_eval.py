@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from ...io.cache import ItemCache
 from ...io.digests import bytes_digest, json_digest
-from ...models.store import weights_digest
+from ...models.store import model_digest
 
 Figures = tuple[float | None, float | None]
 
@@ -25,7 +25,7 @@ def cached_evaluation(model: Any, val: Any, device: str, attack: tuple[float, in
                       evaluate: Callable[[], Figures]) -> tuple[Figures, bool]:
     """``evaluate()`` (clean and robust validation accuracy of ``model`` on split ``val``) from
     the unit cache when it holds it, else computed and stored; and whether it was reused."""
-    key = json_digest({"v": 1, "weights": weights_digest(model), "device": device, "attack": list(attack),
+    key = json_digest({"v": 2, "model": model_digest(model), "device": device, "attack": list(attack),
                        "val": bytes_digest(val.x.numpy().tobytes() + val.y.numpy().tobytes()),
                        "shape": list(val.x.shape)})
     cache = ItemCache("train")
