@@ -108,3 +108,24 @@ def test_an_unknown_executor_kind_from_the_python_api_is_one_line(params) -> Non
     assert isinstance(executor_for(SimpleNamespace(ctx=ctx, executor="local", remote=True)), LocalExecutor)
     with pytest.raises(UserError, match=f"executor: must be one of {', '.join(EXECUTOR_KINDS)}, got 'dask'"):
         executor_for(SimpleNamespace(ctx=ctx, executor="dask", remote=True))
+
+
+def test_units_are_keyed_for_the_device_the_actors_compute_on(params) -> None:
+    """On Ray with GPUs per actor and device auto, a CPU head keys units as CUDA (what the actors
+    compute on), and an actor on another device type refuses to compute them."""
+    from types import SimpleNamespace
+
+    from lwise_build.config.load import parse_params
+    from lwise_build.stages.executors import compute_device_type, device_mismatch
+
+    def stage(device: str, gpus: float, executor: str | None = None) -> SimpleNamespace:
+        p = parse_params({**DATA, "device": device, "executor": {"kind": "ray", "ray": {"gpus_per_actor": gpus}}})
+        return SimpleNamespace(ctx=SimpleNamespace(spec=p.corpus("full"), params=p, device=SimpleNamespace(type="cpu")),
+                               executor=executor, remote=True)
+
+    assert compute_device_type(stage("auto", 1)) == "cuda"
+    assert compute_device_type(stage("auto", 0)) == "cpu"
+    assert compute_device_type(stage("cpu", 1)) == "cpu"  # device: cpu keeps the actors on CPU
+    assert compute_device_type(stage("auto", 1, executor="local")) == "cpu"  # --executor local
+    assert device_mismatch("cuda", "cuda") == ""
+    assert "this actor computes on cpu but the run's cache keys say cuda" in device_mismatch("cpu", "cuda")

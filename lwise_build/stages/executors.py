@@ -56,13 +56,30 @@ class Units(Protocol):
     def imap_units(self, fn: Callable[[Any], T], items: list[Any], desc: str, show: bool = True) -> Iterator[T]: ...
 
 
-def executor_for(stage: Units) -> LocalExecutor | RayExecutor:
-    """The stage's executor: its CLI choice, else the corpus's setting, else the global one."""
+def executor_settings(stage: Units) -> tuple[str, RayParams]:
+    """The stage's executor kind (its CLI choice, else the corpus's setting, else the global one)
+    and the Ray settings that go with it."""
     spec = stage.ctx.spec.executor or stage.ctx.params.executor
     kind = (stage.executor or spec.kind) if stage.remote else "local"
     if kind not in EXECUTOR_KINDS:  # the CLI and the schema check it too; this guards the Python API
         raise UserError(f"executor: must be one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}")
-    return RayExecutor(stage, spec.ray) if kind == "ray" else LocalExecutor(stage)
+    return kind, spec.ray
+
+
+def compute_device_type(stage: Units) -> str:
+    """The device type the stage's units compute on, which their cache keys record: this
+    process's, except on Ray with GPUs per actor and ``device`` auto or cuda, where the actors
+    compute on CUDA even when the driver (a CPU head node) has none."""
+    kind, rp = executor_settings(stage)
+    if kind == "ray" and rp.gpus_per_actor > 0 and stage.ctx.params.device in ("auto", "cuda"):
+        return "cuda"
+    return stage.ctx.device.type
+
+
+def executor_for(stage: Units) -> LocalExecutor | RayExecutor:
+    """The stage's executor (:func:`executor_settings`)."""
+    kind, rp = executor_settings(stage)
+    return RayExecutor(stage, rp) if kind == "ray" else LocalExecutor(stage)
 
 
 class LocalExecutor:
@@ -106,7 +123,8 @@ class RayExecutor:
         rp, st = self.rp, self.stage
         spec = {"module": type(st).__module__, "cls": type(st).__name__, "corpus": st.ctx.corpus,
                 "params": json.loads(json.dumps(to_plain(st.ctx.params), default=str)),
-                "data": rp.data_root or str(data_root().resolve()), "threads": rp.threads_per_actor}
+                "data": rp.data_root or str(data_root().resolve()), "threads": rp.threads_per_actor,
+                "device": compute_device_type(st)}
         rows = [{"index": i, "items": pickle.dumps(b)} for i, b in enumerate(batches)]
         submitted, runs = time.time(), []
         ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
@@ -159,6 +177,7 @@ class StageWorker:
         cls = getattr(importlib.import_module(spec["module"]), spec["cls"])
         self.stage = cls(parse_params(spec["params"]), spec["corpus"], executor="local")
         self.stage.prepare()
+        self.mismatch = device_mismatch(self.stage.ctx.device.type, spec["device"])
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         import ray
@@ -166,6 +185,8 @@ class StageWorker:
         items = pickle.loads(batch.column("items")[0].as_py())
         context, began = ray.get_runtime_context(), time.time()
         try:
+            if self.mismatch:
+                raise UserError(self.mismatch)
             table, error = self.stage.work(items), ""
         except Exception as exc:  # noqa: BLE001 - reported by the driver as one line naming the unit
             table, error = None, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
@@ -178,6 +199,15 @@ class StageWorker:
         return pa.table({"index": batch.column("index"), "table": pa.array([blob], pa.binary()),
                          "error": [error], "node": [context.get_node_id()], "actor": [context.get_actor_id()],
                          "began": [began], "ended": [time.time()]})
+
+
+def device_mismatch(actor: str, keyed: str) -> str:
+    """Why an actor must not compute units keyed for another device type ("" when it may): its
+    results would enter the cache under the wrong device (docs/architecture.md, "Executors")."""
+    if actor == keyed:
+        return ""
+    return (f"this actor computes on {actor} but the run's cache keys say {keyed} "
+            "(set device: and executor.ray.gpus_per_actor to agree)")
 
 
 def _local_data(root: str, corpus: str) -> str:

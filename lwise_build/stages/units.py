@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..io.cache import ItemCache
 from ..io.tables import pngs_at
 from .base import Stage
-from .executors import UnitRun, executor_for
+from .executors import UnitRun, compute_device_type, executor_for
 from .keys import CacheKey
 
 T = TypeVar("T")
@@ -69,6 +69,12 @@ class UnitStage(Stage):
         from .registry import BY_NAME  # the specs are light; imported here, not at module load
 
         return BY_NAME[self.name].resolved(self.ctx.params, self.ctx.corpus)
+
+    @cached_property
+    def compute_device(self) -> str:
+        """The device type this run's units compute on, which their keys record (on Ray with GPU
+        actors not the driver's: :func:`~.executors.compute_device_type`)."""
+        return compute_device_type(self)
 
     def key_prefix(self, **run: Any) -> str:
         """The part of this run's unit keys that its units share (:class:`~.keys.CacheKey`)."""

@@ -123,7 +123,7 @@ class Enhance(UnitStage):
         image, its target class (scoring's class mapping), the guide's weights and every param
         that changes pixels."""
         prefix = self.key_prefix(model_hash=model_digest(self.ctx.model(guide)), diverge=self.diverge_heads(guide),
-                                 device=self.ctx.device.type)
+                                 device=self.compute_device)
         col = self.ctx.spec.score.target_column
         ids, labels = rows.column("id").to_pylist(), rows.column("label").to_pylist()
         heads = self.ctx.targets(guide, labels, rows.column(col).to_pylist() if col else None).tolist()

@@ -142,7 +142,7 @@ class Metamers(UnitStage):
         for g in p.generators:
             for layer in self.layers[g]:
                 prefix = self.key_prefix(model_hash=model_digest(self.models[g]), layer=layer, step_sizes=lrs,
-                                         device=self.ctx.device.type)
+                                         device=self.compute_device)
                 out[(g, layer)] = [Item(self.cache_key.key(prefix, reference_id=i), MetamerWork(g, layer, r))
                                    for r, i in enumerate(self.ref_ids)]
         return out

@@ -81,8 +81,9 @@ class Score(UnitStage):
     def write(self, tmp: Path) -> None:
         """Every (image, model) result from the cache or computed, then the score columns."""
         images = self.ctx.dir("images")
-        prefix = {m: self.key_prefix(model_hash=model_digest(model),
-                                     precision=self.precision, device=self.ctx.device.type)
+        here = self.compute_device == self.ctx.device.type  # else Ray GPU actors: they resolve "auto"
+        precision = self.precision if here else self.p.precision
+        prefix = {m: self.key_prefix(model_hash=model_digest(model), precision=precision, device=self.compute_device)
                   for m, model in self.models.items()}
         keys: dict[str, list[str]] = {m: [] for m in self.models}
         start = 0
