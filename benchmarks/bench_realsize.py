@@ -55,7 +55,7 @@ STAGES = [("resolve", []), ("ingest", []), ("train", ["robust"]), ("score", []),
 BASELINE = """import resource, sys
 from lwise_build.device import configure_process
 configure_process()
-import lwise_build.stages.metamers
+import lwise_build.stages.metamers.stage
 from lwise_build.config.load import load_params
 from lwise_build.models.store import load_named
 load_named(load_params(sys.argv[1]), "robust")

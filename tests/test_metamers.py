@@ -407,3 +407,36 @@ def test_synthesis_copy_of_a_resnet_folds_block_batch_norms_and_keeps_every_stag
     with torch.no_grad():
         for layer in stages:
             torch.testing.assert_close(fast.forward_to(x, layer), model.forward_to(x, layer), rtol=1e-4, atol=1e-4)
+
+
+def test_synthesis_enters_deterministic_kernels_where_it_computes(tiny_images, tmp_path, monkeypatch):
+    """A Ray actor calls ``compute`` without the driver's context: compute itself must ask for
+    cuDNN's deterministic kernels, or GPU actors would synthesise other bytes than a laptop."""
+    import contextlib
+
+    import lwise_build.stages.metamers.stage as stage_mod
+
+    entered: list[str] = []
+    active = {"on": False}
+
+    @contextlib.contextmanager
+    def recorder(device):
+        entered.append(device.type)
+        active["on"] = True
+        try:
+            yield
+        finally:
+            active["on"] = False
+
+    real = stage_mod.M.metamers
+
+    def checked(*args, **kwargs):
+        assert active["on"], "metamers synthesised outside deterministic_gpu"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage_mod, "deterministic_gpu", recorder)
+    monkeypatch.setattr(stage_mod.M, "metamers", checked)
+    st = stage_mod.Metamers(_stage_params(tmp_path, tiny_images["root"], tiny_images["classes"]), "toy")
+    st.prepare()  # as an actor does, then compute alone
+    batch = st.attach(st.batches([it for its in st.cell_items().values() for it in its])[0])
+    assert st.compute(batch).num_rows == len(batch) and entered == ["cpu"]

@@ -170,9 +170,10 @@ class Metamers(UnitStage):
         gen, layer = batch[0].payload.generator, batch[0].payload.layer
         rows = [it.payload.ref for it in batch]
         p = self.p
-        x = M.metamers(self.synthesis_models[gen], layer, self.refs[rows], [self.ref_ids[r] for r in rows], steps=p.steps,
-                       schedule=p.schedule, init_noise=p.init_noise, seed=self.ctx.seed, step_size=p.step_size,
-                       batch_size=p.batch_size, fake_relu=p.fake_relu, on_step=self.tick)
+        with deterministic_gpu(self.ctx.device):  # here, not only in the driver: Ray actors run this
+            x = M.metamers(self.synthesis_models[gen], layer, self.refs[rows], [self.ref_ids[r] for r in rows],
+                           steps=p.steps, schedule=p.schedule, init_noise=p.init_noise, seed=self.ctx.seed,
+                           step_size=p.step_size, batch_size=p.batch_size, fake_relu=p.fake_relu, on_step=self.tick)
         return pa.table({"key": [it.key for it in batch], "png": pa.array(to_pngs(x), pa.binary())})
 
     @cached_property
