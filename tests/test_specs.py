@@ -32,8 +32,9 @@ def params():
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_each_spec_agrees_with_its_stage_class(spec) -> None:
     cls = spec.load()
-    assert (cls.name, cls.output) == (spec.name, spec.output)
-    assert getattr(cls, "section", None) == spec.section
+    assert cls.stage_spec is spec  # declared with `spec=SPEC`: everything below comes from it
+    assert (cls.name, cls.output, cls.section) == (spec.name, spec.output, spec.section)
+    assert cls.has_plots == spec.draws_figures
     assert cls.__module__ == f"lwise_build.stages.{spec.name}.stage"  # all of a stage in its folder
     assert spec.key is getattr(cls, "cache_key", None)  # the unit key its spec declares (key.py)
 

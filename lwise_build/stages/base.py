@@ -27,6 +27,7 @@ from ..device import pick_device
 from ..io.paths import details_path, metrics_path, plots_dir, stage_dir
 from ..io.staging import staged_output, write_json
 from ..io.tables import class_names
+from .spec import StageSpec
 
 T = TypeVar("T")
 
@@ -98,11 +99,22 @@ class StageContext:
 class Stage:
     """One DVC stage for one corpus; subclasses fill in the small steps."""
 
+    stage_spec: ClassVar[StageSpec | None] = None  # its declaration (stages/<name>/spec.py)
     name: ClassVar[str]  # the DVC stage name and CLI command
     output: ClassVar[str]  # the folder under data/<corpus>/
     section: ClassVar[str | None] = None  # corpora.<corpus>.<section>
     has_plots: ClassVar[bool] = False  # figures into data/<corpus>/plots/<name>/
     headline_rows: ClassVar[bool] = False  # headline as metrics/<name>/<row>.json, one file per row
+
+    def __init_subclass__(cls, spec: StageSpec | None = None, **kwargs: Any) -> None:
+        """``class Score(UnitStage, spec=SPEC)``: name, output, section, figures and cache key come
+        from the spec, declared once (docs/architecture.md, "Adding a stage")."""
+        super().__init_subclass__(**kwargs)
+        if spec is not None:
+            cls.stage_spec = spec
+            cls.name, cls.output, cls.section, cls.has_plots = spec.name, spec.output, spec.section, spec.draws_figures
+            if spec.key is not None:  # a unit stage's cache key (its key.py)
+                cls.cache_key = spec.key
 
     def __init__(self, params: Params, corpus: str):
         self.ctx = StageContext(params, corpus)

@@ -66,9 +66,7 @@ class UnitStage(Stage):
     @cached_property
     def resolved(self) -> dict[str, Any]:
         """The stage's resolved params (what ``resolve`` writes for it): what keys hash."""
-        from .registry import BY_NAME  # the specs are light; imported here, not at module load
-
-        return BY_NAME[self.name].resolved(self.ctx.params, self.ctx.corpus)
+        return self.stage_spec.resolved(self.ctx.params, self.ctx.corpus)
 
     @cached_property
     def compute_device(self) -> str:

@@ -27,6 +27,7 @@ from ...io.paths import enhanced_dir, stage_dir
 from ...io.tables import has_table, pngs_by_id, read_features, read_table, write_table
 from ...ops.curriculum_draw import ClassPools, Pool, Trial, build_sequence, rank_pool
 from ..base import Stage
+from .spec import SPEC
 
 #: Trial numbers start here (presentation order within a sequence).
 FIRST_TRIAL = 0
@@ -42,10 +43,8 @@ def sequence_rows(name: str, sequences: Sequence[Sequence[Trial]]) -> dict[str, 
     return rows
 
 
-class Curriculum(Stage):
+class Curriculum(Stage, spec=SPEC):
     """``lwise-build curriculum <corpus>``: every curriculum's sequences into ``data/<c>/curricula/``."""
-
-    name, output, section, has_plots = "curriculum", "curricula", "curricula", True
 
     def prepare(self) -> None:
         curricula = self.ctx.spec.curricula

@@ -34,8 +34,8 @@ from ...ops.enhance import default_steps
 from ..units import Item, UnitStage, attach_pngs, chunks
 from .compute import enhance_images
 from .figures import figures
-from .key import KEY
 from .metrics import Judge, Measured, budget_stats, jpeg_survival, judge, mean_or_zero, sample
+from .spec import SPEC
 
 NUMBERS = ["gt_logit_before", "gt_logit_after", "l2", "linf"]
 RESULT_COLUMNS = ["image", *NUMBERS]
@@ -64,13 +64,11 @@ class EnhanceWork:
 Shard = tuple[pa.Table, dict[float, list[Item]]]  # an images shard's enhanced rows, their items per budget
 
 
-class Enhance(UnitStage):
+class Enhance(UnitStage, spec=SPEC):
     """L2/Linf steps towards the true class at every budget, from one shared trajectory."""
 
-    name, output, section, has_plots = "enhance", "enhanced", "enhance", True
     headline_rows = True  # metrics/enhance/eps=<b>.json, eps=0 = the originals
     work_unit = "step"  # progress counts steps of the shared trajectories: done / total and an ETA
-    cache_key = KEY
 
     def prepare(self) -> None:
         """Load and check the guide, observers, compare guides and splits before any work."""

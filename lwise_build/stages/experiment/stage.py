@@ -28,6 +28,7 @@ from ...ops.experiment_design import SHAPES, check_design, condition_weights, de
 from ...ops.recognisability import clean
 from ...seeding import seeded_rng
 from ..base import Stage
+from .spec import SPEC
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "experiment"
 RUNNER = ("lwise-trials.js", "lwise-store.js", "lwise-preload.js", "lwise-assign.js", "lwise-end.js", "experiment.js",
@@ -87,10 +88,8 @@ def sequence_files(folder: Path, key: str, trials: list[dict[str, Any]]) -> byte
     return text.encode()
 
 
-class Experiment(Stage):
+class Experiment(Stage, spec=SPEC):
     """``lwise-build experiment <corpus>``: run-ready jsPsych experiments in ``data/<c>/experiment/``."""
-
-    name, output, section = "experiment", "experiment", "experiment"
 
     def prepare(self) -> None:
         folder = self.ctx.dir("curricula")

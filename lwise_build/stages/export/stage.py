@@ -41,6 +41,7 @@ from ...io.tables import class_names, has_table, read_table
 from ...models.cfg import CONFIG_FILE, read_config
 from ..base import Stage
 from ..registry import SPECS
+from .spec import SPEC
 
 #: The stages whose figures (plots/<stage>/*.png) the dataset carries, in pipeline order.
 FIGURE_STAGES = tuple(s.name for s in SPECS if s.draws_figures)
@@ -223,10 +224,8 @@ def _verify_one(datasets: Any, root: Path, cfg: ConfigInfo, cache: str) -> None:
 
 
 # ---------------------------------------------------------------- the stage --------------------
-class Export(Stage):
+class Export(Stage, spec=SPEC):
     """``lwise-build export <corpus>``: the Hub folder; the old one stays until the new one loads."""
-
-    name, output, section = "export", "hub", "export"
 
     def prepare(self) -> None:
         self.inputs = Inputs.locate(self.ctx.corpus, self.p.responses)

@@ -31,7 +31,7 @@ from ...io.staging import write_json
 from ...io.tables import has_table, read_table, write_table
 from ...seeding import seeded_hex
 from ..units import Item, UnitStage, chunks
-from .key import KEY
+from .spec import SPEC
 
 DECODE_BATCH = 256  # raw items per cached pack
 ERRORS_FILE = "ingest-errors.json"  # beside images/: the bad-input list of a run that failed on it
@@ -44,12 +44,10 @@ class DecodeWork:
     item: int
 
 
-class Ingest(UnitStage):
+class Ingest(UnitStage, spec=SPEC):
     """``lwise-build ingest <corpus>``: the source's images, canonicalised, as ``data/<c>/images/``."""
 
-    name, output, section = "ingest", "images", "ingest"
     remote = False  # decodes in worker processes here; the source files are local
-    cache_key = KEY
 
     def prepare(self) -> None:
         self.items = load_source(self.p, self.where)

@@ -37,7 +37,7 @@ from ...seeding import seeded_int
 from ..units import Item, UnitStage, group_by
 from .figures import Synthesised, figures
 from .helpers import deterministic_gpu, generator_layers, locations, select_references
-from .key import KEY
+from .spec import SPEC
 
 ROWS_PER_SHARD = 2000
 STATS = MS.STATS
@@ -70,14 +70,12 @@ class MetamerWork:
     ref: int
 
 
-class Metamers(UnitStage):
+class Metamers(UnitStage, spec=SPEC):
     """Metamers per generator and layer, their match statistics against a null, and judges."""
 
-    name, output, section, has_plots = "metamers", "metamers", "metamers", True
     headline_rows = True  # metrics/metamers/<generator>.json
     parallel_units = True
     work_unit = "step"  # progress counts synthesis steps: done / total and an ETA
-    cache_key = KEY
 
     def prepare(self) -> None:
         """Load models, check layers, pick references and null pairs (seeded) before any work."""

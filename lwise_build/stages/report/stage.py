@@ -39,6 +39,7 @@ from ...ops.metamer import judge_rates
 from ...seeding import seeded_hex
 from ..base import Stage
 from ..registry import SPECS
+from .spec import SPEC
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 STAGE_ORDER = tuple(s.name for s in SPECS)  # figures follow the pipeline
@@ -46,10 +47,8 @@ TRIAL_COLUMNS = ("trial", "block", "phase", "budget", "feedback", "id", "label",
                  "selection")
 
 
-class Report(Stage):
+class Report(Stage, spec=SPEC):
     """``lwise-build report <corpus>``: the self-contained explorer ``data/<c>/report/index.html``."""
-
-    name, output, section = "report", "report", "report"
 
     def write(self, tmp: Path) -> None:
         self.page = render(collect(self.ctx.params, self.ctx.corpus))

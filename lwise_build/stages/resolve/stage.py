@@ -16,12 +16,11 @@ from ...io.sources import fingerprint
 from ...io.staging import write_json
 from ..base import Stage
 from ..registry import SPECS
+from .spec import SPEC
 
 
-class Resolve(Stage):
+class Resolve(Stage, spec=SPEC):
     """``lwise-build resolve <corpus>``: the source fingerprint and every stage's resolved params."""
-
-    name, output = "resolve", "resolved"
 
     def write(self, tmp: Path) -> None:
         params, corpus = self.ctx.params, self.ctx.corpus

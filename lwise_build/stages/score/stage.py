@@ -30,7 +30,7 @@ from ...models.store import model_digest
 from ...ops.difficulty import COLUMNS, with_difficulty
 from ...ops.recognisability import score_report
 from ..units import Item, UnitStage, attach_pngs, chunks
-from .key import KEY
+from .spec import SPEC
 
 HUMAN_COLUMNS = ("human_accuracy", "human_correct", "human_trials")
 MAX_PANELS = 30
@@ -58,12 +58,10 @@ class ScoreWork:
         return self.shard, self.row
 
 
-class Score(UnitStage):
+class Score(UnitStage, spec=SPEC):
     """Ground-truth logits, difficulty and recognisability of every scoring model."""
 
-    name, output, section, has_plots = "score", "scores", "score", True
     headline_rows = True  # metrics/score/<alias>.json
-    cache_key = KEY
 
     def prepare(self) -> None:
         sp, src = self.p, self.ctx.dir("images")

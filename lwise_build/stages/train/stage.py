@@ -43,6 +43,7 @@ from ...ops.classmap import model_targets
 from ...seeding import seeded_int
 from ..base import Stage
 from .imported_eval import cached_evaluation
+from .spec import SPEC
 
 CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "val_robust_accuracy")
 
@@ -198,10 +199,8 @@ def _fmt(v: float | None) -> str:
 
 
 # ---------------------------------------------------------------- the stage -------------------
-class Train(Stage):
+class Train(Stage, spec=SPEC):
     """``lwise-build train <corpus> <model>``: train or import one model into ``models/<model>/``."""
-
-    name, output = "train", "models"
 
     def __init__(self, params: Params, corpus: str, model_name: str):
         spec = params.model(model_name)
