@@ -18,7 +18,8 @@ from ..config.constants import SPLITS
 from ..config.curricula import expand_blocks
 from ..config.params import CorpusParams, Params
 from ..errors import UserError, quote
-from ..io.sources import RawItem, column_problem, load_source, manifest_columns
+from ..io.manifest import column_problem, manifest_columns
+from ..io.sources import RawItem, load_source
 from ..models.registry import check_arch, fixed_channels, input_rule
 from ..ops.classmap import model_targets
 from .ingest.stage import assign_splits
