@@ -101,27 +101,25 @@ def test_cached_tags_from_scan_cache_dir_equal_the_former_layout_reader(tmp_path
     assert cached_tags("org/missing") == former.cached_tags(cache, "org/missing") == {}
 
 
-def _lrs(scheduler_for, total: int, lr: float) -> list[float]:
+def _rates(opt: torch.optim.Optimizer, sched, total: int) -> list[float]:
     """The learning rate of every step of a run of ``total`` steps."""
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
-    sched = scheduler_for(opt)
     out = []
     for _ in range(total):
         out.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
     return out
+
+
+def _lrs(scheduler_for, total: int, lr: float) -> list[float]:
+    """Per-step rates of a torch scheduler built on a one-parameter SGD."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    return _rates(opt, scheduler_for(opt), total)
 
 
 def _train_lrs(tp: TrainParams, total: int) -> list[float]:
-    """The learning rate of every step under the train stage's own optimiser and schedule."""
-    opt, sched = optimiser(torch.nn.Linear(1, 1), tp, total)
-    out = []
-    for _ in range(total):
-        out.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    return out
+    """Per-step rates under the train stage's own optimiser and schedule."""
+    return _rates(*optimiser(torch.nn.Linear(1, 1), tp, total), total)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "step", "constant"])
