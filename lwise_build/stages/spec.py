@@ -16,6 +16,7 @@ from functools import reduce
 from typing import Any, Literal
 
 from ..config.params import Params
+from .keys import CacheKey
 
 Resolved = Callable[[Params, str], dict[str, Any]]
 Describe = Callable[[Params, str], str]
@@ -61,7 +62,7 @@ class StageSpec:
     splits: Splits | None = None  # (params key, split, least images) it reads, for `check`
     executor: bool = False  # the command takes --executor (a UnitStage whose units may run on Ray)
     plan_path: str = ""  # a file inside the output the plan line points at (report: index.html)
-    key: Any = None  # the unit cache key's declared fields (heavy stages)
+    key: CacheKey | None = None  # the unit cache key's declared fields (heavy stages)
     # ---- dvc.yaml: paths under data/<corpus>/ (data deps only: code deps come from the imports)
     deps: tuple[str | DvcPath, ...] = ()
     outs: tuple[str | DvcPath, ...] = ()
